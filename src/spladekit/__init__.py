@@ -1,0 +1,34 @@
+"""spladekit: train, evaluate and serve learned sparse retrieval encoders."""
+
+__version__ = "0.1.0"
+
+from spladekit.model import SparseEncoder  # noqa: E402
+from spladekit.modules import (  # noqa: E402
+    Asym,
+    Dense,
+    Layout,
+    MLMTransformer,
+    Normalize,
+    Pooling,
+    Router,
+    SparseAutoEncoder,
+    SparseStaticEmbedding,
+    SpladePooling,
+    Transformer,
+)
+
+__all__ = [
+    "Asym",
+    "Dense",
+    "Layout",
+    "MLMTransformer",
+    "Normalize",
+    "Pooling",
+    "Router",
+    "SparseAutoEncoder",
+    "SparseEncoder",
+    "SparseStaticEmbedding",
+    "SpladePooling",
+    "Transformer",
+    "__version__",
+]

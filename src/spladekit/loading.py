@@ -1,0 +1,114 @@
+"""Turns a model name or folder into spladekit modules: saved SparseEncoders of either
+sentence-transformers generation, dense sentence-transformers models, and plain Hugging Face checkpoints."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from spladekit import compat
+from spladekit.modules.module import ConfigError, Module, read_json
+from spladekit.modules.pooling import Pooling
+from spladekit.modules.router import Router
+from spladekit.modules.sparse_auto_encoder import SparseAutoEncoder
+from spladekit.modules.sparse_static_embedding import SparseStaticEmbedding
+from spladekit.modules.splade_pooling import SpladePooling
+from spladekit.modules.transformer import MLMTransformer, Transformer
+
+logger = logging.getLogger(__name__)
+
+_SPARSE_HEADS = (SpladePooling, SparseStaticEmbedding, SparseAutoEncoder)
+# Files a Hub snapshot does not need: other frameworks' weights and exported graphs.
+_SNAPSHOT_IGNORE = ["*.onnx", "onnx/*", "openvino/*", "*.h5", "*.msgpack", "*.ot", "flax_model*", "tf_model*",
+                    "rust_model*"]
+
+
+def resolve_model_path(name: str, cache_folder: str | None, revision: str | None, token: bool | str | None,
+                       local_files_only: bool) -> str:
+    """A local folder as is; anything else is a Hugging Face Hub id, downloaded (or found in the cache)."""
+    name = os.path.expanduser(str(name))
+    if os.path.isdir(name):
+        return name
+    if os.path.exists(name):
+        raise ValueError(f"model_name_or_path {name!r} is a file; give the folder that holds the model.")
+    if name.startswith((".", "/")) or name.count("/") > 1 or "\\" in name:
+        raise FileNotFoundError(f"model_name_or_path {name!r} does not exist. Give an existing model folder or "
+                                "a Hugging Face Hub id such as 'naver/splade-v3'.")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        return snapshot_download(repo_id=name, revision=revision, cache_dir=cache_folder, token=token,
+                                 local_files_only=local_files_only, ignore_patterns=_SNAPSHOT_IGNORE)
+    except HFValidationError as exc:
+        raise FileNotFoundError(f"model_name_or_path {name!r} is not a local folder nor a valid Hub id: "
+                                f"{exc}") from None
+    except Exception as exc:  # network, auth, offline mode, missing repo: one message for the user
+        raise FileNotFoundError(
+            f"model_name_or_path {name!r} is not a local folder, and it could not be fetched from the Hugging Face "
+            f"Hub ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Check the name, your "
+            "network or token, or that HF_HUB_OFFLINE is unset; or give a local folder.") from None
+
+
+def _has_sparse_head(modules: list[Module]) -> bool:
+    for module in modules:
+        if isinstance(module, _SPARSE_HEADS):
+            return True
+        if isinstance(module, Router) and any(_has_sparse_head(module.modules_of(r)) for r in module.routes):
+            return True
+    return False
+
+
+def load_saved_modules(path: str, transformer_kwargs: dict[str, Any]) -> list[Module]:
+    """Loads the modules listed in ``modules.json`` (either generation)."""
+    modules: list[Module] = []
+    for entry in sorted(compat.read_modules_json(path), key=lambda e: int(e.get("idx", 0))):
+        folder = os.path.join(path, entry.get("path", ""))
+        if not os.path.isdir(folder):
+            raise ConfigError(f"modules.json in {path!r} lists module {entry.get('name')!r} at {entry['path']!r}, "
+                              "but that folder does not exist.")
+        cls = compat.module_class(entry["type"], folder)
+        if cls is Router or issubclass(cls, Router):
+            modules.append(cls.load(folder, module_class=compat.module_class, **transformer_kwargs))
+        elif issubclass(cls, Transformer):
+            modules.append(cls.load(folder, **transformer_kwargs))
+        else:
+            modules.append(cls.load(folder))
+    return modules
+
+
+def sae_for(input_dim: int, k: int, k_aux: int) -> SparseAutoEncoder:
+    """A CSR head with 4x as many latents as inputs; k and k_aux capped at the number of latents."""
+    hidden_dim = 4 * input_dim
+    return SparseAutoEncoder(input_dim=input_dim, hidden_dim=hidden_dim, k=max(1, min(k, hidden_dim)),
+                             k_aux=min(k_aux, hidden_dim))
+
+
+def load_modules(path: str, transformer_kwargs: dict[str, Any]) -> tuple[list[Module], dict[str, Any]]:
+    """(modules, saved model config) for a local model folder."""
+    if os.path.isfile(os.path.join(path, compat.MODULES_JSON)):
+        modules = load_saved_modules(path, transformer_kwargs)
+        config = compat.read_model_config(path)
+        if not _has_sparse_head(modules):
+            dim = next((m.get_embedding_dimension() for m in reversed(modules)
+                        if getattr(m, "get_embedding_dimension", lambda: None)() is not None), None)
+            if dim is None:
+                raise ConfigError(f"The dense model at {path!r} does not tell its embedding dimension, so no "
+                                  "SparseAutoEncoder can be put on top of it.")
+            logger.info("Dense sentence-transformers model found: adding a SparseAutoEncoder (CSR) on top.")
+            modules.append(sae_for(dim, k=dim // 4, k_aux=dim // 2))
+        return modules, config
+    hf_config_path = os.path.join(path, "config.json")
+    if not os.path.isfile(hf_config_path):
+        raise ConfigError(f"{path!r} is neither a saved SparseEncoder (no modules.json) nor a Hugging Face "
+                          "checkpoint (no config.json). Point model_name_or_path at the model's folder.")
+    hf_config = read_json(hf_config_path, "Hugging Face config")
+    architectures = hf_config.get("architectures") or [] if isinstance(hf_config, dict) else []
+    if any(str(arch).endswith("ForMaskedLM") for arch in architectures):
+        logger.info("Masked-LM checkpoint found: building MLMTransformer + SpladePooling(max, relu).")
+        return [MLMTransformer(path, **transformer_kwargs), SpladePooling("max", "relu")], {}
+    logger.info("Encoder checkpoint found: building Transformer + Pooling(mean) + SparseAutoEncoder (CSR).")
+    backbone = Transformer(path, **transformer_kwargs)
+    dim = backbone.get_embedding_dimension()
+    return [backbone, Pooling(dim, "mean"), sae_for(dim, k=256, k_aux=512)], {}

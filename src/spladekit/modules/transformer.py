@@ -1,0 +1,227 @@
+"""Hugging Face transformer backbones: token embeddings (``Transformer``) or vocabulary logits (``MLMTransformer``).
+
+Both save the way sentence-transformers does: the transformer's own files (``config.json``, weights,
+tokenizer) plus ``sentence_bert_config.json`` in the module folder, which for the first module is the
+model's root folder.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from typing import Any, ClassVar
+
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel
+
+from spladekit.modules.module import ConfigError, InputModule, Layout, read_json
+
+SBERT_CONFIG_NAME = "sentence_bert_config.json"
+# Older sentence-transformers releases named the file after the architecture.
+LEGACY_SBERT_CONFIG_NAMES = (
+    "sentence_roberta_config.json",
+    "sentence_distilbert_config.json",
+    "sentence_camembert_config.json",
+    "sentence_albert_config.json",
+    "sentence_xlm-roberta_config.json",
+    "sentence_xlnet_config.json",
+)
+# Keys of older configs whose values are keyword arguments of the Hugging Face loaders.
+_LEGACY_KWARG_KEYS = {"model_args": "model_kwargs", "tokenizer_args": "tokenizer_kwargs",
+                      "config_args": "config_kwargs"}
+# A tokenizer without a real limit reports a huge model_max_length (int(1e30)).
+_NO_LIMIT = 10**8
+
+
+class TransformerTask(str, enum.Enum):
+    """What the backbone outputs: hidden states (``feature-extraction``) or MLM logits (``fill-mask``)."""
+
+    FEATURE_EXTRACTION = "feature-extraction"
+    FILL_MASK = "fill-mask"
+
+
+def find_sbert_config(path: str) -> str | None:
+    """The path of the module's ``sentence_bert_config.json`` (or a legacy name), or None."""
+    for name in (SBERT_CONFIG_NAME, *LEGACY_SBERT_CONFIG_NAMES):
+        candidate = os.path.join(path, name)
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def read_sbert_config(path: str) -> dict[str, Any]:
+    """Reads a transformer module's ``sentence_bert_config.json`` of either layout; {} when there is none."""
+    config_path = find_sbert_config(path)
+    if config_path is None:
+        return {}
+    config = read_json(config_path, "Transformer config")
+    if not isinstance(config, dict):
+        raise ConfigError(f"Transformer config at {config_path!r} must be a JSON object, got "
+                          f"{type(config).__name__}.")
+    return config
+
+
+class Transformer(InputModule):
+    """A Hugging Face encoder whose last hidden states become ``token_embeddings`` (B, T, H).
+
+    Args:
+        model_name_or_path: a local folder or a Hugging Face Hub id.
+        max_seq_length: inputs are truncated to this many tokens; defaults to the tokenizer's limit,
+            capped by the model's ``max_position_embeddings``.
+        do_lower_case: lowercase texts before tokenizing (for cased tokenizers of uncased models).
+        model_kwargs, tokenizer_kwargs, config_kwargs: passed to the Hugging Face ``from_pretrained`` calls.
+        cache_folder, revision, token, local_files_only, trust_remote_code: Hub loading options.
+
+    Example::
+
+        backbone = Transformer("bert-base-uncased", max_seq_length=256)
+    """
+
+    task: ClassVar[TransformerTask] = TransformerTask.FEATURE_EXTRACTION
+    config_keys = ("max_seq_length", "do_lower_case")
+    config_file_name = SBERT_CONFIG_NAME
+    save_in_root = True
+
+    def __init__(
+        self,
+        model_name_or_path: str,
+        max_seq_length: int | None = None,
+        do_lower_case: bool = False,
+        model_kwargs: dict[str, Any] | None = None,
+        tokenizer_kwargs: dict[str, Any] | None = None,
+        config_kwargs: dict[str, Any] | None = None,
+        cache_folder: str | None = None,
+        revision: str | None = None,
+        token: bool | str | None = None,
+        local_files_only: bool = False,
+        trust_remote_code: bool = False,
+        tokenizer_name_or_path: str | None = None,
+    ) -> None:
+        super().__init__()
+        if max_seq_length is not None and (isinstance(max_seq_length, bool) or not isinstance(max_seq_length, int)
+                                           or max_seq_length <= 0):
+            raise ValueError(f"max_seq_length must be a positive integer or None, got {max_seq_length!r}.")
+        hub = dict(cache_dir=cache_folder, revision=revision, token=token, local_files_only=local_files_only,
+                   trust_remote_code=trust_remote_code)
+        config = AutoConfig.from_pretrained(model_name_or_path, **hub, **(config_kwargs or {}))
+        self.auto_model: PreTrainedModel = self._load_model(model_name_or_path, config, hub, model_kwargs or {})
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_name_or_path or model_name_or_path, **hub,
+                                                       **(tokenizer_kwargs or {}))
+        self.do_lower_case = do_lower_case
+        self._max_seq_length = max_seq_length or self._default_max_seq_length()
+
+    def _load_model(self, name: str, config: Any, hub: dict[str, Any], model_kwargs: dict[str, Any]) -> PreTrainedModel:
+        return AutoModel.from_pretrained(name, config=config, **hub, **model_kwargs)
+
+    def _default_max_seq_length(self) -> int | None:
+        limits = [self.tokenizer.model_max_length]
+        limits.append(getattr(self.auto_model.config, "max_position_embeddings", None))
+        limits = [limit for limit in limits if isinstance(limit, int) and 0 < limit < _NO_LIMIT]
+        return min(limits) if limits else None
+
+    @property
+    def max_seq_length(self) -> int | None:
+        return self._max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int | None) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise ValueError(f"max_seq_length must be a positive integer or None, got {value!r}.")
+        self._max_seq_length = value
+
+    @property
+    def vocab_size(self) -> int:
+        return self.auto_model.config.vocab_size
+
+    def get_embedding_dimension(self) -> int:
+        return self.auto_model.config.hidden_size
+
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        if self.do_lower_case:
+            texts = [text.lower() for text in texts]
+        return dict(self.tokenizer(texts, padding=True, truncation="longest_first", return_tensors="pt",
+                                   max_length=self._max_seq_length))
+
+    def model_inputs(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        names = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds")
+        return {name: features[name] for name in names if name in features}
+
+    def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        output = self.auto_model(**self.model_inputs(features), return_dict=True)
+        features["token_embeddings"] = output.last_hidden_state  # (B, T, H)
+        return features
+
+    # ----- saving and loading -------------------------------------------------------------------------
+    def get_config_dict(self) -> dict[str, Any]:
+        return {"max_seq_length": self.max_seq_length, "do_lower_case": self.do_lower_case}
+
+    def saved_config(self, layout: Layout) -> dict[str, Any]:
+        if layout is Layout.V5:
+            return self.get_config_dict()
+        output_name = "logits" if self.task is TransformerTask.FILL_MASK else "last_hidden_state"
+        return {
+            "transformer_task": self.task.value,
+            "modality_config": {"text": {"method": "forward", "method_output_name": output_name}},
+            "module_output_name": "token_embeddings",
+        }
+
+    def save(self, output_path: str, layout: Layout = Layout.V6) -> None:
+        os.makedirs(output_path, exist_ok=True)
+        self.auto_model.save_pretrained(output_path)
+        # sentence-transformers v6 reads the sequence limit from the tokenizer, v5 from sentence_bert_config.
+        previous = self.tokenizer.model_max_length
+        if self.max_seq_length is not None:
+            self.tokenizer.model_max_length = self.max_seq_length
+        try:
+            self.tokenizer.save_pretrained(output_path)
+        finally:
+            self.tokenizer.model_max_length = previous
+        self.save_config(output_path, layout)
+
+    @classmethod
+    def load(cls, input_path: str, **kwargs: Any) -> Transformer:
+        """Loads a module folder written by spladekit or by sentence-transformers v2-v6."""
+        config = read_sbert_config(input_path)
+        task = config.get("transformer_task")
+        if task is not None and task != cls.task.value:
+            raise ConfigError(f"{cls.__name__} expects transformer_task {cls.task.value!r}, but "
+                              f"{input_path!r} declares {task!r}.")
+        init: dict[str, Any] = {}
+        if config.get("max_seq_length") is not None:
+            init["max_seq_length"] = int(config["max_seq_length"])
+        if config.get("do_lower_case"):
+            init["do_lower_case"] = True
+        for legacy_key, kwarg in _LEGACY_KWARG_KEYS.items():
+            value = dict(config.get(legacy_key) or config.get(kwarg) or {})
+            value.pop("trust_remote_code", None)  # a config file never switches remote code on
+            if value:
+                init[kwarg] = value
+        for kwarg in _LEGACY_KWARG_KEYS.values():
+            if kwargs.get(kwarg):
+                init[kwarg] = {**init.get(kwarg, {}), **kwargs.pop(kwarg)}
+        init.update(kwargs)
+        return cls(input_path, **init)
+
+
+class MLMTransformer(Transformer):
+    """A masked-language model whose vocabulary logits become ``token_embeddings`` (B, T, V).
+
+    Followed by :class:`~spladekit.modules.SpladePooling` this is SPLADE (Formal et al., SIGIR 2021).
+
+    Example::
+
+        mlm = MLMTransformer("naver/splade-cocondenser-ensembledistil", max_seq_length=256)
+    """
+
+    task = TransformerTask.FILL_MASK
+
+    def _load_model(self, name: str, config: Any, hub: dict[str, Any], model_kwargs: dict[str, Any]) -> PreTrainedModel:
+        return AutoModelForMaskedLM.from_pretrained(name, config=config, **hub, **model_kwargs)
+
+    def get_embedding_dimension(self) -> int:
+        return self.vocab_size
+
+    def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        output = self.auto_model(**self.model_inputs(features), return_dict=True)
+        features["token_embeddings"] = output.logits  # (B, T, V)
+        return features

@@ -1,0 +1,75 @@
+"""Shared fixtures: tiny models built from a config (offline), and the bundled assets."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+SPLADE_TINY = ROOT / "assets" / "models" / "splade-tiny"
+SCIFACT = ROOT / "assets" / "data" / "scifact"
+
+
+def _tiny_bert_folder(folder: Path, masked_lm: bool) -> str:
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    model = BertForMaskedLM(config) if masked_lm else BertModel(config)
+    model.eval()
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(SPLADE_TINY).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def splade_tiny_path() -> str:
+    return str(SPLADE_TINY)
+
+
+@pytest.fixture(scope="session")
+def scifact_path() -> str:
+    return str(SCIFACT)
+
+
+@pytest.fixture(scope="session")
+def tiny_mlm_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A randomly initialised 1-layer BertForMaskedLM (hidden 32) with the bundled BERT tokenizer."""
+    return _tiny_bert_folder(tmp_path_factory.mktemp("tiny_mlm"), masked_lm=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A randomly initialised 1-layer BertModel (hidden 32): a dense encoder checkpoint."""
+    return _tiny_bert_folder(tmp_path_factory.mktemp("tiny_bert"), masked_lm=False)
+
+
+@pytest.fixture(scope="session")
+def _tiny_splade_session(tiny_mlm_path: str):
+    from spladekit import SparseEncoder
+
+    return SparseEncoder(tiny_mlm_path, device="cpu")
+
+
+@pytest.fixture()
+def tiny_splade(_tiny_splade_session):
+    """A fresh copy of the tiny SPLADE model for each test."""
+    return copy.deepcopy(_tiny_splade_session)
+
+
+@pytest.fixture(scope="session")
+def scifact_documents() -> list[str]:
+    """The 5,183 SciFact documents as "title text", read directly from the bundled corpus."""
+    import gzip
+    import json
+
+    with gzip.open(SCIFACT / "corpus.jsonl.gz", "rt", encoding="utf8") as f:
+        rows = [json.loads(line) for line in f]
+    return [(row["title"] + " " + row["text"]).strip() for row in rows]
