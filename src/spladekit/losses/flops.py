@@ -1,0 +1,70 @@
+"""FLOPS regularizer (Paria et al., 2020): pushes the average activation of each dimension to zero."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from spladekit.losses.base import SparsityRegularizer
+
+__all__ = ["FlopsLoss"]
+
+
+class FlopsLoss(SparsityRegularizer):
+    """FLOPS regularizer: the expected number of multiplications of a sparse dot product, made smooth.
+
+    For embeddings ``w`` (N, V)::
+
+        FLOPS(w) = sum_v ( (1/N) sum_b w_bv )^2
+
+    Squaring the per-dimension mean penalizes dimensions that are active for many texts more than ones
+    active for few, which is what posting-list lengths (and so retrieval cost) depend on. The paper
+    averages ``|w_bv|``; SPLADE and CSR embeddings are non-negative, so the two agree, and using ``w``
+    itself keeps the gradient at exact zeros identical to sentence-transformers'.
+
+    With ``threshold`` (the "l0 mask" of Shen et al. 2025), rows with at most ``threshold`` non-zero
+    entries are zeroed before the mean (the mean still divides by all N rows): texts that are already
+    sparse enough stop being pushed.
+
+    Used inside :class:`SpladeLoss` (which creates one for queries and one for documents by default),
+    not as a training loss on its own.
+
+    Args:
+        model: the SparseEncoder being trained (kept for symmetry with the other losses).
+        threshold: only rows with more than this many non-zero entries are regularized; None: all rows.
+
+    Example::
+
+        loss = SpladeLoss(model, SparseMultipleNegativesRankingLoss(model), document_regularizer_weight=3e-5,
+                          document_regularizer=FlopsLoss(model, threshold=128))
+
+    References:
+        Paria et al., "Minimizing FLOPs to Learn Efficient Sparse Representations", ICLR 2020
+        (arXiv:2004.05665); Shen, Geng and Yang, "Exploring l0 Sparsification for Inference-free Sparse
+        Retrievers", SIGIR 2025 (arXiv:2504.14839) for the thresholded variant.
+    """
+
+    citation = """@inproceedings{paria2020minimizing,
+    title={Minimizing {FLOP}s to Learn Efficient Sparse Representations},
+    author={Paria, Biswajit and Yeh, Chih-Kuan and Yen, Ian E.H. and Xu, Ning and Ravikumar, Pradeep and P{\\'o}czos, Barnab{\\'a}s},
+    booktitle={International Conference on Learning Representations},
+    year={2020}
+}"""
+
+    def __init__(self, model: nn.Module, threshold: float | None = None) -> None:
+        super().__init__(model)
+        if threshold is not None and not threshold >= 0:
+            raise ValueError(f"threshold must be a non-negative number of active dimensions or None, got "
+                             f"{threshold!r}.")
+        self.threshold = threshold
+
+    def compute_loss_from_embeddings(self, embeddings: Tensor) -> Tensor:
+        weights = embeddings  # (N, V), non-negative
+        if self.threshold is not None:
+            active = (embeddings != 0).sum(dim=1)  # (N,)
+            weights = weights * (active > self.threshold).unsqueeze(1).to(weights.dtype)
+        return weights.mean(dim=0).square().sum()
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {"threshold": self.threshold}
