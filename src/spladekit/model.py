@@ -17,6 +17,7 @@ from tqdm.auto import trange
 
 from spladekit import compat, sparse_ops
 from spladekit.loading import load_modules, resolve_model_path
+from spladekit.model_card import SparseEncoderModelCardData, generate_model_card
 from spladekit.modules.module import InputModule, Layout, Module, write_json
 from spladekit.modules.router import Router
 from spladekit.modules.sparse_auto_encoder import SparseAutoEncoder
@@ -66,7 +67,8 @@ class SparseEncoder(nn.Sequential):
         cache_folder, revision, token, local_files_only, trust_remote_code: Hugging Face Hub options.
         max_active_dims: keep at most this many non-zero dimensions per vector (the heaviest ones).
         model_kwargs, tokenizer_kwargs, config_kwargs: passed to the Hugging Face ``from_pretrained`` calls.
-        model_card_data: model card metadata, kept for :meth:`save`.
+        model_card_data: a :class:`~spladekit.model_card.SparseEncoderModelCardData` with the metadata of the
+            model card (README.md) that :meth:`save` writes.
 
     Example::
 
@@ -75,6 +77,9 @@ class SparseEncoder(nn.Sequential):
         documents = model.encode_document(["UV-A light ages the skin.", "Aging is a process."])
         scores = model.similarity(queries, documents)  # (1, 2)
     """
+
+    # transformers' Trainer must not expect the forward pass to normalise the loss by item counts.
+    accepts_loss_kwargs = False
 
     def __init__(
         self,
@@ -113,7 +118,12 @@ class SparseEncoder(nn.Sequential):
             raise ValueError(f"The first module must tokenize texts (MLMTransformer, Transformer, "
                              f"SparseStaticEmbedding or Router), got {type(modules[0]).__name__}.")
         super().__init__(*modules)
-        self.model_card_data = model_card_data
+        if model_card_data is not None and not isinstance(model_card_data, SparseEncoderModelCardData):
+            raise ValueError(f"model_card_data must be a SparseEncoderModelCardData, got {type(model_card_data).__name__}.")
+        self.model_card_data = model_card_data or SparseEncoderModelCardData()
+        if model_name_or_path is not None and not os.path.isdir(os.path.expanduser(str(model_name_or_path))) \
+                and self.model_card_data.base_model is None:
+            self.model_card_data.set_base_model(str(model_name_or_path), revision=revision)
         self.prompts: dict[str, str] = {"query": "", "document": ""}
         self.prompts.update(saved.get("prompts") or {})
         self.prompts.update(prompts or {})
@@ -172,6 +182,14 @@ class SparseEncoder(nn.Sequential):
             if dim is not None:
                 return dim
         return None
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None) -> None:
+        """Turns on gradient checkpointing in every transformer backbone (less memory, more compute)."""
+        backbones = [m.auto_model for m in self.modules() if hasattr(m, "auto_model")]
+        if not backbones:
+            raise ValueError("This model has no transformer backbone, so gradient checkpointing has nothing to do.")
+        for backbone in backbones:
+            backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
 
     # ----- forward ---------------------------------------------------------------------------------------
     def tokenize(self, texts: list[str], task: str | None = None) -> dict[str, Any]:
@@ -438,6 +456,8 @@ class SparseEncoder(nn.Sequential):
                 module.save(target, layout)
             entries.append({"idx": idx, "name": str(idx), "path": folder, "type": type_name})
         write_json(os.path.join(path, compat.MODULES_JSON), entries)
+        with open(os.path.join(path, "README.md"), "w", encoding="utf8") as f:
+            f.write(generate_model_card(self))
         similarity = self.similarity_fn_name if self._similarity_explicit else None
         write_json(os.path.join(path, compat.MODEL_CONFIG_JSON),
                    compat.model_config(self.prompts, self.default_prompt_name, similarity, self.max_active_dims,

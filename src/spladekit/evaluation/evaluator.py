@@ -1,0 +1,94 @@
+"""The evaluator protocol: ``evaluator(model) -> {metric: value}``, with a primary metric for model selection."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+class SparseEvaluator:
+    """Base class of the evaluators.
+
+    Subclasses implement ``__call__(model, output_path=None, epoch=-1, steps=-1) -> dict[str, float]``
+    returning metrics prefixed with the evaluator's ``name`` (``"{name}_{metric}"``), and set
+    ``primary_metric`` to the (prefixed) key used for ``metric_for_best_model``. The trainer prefixes
+    the keys once more with ``eval_``.
+    """
+
+    name: str = ""
+    primary_metric: str | None = None
+    greater_is_better: bool = True
+
+    def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1,
+                 steps: int = -1) -> dict[str, float]:
+        raise NotImplementedError
+
+    def prefix_name_to_metrics(self, metrics: dict[str, float], name: str) -> dict[str, float]:
+        """Prefixes each key with ``name`` and points ``primary_metric`` at the prefixed key."""
+        if not name:
+            return dict(metrics)
+        prefixed = {f"{name}_{key}": value for key, value in metrics.items()}
+        if self.primary_metric is not None and not self.primary_metric.startswith(f"{name}_"):
+            self.primary_metric = f"{name}_{self.primary_metric}"
+        return prefixed
+
+    @property
+    def description(self) -> str:
+        """A short human-readable name for logs and the model card."""
+        words = type(self).__name__.replace("Sparse", "").replace("Evaluator", "")
+        return "".join(f" {c}" if c.isupper() else c for c in words).strip()
+
+    def write_csv_row(self, output_path: str | None, file_name: str, header: Sequence[str],
+                      row: Sequence[Any]) -> None:
+        """Appends ``row`` to ``output_path/file_name`` (writing ``header`` for a new file)."""
+        if not output_path:
+            return
+        os.makedirs(output_path, exist_ok=True)
+        path = os.path.join(output_path, file_name)
+        new = not os.path.isfile(path)
+        with open(path, "a", newline="", encoding="utf8") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(header)
+            writer.writerow(row)
+
+
+class SequentialEvaluator(SparseEvaluator):
+    """Runs several evaluators one after the other and merges their metrics.
+
+    Args:
+        evaluators: the evaluators to run.
+        main_score_function: picks the primary score from the evaluators' primary scores (the last one's by
+            default); ``primary_metric`` is the last evaluator's.
+    """
+
+    def __init__(self, evaluators: Sequence[SparseEvaluator],
+                 main_score_function: Callable[[list[float]], float] = lambda scores: scores[-1]) -> None:
+        evaluators = list(evaluators)
+        if not evaluators:
+            raise ValueError("SequentialEvaluator needs at least one evaluator.")
+        for i, evaluator in enumerate(evaluators):
+            if not callable(evaluator):
+                raise TypeError(f"evaluators[{i}] is a {type(evaluator).__name__}, not an evaluator.")
+        self.evaluators = evaluators
+        self.main_score_function = main_score_function
+        self.name = ""
+        self.primary_metric = None
+
+    def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1,
+                 steps: int = -1) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        primary_scores = []
+        for evaluator in self.evaluators:
+            result = evaluator(model, output_path=output_path, epoch=epoch, steps=steps)
+            metrics.update(result)
+            key = getattr(evaluator, "primary_metric", None)
+            if key is not None and key in result:
+                primary_scores.append(result[key])
+                self.primary_metric = key
+        if primary_scores and len(self.evaluators) > 1:
+            metrics["sequential_score"] = self.main_score_function(primary_scores)
+            self.primary_metric = "sequential_score"
+        return metrics

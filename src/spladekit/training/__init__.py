@@ -1,0 +1,32 @@
+"""Training: the trainer, its arguments, the data collator, batch samplers and callbacks."""
+
+from spladekit.training.callbacks import SchedulerType, SpladeRegularizerWeightSchedulerCallback
+from spladekit.training.data_collator import SparseEncoderDataCollator
+from spladekit.training.model_card_callback import SparseEncoderModelCardCallback
+from spladekit.training.samplers import (
+    BatchSamplers,
+    DefaultBatchSampler,
+    GroupByLabelBatchSampler,
+    MultiDatasetBatchSamplers,
+    NoDuplicatesBatchSampler,
+    ProportionalBatchSampler,
+    RoundRobinBatchSampler,
+)
+from spladekit.training.trainer import SparseEncoderTrainer
+from spladekit.training.training_args import SparseEncoderTrainingArguments
+
+__all__ = [
+    "BatchSamplers",
+    "DefaultBatchSampler",
+    "GroupByLabelBatchSampler",
+    "MultiDatasetBatchSamplers",
+    "NoDuplicatesBatchSampler",
+    "ProportionalBatchSampler",
+    "RoundRobinBatchSampler",
+    "SchedulerType",
+    "SparseEncoderDataCollator",
+    "SparseEncoderModelCardCallback",
+    "SparseEncoderTrainer",
+    "SparseEncoderTrainingArguments",
+    "SpladeRegularizerWeightSchedulerCallback",
+]

@@ -1,0 +1,627 @@
+"""``SparseEncoderTrainer``: transformers' ``Trainer`` for sparse encoders, losses and evaluators."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import torch
+from datasets import Dataset, DatasetDict, IterableDataset, IterableDatasetDict
+from torch import nn
+from torch.utils.data import BatchSampler, ConcatDataset, DataLoader
+from transformers import Trainer, TrainerCallback
+from transformers.trainer import TRAINING_ARGS_NAME
+
+from spladekit.evaluation.evaluator import SequentialEvaluator, SparseEvaluator
+from spladekit.losses import CSRLoss, EmbeddingLoss, SparseLoss, SparseMultipleNegativesRankingLoss, SpladeLoss
+from spladekit.model import SparseEncoder
+from spladekit.model_card import generate_model_card
+from spladekit.modules.router import Router
+from spladekit.modules.sparse_auto_encoder import SparseAutoEncoder
+from spladekit.training.callbacks import SpladeRegularizerWeightSchedulerCallback
+from spladekit.training.data_collator import (DATASET_NAME_COLUMN, DEFAULT_LABEL_COLUMNS,
+                                              SparseEncoderDataCollator)
+from spladekit.training.model_card_callback import SparseEncoderModelCardCallback
+from spladekit.training.samplers import (BatchSamplers, DefaultBatchSampler, GroupByLabelBatchSampler,
+                                         MultiDatasetBatchSamplers, NoDuplicatesBatchSampler,
+                                         ProportionalBatchSampler, RoundRobinBatchSampler)
+from spladekit.training.training_args import SparseEncoderTrainingArguments
+
+logger = logging.getLogger(__name__)
+
+_BATCH_SAMPLERS = {
+    BatchSamplers.BATCH_SAMPLER: DefaultBatchSampler,
+    BatchSamplers.NO_DUPLICATES: NoDuplicatesBatchSampler,
+    BatchSamplers.GROUP_BY_LABEL: GroupByLabelBatchSampler,
+}
+_MULTI_DATASET_SAMPLERS = {
+    MultiDatasetBatchSamplers.ROUND_ROBIN: RoundRobinBatchSampler,
+    MultiDatasetBatchSamplers.PROPORTIONAL: ProportionalBatchSampler,
+}
+_INPUT_SUFFIX = "_input_ids"
+
+
+def _is_per_dataset(mapping: Any, dataset_names: set[str]) -> bool:
+    """Whether a prompts / router_mapping value is keyed by dataset name."""
+    if not isinstance(mapping, dict) or not mapping:
+        return False
+    return bool(set(mapping) & dataset_names) or all(isinstance(v, dict) for v in mapping.values())
+
+
+class SparseEncoderTrainer(Trainer):
+    """Trains a :class:`~spladekit.SparseEncoder` with the 🤗 Transformers ``Trainer`` loop.
+
+    Args:
+        model: the model to train (or give ``model_init`` for hyper-parameter search).
+        args: :class:`SparseEncoderTrainingArguments`.
+        train_dataset / eval_dataset: a ``Dataset``, ``DatasetDict``, ``IterableDataset`` or dict of named
+            datasets (trained together, each with its own loss if ``loss`` is a dict). Columns are read in
+            order: the text columns feed the loss, a "label"/"score" column becomes its label.
+        loss: a loss module, a dict dataset name -> loss, a callable ``model -> loss`` or a dict of those.
+            Default: ``SpladeLoss(SparseMultipleNegativesRankingLoss, query_regularizer_weight=5e-5,
+            document_regularizer_weight=3e-5)`` (``CSRLoss`` for CSR models).
+        evaluator: an evaluator or a list of them; their metrics join ``evaluate()``'s.
+        data_collator: defaults to a :class:`SparseEncoderDataCollator` over ``model.tokenize``.
+        tokenizer / processing_class: saved with checkpoints if given (the model saves its own anyway).
+        model_init, compute_metrics, callbacks, optimizers, preprocess_logits_for_metrics: as in ``Trainer``.
+
+    Example::
+
+        trainer = SparseEncoderTrainer(model=model, args=args, train_dataset=pairs)
+        trainer.train()
+    """
+
+    data_collator_class = SparseEncoderDataCollator
+    training_args_class = SparseEncoderTrainingArguments
+    model_card_callback_class = SparseEncoderModelCardCallback
+
+    def __init__(
+        self,
+        model: SparseEncoder | None = None,
+        args: SparseEncoderTrainingArguments | None = None,
+        train_dataset: Dataset | DatasetDict | IterableDataset | dict[str, Dataset] | None = None,
+        eval_dataset: Dataset | DatasetDict | IterableDataset | dict[str, Dataset] | None = None,
+        loss: nn.Module | dict[str, nn.Module] | Callable[[SparseEncoder], nn.Module] | dict[str, Callable] | None
+        = None,
+        evaluator: SparseEvaluator | list[SparseEvaluator] | None = None,
+        data_collator: SparseEncoderDataCollator | None = None,
+        tokenizer: Any | None = None,
+        model_init: Callable[..., SparseEncoder] | None = None,
+        compute_metrics: Callable[..., dict] | None = None,
+        callbacks: list[TrainerCallback] | None = None,
+        optimizers: tuple[torch.optim.Optimizer | None, torch.optim.lr_scheduler.LambdaLR | None] = (None, None),
+        preprocess_logits_for_metrics: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        processing_class: Any | None = None,
+    ) -> None:
+        if args is None:
+            args = self.training_args_class(output_dir="tmp_trainer")
+            logger.info("No args given: using SparseEncoderTrainingArguments(output_dir='tmp_trainer').")
+        elif not isinstance(args, self.training_args_class):
+            raise ValueError(f"args must be a {self.training_args_class.__name__}, got {type(args).__name__}. Build it "
+                             f"with {self.training_args_class.__name__}(...) (same fields as TrainingArguments).")
+        if model is None and model_init is None:
+            raise ValueError("SparseEncoderTrainer needs a model, or a model_init function for hyper-parameter search.")
+        if model is not None and model_init is not None:
+            logger.warning("Both model and model_init given: model_init replaces the model when train() starts.")
+        if model is not None and not isinstance(model, SparseEncoder):
+            raise ValueError(f"model must be a SparseEncoder, got {type(model).__name__}.")
+        if compute_metrics is not None:
+            logger.warning("compute_metrics is not used by SparseEncoderTrainer: pass an evaluator for retrieval "
+                           "metrics; eval_dataset gives the evaluation loss.")
+        train_dataset = self._as_dataset(train_dataset, "train_dataset")
+        eval_dataset = self._as_dataset(eval_dataset, "eval_dataset")
+        if eval_dataset is None and evaluator is None and args.eval_strategy != "no":
+            raise ValueError(f"eval_strategy is {args.eval_strategy.value!r}, but there is neither an eval_dataset nor "
+                             "an evaluator. Give one of them, or set eval_strategy='no'.")
+        default_args_dict = self.training_args_class(output_dir="unused").to_dict()
+        self._loss_spec = loss
+        super().__init__(
+            model=model,
+            args=args,
+            data_collator=data_collator,
+            train_dataset=train_dataset,
+            # transformers requires an eval dataset for periodic evaluation; an evaluator alone is enough here.
+            eval_dataset=eval_dataset if eval_dataset is not None or evaluator is None else "evaluator-only",
+            processing_class=processing_class if processing_class is not None else tokenizer,
+            model_init=model_init,
+            compute_metrics=compute_metrics,
+            callbacks=callbacks,
+            optimizers=optimizers,
+            preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+        )
+        if isinstance(self.eval_dataset, str):
+            self.eval_dataset = None
+        self.model: SparseEncoder
+        self.args: SparseEncoderTrainingArguments
+        self.can_return_loss = True
+        self.model_accepts_loss_kwargs = False
+        self.accum_loss_components: dict[str, dict[str, list[float]]] = {"train": defaultdict(list),
+                                                                          "eval": defaultdict(list)}
+        if data_collator is None:
+            self.data_collator = self.build_data_collator(self.model)
+        self.loss = self.build_loss(loss, self.model)
+        if isinstance(evaluator, (list, tuple)):
+            evaluator = SequentialEvaluator(evaluator)
+        self.evaluator = evaluator
+        self._evaluating_loss = False
+        if self.train_dataset is not None:
+            self.validate_datasets(self.train_dataset, "train_dataset")
+            self.train_dataset = self.preprocess_dataset(self.train_dataset, dataset_name="train")
+        if self.eval_dataset is not None:
+            self.validate_datasets(self.eval_dataset, "eval_dataset")
+            self.eval_dataset = self.preprocess_dataset(self.eval_dataset, dataset_name="eval")
+        self.add_model_card_callback(default_args_dict)
+
+    # ----- set-up ------------------------------------------------------------------------------------------
+    @staticmethod
+    def _as_dataset(dataset: Any, name: str) -> Any:
+        if dataset is None:
+            return None
+        if isinstance(dataset, dict) and not isinstance(dataset, (DatasetDict, IterableDatasetDict)):
+            dataset = DatasetDict(dataset) if all(isinstance(d, Dataset) for d in dataset.values()) else \
+                IterableDatasetDict(dataset)
+        if isinstance(dataset, IterableDataset) and dataset.column_names is None:
+            raise ValueError(f"{name} is an IterableDataset without features, so its columns are unknown before "
+                             "training. Give it features, e.g. dataset = dataset.cast(Features({...})).")
+        if not isinstance(dataset, (Dataset, DatasetDict, IterableDataset, IterableDatasetDict)):
+            raise ValueError(f"{name} must be a datasets.Dataset, DatasetDict, IterableDataset or a dict of Datasets, "
+                             f"got {type(dataset).__name__}. Build one with Dataset.from_dict({{...}}).")
+        return dataset
+
+    def build_data_collator(self, model: SparseEncoder) -> SparseEncoderDataCollator:
+        router = model[0] if isinstance(model[0], Router) else None
+        default_routes = None
+        if router is not None and {"query", "document"} <= set(router.routes):
+            default_routes = ("query", "document")
+
+        def tokenize(texts: list[str], task: str | None = None) -> dict[str, Any]:
+            return self.model.tokenize(texts, task=task)
+
+        def prompt_length(prompt: str, task: str | None) -> int:
+            return self.model._prompt_length(prompt, task)
+
+        return self.data_collator_class(tokenize_fn=tokenize, router_mapping=self.args.router_mapping,
+                                        prompts=self.args.prompts, default_routes=default_routes,
+                                        prompt_length_fn=prompt_length)
+
+    def get_default_loss(self, model: SparseEncoder) -> nn.Module:
+        if any(isinstance(m, SparseAutoEncoder) for m in model.modules()):
+            logger.info("No loss given: using CSRLoss (reconstruction + SparseMultipleNegativesRankingLoss) for this "
+                        "CSR model.")
+            return CSRLoss(model)
+        logger.info("No loss given: using SpladeLoss(SparseMultipleNegativesRankingLoss, query_regularizer_weight=5e-5, "
+                    "document_regularizer_weight=3e-5). The regularizer weights set the sparsity: tune them.")
+        return SpladeLoss(model, loss=SparseMultipleNegativesRankingLoss(model), query_regularizer_weight=5e-5,
+                          document_regularizer_weight=3e-5)
+
+    def prepare_loss(self, loss: nn.Module | Callable[[SparseEncoder], nn.Module], model: SparseEncoder) -> nn.Module:
+        """Instantiates a loss given as ``model -> loss``, moves it to the model's device and adds the SPLADE
+        regularizer warm-up for a SpladeLoss that has none."""
+        if not isinstance(loss, nn.Module):
+            if not callable(loss):
+                raise ValueError(f"loss must be an nn.Module or a callable model -> loss, got {type(loss).__name__}.")
+            loss = loss(model)
+        if isinstance(loss, EmbeddingLoss) and not loss.standalone:
+            name = type(loss).__name__
+            raise ValueError(f"{name} does nothing to keep the embeddings sparse, so it is not trained on its own. "
+                             f"Wrap it: SpladeLoss(model, loss={name}(model), document_regularizer_weight=3e-5, "
+                             f"query_regularizer_weight=5e-5), or CSRLoss(model, loss={name}(model)) for a CSR model.")
+        self._rebind_model(loss, model)
+        loss.to(model.device)
+        if isinstance(loss, SpladeLoss) and not any(
+                isinstance(cb, SpladeRegularizerWeightSchedulerCallback) and cb.loss is loss
+                for cb in self.callback_handler.callbacks):
+            self.add_callback(SpladeRegularizerWeightSchedulerCallback(loss))
+        return loss
+
+    @staticmethod
+    def _rebind_model(loss: nn.Module, model: SparseEncoder) -> None:
+        """Points a loss (and the losses it wraps) at ``model``, e.g. after model_init built a new one."""
+        for module in loss.modules():
+            if isinstance(getattr(module, "model", None), SparseEncoder) and module.model is not model:
+                module.model = model
+
+    def build_loss(self, loss: Any, model: SparseEncoder) -> nn.Module | dict[str, nn.Module]:
+        if loss is None:
+            loss = self.get_default_loss(model)
+        if not isinstance(loss, dict):
+            return self.prepare_loss(loss, model)
+        losses = {name: self.prepare_loss(value, model) for name, value in loss.items()}
+        for name, dataset in (("train_dataset", self.train_dataset), ("eval_dataset", self.eval_dataset)):
+            if dataset is None:
+                continue
+            if not isinstance(dataset, (DatasetDict, IterableDatasetDict)):
+                raise ValueError(f"loss is a dict of losses per dataset {sorted(losses)}, so {name} must be a "
+                                 f"DatasetDict or dict of datasets with those names, got {type(dataset).__name__}.")
+            missing = sorted(set(dataset) - set(losses))
+            if missing:
+                raise ValueError(f"{name} has the datasets {missing} that have no entry in the loss dict "
+                                 f"{sorted(losses)}. Add a loss for each dataset.")
+        return losses
+
+    def call_model_init(self, trial: Any = None) -> SparseEncoder:
+        model = super().call_model_init(trial)
+        # Each trial gets a fresh model: losses given as callables are rebuilt for it, modules re-pointed.
+        if hasattr(self, "loss"):
+            stale = self.loss.values() if isinstance(self.loss, dict) else [self.loss]
+            for callback in list(self.callback_handler.callbacks):
+                if isinstance(callback, SpladeRegularizerWeightSchedulerCallback) and any(callback.loss is loss
+                                                                                         for loss in stale):
+                    self.remove_callback(callback)
+            self.loss = self.build_loss(self._loss_spec, model)
+        return model
+
+    def loss_for(self, dataset_name: str | None) -> nn.Module:
+        if not isinstance(self.loss, dict):
+            return self.loss
+        if dataset_name not in self.loss:
+            raise ValueError(f"The batch comes from dataset {dataset_name!r}, which has no loss; the losses are for "
+                             f"{sorted(self.loss)}.")
+        return self.loss[dataset_name]
+
+    def validate_datasets(self, dataset: Any, name: str) -> None:
+        """Checks every dataset's columns against its loss before anything is trained or written."""
+        datasets = dataset.items() if isinstance(dataset, (DatasetDict, IterableDatasetDict)) else [(None, dataset)]
+        for dataset_name, ds in datasets:
+            columns = [c for c in (ds.column_names or []) if c != DATASET_NAME_COLUMN]
+            label = next((c for c in DEFAULT_LABEL_COLUMNS if c in columns), None)
+            loss = self.loss_for(dataset_name) if isinstance(self.loss, dict) else self.loss
+            if isinstance(loss, SparseLoss):
+                example = None
+                if label is not None and isinstance(ds, Dataset) and len(ds) > 0:
+                    example = ds[0][label]
+                try:
+                    loss.validate_columns(columns, label, label_example=example)
+                except ValueError as exc:
+                    where = f"{name}[{dataset_name!r}]" if dataset_name is not None else name
+                    raise ValueError(f"{where}: {exc}") from None
+
+    # ----- datasets ---------------------------------------------------------------------------------------
+    @staticmethod
+    def add_dataset_name_transform(batch: dict[str, list[Any]], dataset_name: str | None = None,
+                                   transform: Callable[[dict[str, list[Any]]], dict[str, list[Any]]] | None = None,
+                                   **kwargs: Any) -> dict[str, list[Any]]:
+        """An on-the-fly transform: applies ``transform`` (if any), then adds a ``dataset_name`` column."""
+        if transform is not None:
+            batch = transform(batch)
+        if dataset_name is not None and batch:
+            batch[DATASET_NAME_COLUMN] = [dataset_name] * len(next(iter(batch.values())))
+        return batch
+
+    def maybe_add_dataset_name_column(self, dataset: DatasetDict | Dataset | None, prompts: Any = None,
+                                      router_mapping: Any = None, dataset_name: str | None = None
+                                      ) -> DatasetDict | Dataset | None:
+        """Adds a lazy ``dataset_name`` column to each dataset of a DatasetDict when something depends on it:
+        a dict of losses, prompts per dataset, or a router mapping per dataset."""
+        if not isinstance(dataset, (DatasetDict, IterableDatasetDict)):
+            return dataset
+        names = set(dataset)
+        needed = isinstance(self.loss, dict) or _is_per_dataset(prompts, names) or _is_per_dataset(router_mapping,
+                                                                                                   names)
+        if not needed:
+            return dataset
+        out = {}
+        for name, ds in dataset.items():
+            if isinstance(ds, IterableDataset):
+                out[name] = ds.map(lambda row, n=name: {DATASET_NAME_COLUMN: n})
+            else:
+                existing = ds.format.get("format_kwargs", {}).get("transform") if ds.format["type"] == "custom" else None
+                out[name] = ds.with_transform(partial(self.add_dataset_name_transform, dataset_name=name,
+                                                      transform=existing))
+        return type(dataset)(out)
+
+    def preprocess_dataset(self, dataset: DatasetDict | Dataset | None = None, prompts: Any = None,
+                           router_mapping: Any = None, dataset_name: str | None = None) -> DatasetDict | Dataset | None:
+        """Prepares a dataset for training or evaluation (adds the dataset-name column where it is needed)."""
+        if dataset is None:
+            return None
+        prompts = self.args.prompts if prompts is None else prompts
+        router_mapping = self.args.router_mapping if router_mapping is None else router_mapping
+        return self.maybe_add_dataset_name_column(dataset, prompts, router_mapping, dataset_name)
+
+    def get_batch_sampler(self, dataset: Dataset, batch_size: int, drop_last: bool,
+                          valid_label_columns: list[str] | None = None, generator: torch.Generator | None = None,
+                          seed: int = 0) -> BatchSampler | None:
+        """The batch sampler chosen by ``args.batch_sampler``; None for an IterableDataset."""
+        if isinstance(dataset, IterableDataset):
+            return None
+        kind = self.args.batch_sampler
+        sampler_cls = _BATCH_SAMPLERS.get(kind, kind) if isinstance(kind, BatchSamplers) else kind
+        return sampler_cls(dataset, batch_size=batch_size, drop_last=drop_last,
+                           valid_label_columns=valid_label_columns, generator=generator, seed=seed)
+
+    def get_multi_dataset_batch_sampler(self, dataset: ConcatDataset, batch_samplers: list[BatchSampler],
+                                        generator: torch.Generator | None = None, seed: int | None = 0) -> BatchSampler:
+        """The multi-dataset sampler chosen by ``args.multi_dataset_batch_sampler``."""
+        kind = self.args.multi_dataset_batch_sampler
+        sampler_cls = _MULTI_DATASET_SAMPLERS.get(kind, kind) if isinstance(kind, MultiDatasetBatchSamplers) else kind
+        return sampler_cls(dataset=dataset, batch_samplers=batch_samplers, generator=generator, seed=seed or 0)
+
+    def _dataloader(self, dataset: Any, batch_size: int, shuffle_seed: int) -> DataLoader:
+        drop_last = self.args.dataloader_drop_last
+        kwargs: dict[str, Any] = dict(collate_fn=self.data_collator, num_workers=self.args.dataloader_num_workers,
+                                      pin_memory=self.args.dataloader_pin_memory,
+                                      persistent_workers=self.args.dataloader_persistent_workers
+                                      and self.args.dataloader_num_workers > 0)
+        if self.args.dataloader_num_workers > 0 and self.args.dataloader_prefetch_factor is not None:
+            kwargs["prefetch_factor"] = self.args.dataloader_prefetch_factor
+        generator = torch.Generator()
+        generator.manual_seed(shuffle_seed)
+        if isinstance(dataset, (IterableDataset, IterableDatasetDict)):
+            if isinstance(dataset, IterableDatasetDict):
+                raise ValueError("Several IterableDatasets cannot be mixed; give a DatasetDict of (map-style) Datasets "
+                                 "or a single IterableDataset.")
+            loader = DataLoader(dataset, batch_size=batch_size, drop_last=drop_last, **kwargs)
+        elif isinstance(dataset, DatasetDict):
+            parts = list(dataset.values())
+            samplers = [self.get_batch_sampler(part, batch_size, drop_last, list(DEFAULT_LABEL_COLUMNS), generator,
+                                               shuffle_seed) for part in parts]
+            concat = ConcatDataset(parts)
+            sampler = self.get_multi_dataset_batch_sampler(concat, samplers, generator, shuffle_seed)
+            loader = DataLoader(concat, batch_sampler=sampler, **kwargs)
+        else:
+            sampler = self.get_batch_sampler(dataset, batch_size, drop_last, list(DEFAULT_LABEL_COLUMNS), generator,
+                                             shuffle_seed)
+            loader = DataLoader(dataset, batch_sampler=sampler, **kwargs)
+        return self.accelerator.prepare(loader)
+
+    def get_train_dataloader(self) -> DataLoader:
+        if self.train_dataset is None:
+            raise ValueError("Training needs a train_dataset: pass one to SparseEncoderTrainer.")
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        return self._dataloader(self.train_dataset, self._train_batch_size, seed)
+
+    def get_eval_dataloader(self, eval_dataset: Dataset | DatasetDict | IterableDataset | str | None = None
+                            ) -> DataLoader:
+        if isinstance(eval_dataset, str):  # transformers passes the name of one dataset of a dict
+            eval_dataset = self.eval_dataset[eval_dataset]
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if dataset is None:
+            raise ValueError("Evaluation needs an eval_dataset (or only an evaluator: then evaluate() runs it alone).")
+        return self._dataloader(dataset, self.args.eval_batch_size, self.args.seed)
+
+    def get_test_dataloader(self, test_dataset: Dataset | DatasetDict | IterableDataset) -> DataLoader:
+        return self._dataloader(self.preprocess_dataset(test_dataset, dataset_name="test"), self.args.eval_batch_size,
+                                self.args.seed)
+
+    # ----- loss -------------------------------------------------------------------------------------------
+    @staticmethod
+    def collect_features(inputs: dict[str, Any]) -> tuple[list[dict[str, Any]], torch.Tensor | None]:
+        """Splits a collated batch into one feature dict per text column (in column order) and the labels."""
+        columns = [key[: -len(_INPUT_SUFFIX)] for key in inputs if key.endswith(_INPUT_SUFFIX)]
+        features: dict[str, dict[str, Any]] = {column: {} for column in columns}
+        by_length = sorted(columns, key=len, reverse=True)
+        for key, value in inputs.items():
+            owner = next((c for c in by_length if key.startswith(c + "_")), None)
+            if owner is not None:
+                features[owner][key[len(owner) + 1:]] = value
+        return [features[column] for column in columns], inputs.get("label")
+
+    def compute_loss(self, model: SparseEncoder, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> torch.Tensor | tuple[torch.Tensor, dict[str, Any]]:
+        """The loss of a batch: the single loss, or the one of the batch's ``dataset_name``; a loss that returns
+        named terms has them summed, and each term is logged on its own."""
+        dataset_name = inputs.pop(DATASET_NAME_COLUMN, None)
+        features, labels = self.collect_features(inputs)
+        loss_fn = self.loss_for(dataset_name)
+        if model is not self.model and model is self.model_wrapped:
+            # Under DDP the wrapped model must run the forward pass so gradients are synchronised.
+            self._rebind_wrapped(loss_fn, model)
+        output = loss_fn(features, labels)
+        if isinstance(output, dict):
+            self.track_loss_components(output)
+            loss = torch.stack([term for term in output.values()]).sum()
+        else:
+            loss = output
+        return (loss, {}) if return_outputs else loss
+
+    @staticmethod
+    def _rebind_wrapped(loss: nn.Module, wrapped: nn.Module) -> None:
+        for module in loss.modules():
+            if hasattr(module, "model") and module.model is not wrapped and isinstance(module.model, SparseEncoder):
+                object.__setattr__(module, "_wrapped_model", wrapped)
+
+    def track_loss_components(self, terms: dict[str, torch.Tensor]) -> None:
+        split = "train" if self.model.training else "eval"
+        for name, value in terms.items():
+            self.accum_loss_components[split][name].append(float(value.detach()))
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Logs ``logs``, adding the mean of each loss term (base loss, regularizers) since the last log."""
+        split = "eval" if any(key.startswith("eval_") for key in logs) and "loss" not in logs else "train"
+        terms = self.accum_loss_components[split]
+        if terms and ("loss" in logs or any(key.endswith("_loss") for key in logs)):
+            prefix = "" if split == "train" else self._eval_prefix(logs)
+            for name, values in terms.items():
+                if values:
+                    logs[f"{prefix}{name}"] = round(sum(values) / len(values), 6)
+            self.accum_loss_components[split] = defaultdict(list)
+        if "loss" in logs:
+            logs.update(self.regularizer_weights())
+        super().log(logs, start_time)
+
+    def regularizer_weights(self) -> dict[str, float]:
+        """The FLOPS weights in force (they change during the warm-up), per dataset for a dict of losses."""
+        losses = self.loss.items() if isinstance(self.loss, dict) else [(None, self.loss)]
+        weights: dict[str, float] = {}
+        for name, loss in losses:
+            if not isinstance(loss, SpladeLoss):
+                continue
+            prefix = f"{name}_" if name is not None else ""
+            weights[f"{prefix}document_regularizer_weight"] = loss.document_regularizer_weight
+            if loss.query_regularizer_weight is not None:
+                weights[f"{prefix}query_regularizer_weight"] = loss.query_regularizer_weight
+        return weights
+
+    @staticmethod
+    def _eval_prefix(logs: dict[str, float]) -> str:
+        key = next((k for k in logs if k.endswith("_loss") and k.startswith("eval")), "eval_loss")
+        return key[: -len("loss")]
+
+    # ----- evaluation -------------------------------------------------------------------------------------
+    def evaluate(self, eval_dataset: Dataset | dict[str, Dataset] | None = None, ignore_keys: list[str] | None = None,
+                 metric_key_prefix: str = "eval") -> dict[str, float]:
+        """The evaluation loss on each eval dataset (named in the keys for a dict of datasets), plus the
+        evaluator's metrics, prefixed with ``metric_key_prefix``."""
+        if self._evaluating_loss or isinstance(eval_dataset, str):
+            # transformers evaluates each dataset of a dict by calling evaluate again: the loss only
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        if eval_dataset is not None:
+            eval_dataset = self.preprocess_dataset(self._as_dataset(eval_dataset, "eval_dataset"), dataset_name="eval")
+        metrics: dict[str, float] = {}
+        if (eval_dataset if eval_dataset is not None else self.eval_dataset) is not None:
+            self._evaluating_loss = True
+            try:
+                metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            finally:
+                self._evaluating_loss = False
+        if self.evaluator is None:
+            return metrics
+        start = time.time()
+        evaluator_metrics = self.run_evaluator(metric_key_prefix)
+        evaluator_metrics[f"{metric_key_prefix}_evaluator_runtime"] = round(time.time() - start, 4)
+        self.log(evaluator_metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, evaluator_metrics)
+        metrics.update(evaluator_metrics)
+        return metrics
+
+    def run_evaluator(self, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """Runs the evaluator on the (unwrapped) model; keys get ``metric_key_prefix``."""
+        output_path = os.path.join(self.args.output_dir, "eval") if self.is_world_process_zero() else None
+        was_training = self.model.training
+        results = self.evaluator(self.model, output_path=output_path, epoch=self.state.epoch or -1,
+                                 steps=self.state.global_step)
+        if was_training:
+            self.model.train()
+        return {f"{metric_key_prefix}_{key}" if not key.startswith(f"{metric_key_prefix}_") else key: value
+                for key, value in results.items()}
+
+    # ----- saving and loading -----------------------------------------------------------------------------
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """Writes the model in the sentence-transformers format (reloadable with ``SparseEncoder(path)``)."""
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if not self.args.should_save:
+            return
+        os.makedirs(output_dir, exist_ok=True)
+        # The model is written complete in a temporary folder first, then moved in file by file.
+        staging = tempfile.mkdtemp(prefix=".model-", dir=output_dir)
+        try:
+            self.model.save(os.path.join(staging, "model"))
+            for name in os.listdir(os.path.join(staging, "model")):
+                target = os.path.join(output_dir, name)
+                if os.path.isdir(target):
+                    shutil.rmtree(target)
+                os.replace(os.path.join(staging, "model", name), target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        if self.processing_class is not None and hasattr(self.processing_class, "save_pretrained") and not \
+                os.path.isfile(os.path.join(output_dir, "tokenizer_config.json")):
+            self.processing_class.save_pretrained(output_dir)
+        torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+
+    def _copy_weights_from(self, path: str) -> None:
+        loaded = SparseEncoder(path, device="cpu")
+        missing, unexpected = self.model.load_state_dict(loaded.state_dict(), strict=False)
+        if missing or unexpected:
+            raise ValueError(f"The model saved at {path!r} does not fit the model being trained: missing "
+                             f"{sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}.")
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        self._copy_weights_from(resume_from_checkpoint)
+
+    def _load_best_model(self) -> None:
+        logger.info(f"Loading the best model from {self.state.best_model_checkpoint} (score {self.state.best_metric}).")
+        self._copy_weights_from(self.state.best_model_checkpoint)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Saves the model (main process only) so that ``SparseEncoder(output_dir)`` reloads it."""
+        super().save_model(output_dir, _internal_call)
+
+    # ----- model card -------------------------------------------------------------------------------------
+    def add_model_card_callback(self, default_args_dict: dict[str, Any]) -> None:
+        """Adds the callback that records what the model card reports (datasets, losses, logs, metrics)."""
+        callback = self.model_card_callback_class(default_args_dict)
+        self.add_callback(callback)
+        callback.on_init_end(self.args, self.state, self.control, model=self.model, trainer=self)
+
+    def create_model_card(self, language: str | None = None, license: str | None = None,
+                          tags: str | list[str] | None = None, model_name: str | None = None,
+                          finetuned_from: str | None = None, tasks: str | list[str] | None = None,
+                          dataset_tags: str | list[str] | None = None, dataset: str | list[str] | None = None,
+                          dataset_args: str | list[str] | None = None, **kwargs: Any) -> None:
+        """Writes README.md (the model card) into ``args.output_dir``, with the given metadata."""
+        if not self.is_world_process_zero():
+            return
+        data = self.model.model_card_data
+        if language is not None:
+            data.language = language
+        if license is not None:
+            data.license = license
+        if tags:
+            data.tags = list(dict.fromkeys([*(data.tags or []), *([tags] if isinstance(tags, str) else tags)]))
+        if model_name is not None:
+            data.model_name = model_name
+        if finetuned_from is not None:
+            data.set_base_model(finetuned_from)
+        if tasks is not None:
+            data.task_name = tasks if isinstance(tasks, str) else ", ".join(tasks)
+        names = dataset if dataset is not None else dataset_tags
+        if names:
+            data.train_datasets = [{"name": n, "id": n} for n in ([names] if isinstance(names, str) else names)]
+        for key, value in kwargs.items():
+            if hasattr(data, key):
+                setattr(data, key, value)
+        os.makedirs(self.args.output_dir, exist_ok=True)
+        with open(os.path.join(self.args.output_dir, "README.md"), "w", encoding="utf8") as f:
+            f.write(generate_model_card(self.model))
+
+    # ----- optimizer --------------------------------------------------------------------------------------
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        """The optimizer; ``args.learning_rate_mapping`` gives matching parameters their own learning rate."""
+        if self.optimizer is not None or not self.args.learning_rate_mapping:
+            return super().create_optimizer(model) if model is not None else super().create_optimizer()
+        opt_model = self.model if model is None else model
+        decay = set(self.get_decay_parameter_names(opt_model))
+        patterns = [(re.compile(p), lr) for p, lr in self.args.learning_rate_mapping.items()]
+        groups: dict[tuple[float, float], list[nn.Parameter]] = defaultdict(list)
+        for name, param in opt_model.named_parameters():
+            if not param.requires_grad:
+                continue
+            lr = next((rate for pattern, rate in patterns if pattern.search(name)), self.args.learning_rate)
+            groups[(float(lr), self.args.weight_decay if name in decay else 0.0)].append(param)
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        optimizer_kwargs = {k: v for k, v in optimizer_kwargs.items() if k != "lr"}
+        self.optimizer = optimizer_cls([{"params": params, "lr": lr, "weight_decay": wd}
+                                        for (lr, wd), params in groups.items()], **optimizer_kwargs)
+        return self.optimizer
+
+    def propagate_args_to_deepspeed(self, auto_find_batch_size: bool = False) -> None:
+        """Sets the DeepSpeed plugin's values from the training arguments."""
+        from transformers.integrations.deepspeed import propagate_args_to_deepspeed
+
+        propagate_args_to_deepspeed(self.accelerator, self.args, auto_find_batch_size)
+
+    def set_initial_training_values(self, args: Any, dataloader: DataLoader, total_train_batch_size: int | None = None
+                                    ) -> tuple:
+        """Epochs, update steps per epoch, examples, samples and max steps for a run.
+
+        Called as transformers does (``args, dataloader``) it returns transformers' 7 values. Given
+        ``total_train_batch_size`` (the older form) it returns ``(num_train_epochs, num_update_steps_per_epoch,
+        num_examples, num_train_samples, epoch_based, len_dataloader, max_steps)``."""
+        values = super().set_initial_training_values(args, dataloader)
+        if total_train_batch_size is None:
+            return values
+        num_train_epochs, num_update_steps_per_epoch, num_examples, _, _, steps_in_epoch, max_steps = values
+        epoch_based = args.max_steps <= 0
+        num_train_samples = (args.num_train_epochs * num_examples if epoch_based
+                             else max_steps * total_train_batch_size)
+        return (num_train_epochs, num_update_steps_per_epoch, num_examples, num_train_samples, epoch_based,
+                steps_in_epoch, max_steps)

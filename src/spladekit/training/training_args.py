@@ -1,0 +1,120 @@
+"""``SparseEncoderTrainingArguments``: transformers' ``TrainingArguments`` plus the sparse-encoder options."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Union
+
+from transformers import TrainingArguments
+
+from spladekit.training.samplers import BatchSamplers, MultiDatasetBatchSamplers
+
+
+def _parse_json_dict(value: Any, name: str, what: str) -> Any:
+    """CLI users pass dicts as JSON strings; anything that does not parse is an error naming the field."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(f"{name} must be a dict {what} (or its JSON string), got the string {value!r}.") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a dict {what}, got {type(value).__name__}.")
+    return value
+
+
+def _parse_enum(value: Any, enum_cls: type, name: str) -> Any:
+    if isinstance(value, str):
+        try:
+            return enum_cls(value)
+        except ValueError:
+            raise ValueError(f"{name} must be one of {[m.value for m in enum_cls]} (or a sampler class/callable), "
+                             f"got {value!r}.") from None
+    return value
+
+
+@dataclass
+class SparseEncoderTrainingArguments(TrainingArguments):
+    r"""Training arguments for :class:`~spladekit.training.SparseEncoderTrainer`.
+
+    All of transformers' ``TrainingArguments`` plus:
+
+    Args:
+        prompts: text put before the inputs of each column: one string for every column, a dict column ->
+            prompt, a dict dataset name -> prompt, or a dict dataset name -> column -> prompt.
+        router_mapping: for models with a Router: column -> route ("query" / "document"), or dataset name ->
+            column -> route. Without one, a Router model sends the first column to "query" and the others to
+            "document".
+        batch_sampler: "batch_sampler", "no_duplicates" (no text twice in a batch: in-batch negatives stay
+            negatives) or "group_by_label"; or a sampler class / callable with the same signature.
+        multi_dataset_batch_sampler: "proportional" (every batch of every dataset) or "round_robin" (alternate,
+            stop at the smallest); or a class / callable.
+        learning_rate_mapping: parameter-name regex -> learning rate, e.g. ``{r"SparseStaticEmbedding\.*": 1e-3}``.
+
+    Example::
+
+        args = SparseEncoderTrainingArguments(output_dir="out", per_device_train_batch_size=16,
+                                              batch_sampler="no_duplicates", learning_rate=5e-5)
+    """
+
+    prompts: Union[str, None, dict[str, str], dict[str, dict[str, str]]] = field(  # noqa: UP007
+        default=None,
+        metadata={"help": "Prompts per column: one string, column -> prompt, dataset -> prompt, or dataset -> "
+                          "column -> prompt."},
+    )
+    router_mapping: Union[str, None, dict[str, str], dict[str, dict[str, str]]] = field(  # noqa: UP007
+        default_factory=dict,
+        metadata={"help": "Router route per column (column -> route) or per dataset and column (dataset -> column "
+                          "-> route), e.g. {'question': 'query', 'answer': 'document'}."},
+    )
+    batch_sampler: Union[BatchSamplers, str, Callable[..., Any]] = field(  # noqa: UP007
+        default=BatchSamplers.BATCH_SAMPLER,
+        metadata={"help": "How batches are drawn: 'batch_sampler', 'no_duplicates' or 'group_by_label'."},
+    )
+    multi_dataset_batch_sampler: Union[MultiDatasetBatchSamplers, str, Callable[..., Any]] = field(  # noqa: UP007
+        default=MultiDatasetBatchSamplers.PROPORTIONAL,
+        metadata={"help": "How several datasets are mixed: 'proportional' or 'round_robin'."},
+    )
+    learning_rate_mapping: Union[str, None, dict[str, float]] = field(  # noqa: UP007
+        default_factory=dict,
+        metadata={"help": "Parameter-name regex -> learning rate, e.g. {'SparseStaticEmbedding\\\\.*': 1e-3}."},
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.batch_sampler = _parse_enum(self.batch_sampler, BatchSamplers, "batch_sampler")
+        self.multi_dataset_batch_sampler = _parse_enum(self.multi_dataset_batch_sampler, MultiDatasetBatchSamplers,
+                                                       "multi_dataset_batch_sampler")
+        if isinstance(self.prompts, str):
+            try:  # a JSON dict from the command line, or else one prompt for every column
+                parsed = json.loads(self.prompts)
+                self.prompts = parsed if isinstance(parsed, dict) else self.prompts
+            except json.JSONDecodeError:
+                pass
+        if self.prompts is not None and not isinstance(self.prompts, (str, dict)):
+            raise ValueError(f"prompts must be a string or a dict, got {type(self.prompts).__name__}.")
+        self.router_mapping = _parse_json_dict(self.router_mapping, "router_mapping", "of column -> route")
+        self.learning_rate_mapping = _parse_json_dict(self.learning_rate_mapping, "learning_rate_mapping",
+                                                      "of parameter-name regex -> learning rate")
+        for pattern, rate in self.learning_rate_mapping.items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"learning_rate_mapping key {pattern!r} is not a valid regular expression: {exc}.") \
+                    from None
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 0:
+                raise ValueError(f"learning_rate_mapping[{pattern!r}] must be a non-negative number, got {rate!r}.")
+        # Losses return only a loss; there are no logits to gather during evaluation.
+        self.prediction_loss_only = True
+        # BERT-style buffers (position ids) must not be re-broadcast in DDP between forward passes of one step.
+        self.ddp_broadcast_buffers = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        for key in ("batch_sampler", "multi_dataset_batch_sampler"):
+            if callable(out.get(key)) and not isinstance(out.get(key), str):
+                out[key] = getattr(out[key], "__name__", repr(out[key]))
+        return out
