@@ -7,8 +7,16 @@ import json
 import pytest
 import torch
 
-from spladekit import (MLMTransformer, Pooling, Router, SparseAutoEncoder, SparseEncoder, SparseStaticEmbedding,
-                       SpladePooling, Transformer)
+from spladekit import (
+    MLMTransformer,
+    Pooling,
+    Router,
+    SparseAutoEncoder,
+    SparseEncoder,
+    SparseStaticEmbedding,
+    SpladePooling,
+    Transformer,
+)
 
 st = pytest.importorskip("sentence_transformers")
 from sentence_transformers import SparseEncoder as STSparseEncoder  # noqa: E402
@@ -104,7 +112,8 @@ def test_sentence_transformers_saved_loads_in_spladekit(kind, request, tmp_path)
 
 
 def test_sentence_transformers_built_models_load(splade_tiny_path, tmp_path):
-    from sentence_transformers.base.modules import Router as STRouter, Transformer as STTransformer
+    from sentence_transformers.base.modules import Router as STRouter
+    from sentence_transformers.base.modules import Transformer as STTransformer
     from sentence_transformers.sparse_encoder.modules import SparseStaticEmbedding as STStatic
     from sentence_transformers.sparse_encoder.modules import SpladePooling as STPooling
 

@@ -10,16 +10,18 @@ import torch
 from datasets import Dataset, DatasetDict
 from torch.utils.data import ConcatDataset, DataLoader
 
+from spladekit.training.multi_dataset_samplers import (
+    MultiDatasetBatchSamplers,
+    ProportionalBatchSampler,
+    RoundRobinBatchSampler,
+    multi_dataset_batch_sampler_class,
+)
 from spladekit.training.samplers import (
     BatchSamplers,
     DefaultBatchSampler,
     GroupByLabelBatchSampler,
-    MultiDatasetBatchSamplers,
     NoDuplicatesBatchSampler,
-    ProportionalBatchSampler,
-    RoundRobinBatchSampler,
     batch_sampler_class,
-    multi_dataset_batch_sampler_class,
 )
 
 

@@ -12,8 +12,11 @@ from datasets import Dataset
 from spladekit import MLMTransformer, Router, SparseEncoder, SparseStaticEmbedding, SpladePooling
 from spladekit.evaluation.evaluator import SparseEvaluator
 from spladekit.losses import SparseMarginMSELoss, SparseMultipleNegativesRankingLoss, SpladeLoss
-from spladekit.training import (SparseEncoderTrainer, SparseEncoderTrainingArguments,
-                                SpladeRegularizerWeightSchedulerCallback)
+from spladekit.training import (
+    SparseEncoderTrainer,
+    SparseEncoderTrainingArguments,
+    SpladeRegularizerWeightSchedulerCallback,
+)
 
 QUERIES = [f"question number {i} about topic {i % 5}" for i in range(24)]
 DOCS = [f"document {i} answers the topic {i % 5} with detail {i * 7}" for i in range(24)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-import torch
 from torch import nn
 
 from spladekit.modules.module import ConfigError, InputModule, Layout, Module, read_json, write_json

@@ -3,14 +3,17 @@
 from spladekit.training.callbacks import SchedulerType, SpladeRegularizerWeightSchedulerCallback
 from spladekit.training.data_collator import SparseEncoderDataCollator
 from spladekit.training.model_card_callback import SparseEncoderModelCardCallback
+from spladekit.training.multi_dataset_samplers import (
+    MultiDatasetBatchSamplers,
+    MultiDatasetDefaultBatchSampler,
+    ProportionalBatchSampler,
+    RoundRobinBatchSampler,
+)
 from spladekit.training.samplers import (
     BatchSamplers,
     DefaultBatchSampler,
     GroupByLabelBatchSampler,
-    MultiDatasetBatchSamplers,
     NoDuplicatesBatchSampler,
-    ProportionalBatchSampler,
-    RoundRobinBatchSampler,
 )
 from spladekit.training.trainer import SparseEncoderTrainer
 from spladekit.training.training_args import SparseEncoderTrainingArguments
@@ -20,6 +23,7 @@ __all__ = [
     "DefaultBatchSampler",
     "GroupByLabelBatchSampler",
     "MultiDatasetBatchSamplers",
+    "MultiDatasetDefaultBatchSampler",
     "NoDuplicatesBatchSampler",
     "ProportionalBatchSampler",
     "RoundRobinBatchSampler",

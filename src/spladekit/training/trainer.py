@@ -21,31 +21,33 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer import TRAINING_ARGS_NAME
 
 from spladekit.evaluation.evaluator import SequentialEvaluator, SparseEvaluator
-from spladekit.losses import CSRLoss, EmbeddingLoss, SparseLoss, SparseMultipleNegativesRankingLoss, SpladeLoss
+from spladekit.losses import (
+    CSRLoss,
+    EmbeddingLoss,
+    SparseLoss,
+    SparseMultipleNegativesRankingLoss,
+    SpladeLoss,
+)
 from spladekit.model import SparseEncoder
 from spladekit.model_card import generate_model_card
 from spladekit.modules.router import Router
 from spladekit.modules.sparse_auto_encoder import SparseAutoEncoder
 from spladekit.training.callbacks import SpladeRegularizerWeightSchedulerCallback
-from spladekit.training.data_collator import (DATASET_NAME_COLUMN, DEFAULT_LABEL_COLUMNS,
-                                              SparseEncoderDataCollator)
+from spladekit.training.data_collator import (
+    DATASET_NAME_COLUMN,
+    DEFAULT_LABEL_COLUMNS,
+    SparseEncoderDataCollator,
+)
 from spladekit.training.model_card_callback import SparseEncoderModelCardCallback
-from spladekit.training.samplers import (BatchSamplers, DefaultBatchSampler, GroupByLabelBatchSampler,
-                                         MultiDatasetBatchSamplers, NoDuplicatesBatchSampler,
-                                         ProportionalBatchSampler, RoundRobinBatchSampler)
+from spladekit.training.multi_dataset_samplers import (
+    MultiDatasetBatchSamplers,
+    multi_dataset_batch_sampler_class,
+)
+from spladekit.training.samplers import BatchSamplers, batch_sampler_class
 from spladekit.training.training_args import SparseEncoderTrainingArguments
 
 logger = logging.getLogger(__name__)
 
-_BATCH_SAMPLERS = {
-    BatchSamplers.BATCH_SAMPLER: DefaultBatchSampler,
-    BatchSamplers.NO_DUPLICATES: NoDuplicatesBatchSampler,
-    BatchSamplers.GROUP_BY_LABEL: GroupByLabelBatchSampler,
-}
-_MULTI_DATASET_SAMPLERS = {
-    MultiDatasetBatchSamplers.ROUND_ROBIN: RoundRobinBatchSampler,
-    MultiDatasetBatchSamplers.PROPORTIONAL: ProportionalBatchSampler,
-}
 _INPUT_SUFFIX = "_input_ids"
 
 
@@ -334,7 +336,7 @@ class SparseEncoderTrainer(Trainer):
         if isinstance(dataset, IterableDataset):
             return None
         kind = self.args.batch_sampler
-        sampler_cls = _BATCH_SAMPLERS.get(kind, kind) if isinstance(kind, BatchSamplers) else kind
+        sampler_cls = batch_sampler_class(kind) if isinstance(kind, BatchSamplers) else kind
         return sampler_cls(dataset, batch_size=batch_size, drop_last=drop_last,
                            valid_label_columns=valid_label_columns, generator=generator, seed=seed)
 
@@ -342,7 +344,8 @@ class SparseEncoderTrainer(Trainer):
                                         generator: torch.Generator | None = None, seed: int | None = 0) -> BatchSampler:
         """The multi-dataset sampler chosen by ``args.multi_dataset_batch_sampler``."""
         kind = self.args.multi_dataset_batch_sampler
-        sampler_cls = _MULTI_DATASET_SAMPLERS.get(kind, kind) if isinstance(kind, MultiDatasetBatchSamplers) else kind
+        sampler_cls = (multi_dataset_batch_sampler_class(kind) if isinstance(kind, MultiDatasetBatchSamplers)
+                       else kind)
         return sampler_cls(dataset=dataset, batch_samplers=batch_samplers, generator=generator, seed=seed or 0)
 
     def _dataloader(self, dataset: Any, batch_size: int, shuffle_seed: int) -> DataLoader:

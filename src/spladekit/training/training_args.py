@@ -9,7 +9,8 @@ from typing import Any, Callable, Union
 
 from transformers import TrainingArguments
 
-from spladekit.training.samplers import BatchSamplers, MultiDatasetBatchSamplers
+from spladekit.training.multi_dataset_samplers import MultiDatasetBatchSamplers
+from spladekit.training.samplers import BatchSamplers
 
 
 def _parse_json_dict(value: Any, name: str, what: str) -> Any:
