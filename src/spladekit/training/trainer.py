@@ -18,7 +18,7 @@ from datasets import Dataset, DatasetDict, IterableDataset, IterableDatasetDict
 from torch import nn
 from torch.utils.data import BatchSampler, ConcatDataset, DataLoader
 from transformers import Trainer, TrainerCallback
-from transformers.trainer import TRAINING_ARGS_NAME
+from transformers.trainer import TRAINING_ARGS_NAME, rotate_checkpoints
 
 from spladekit.evaluation.evaluator import SequentialEvaluator, SparseEvaluator
 from spladekit.losses import (
@@ -33,6 +33,8 @@ from spladekit.model_card import generate_model_card
 from spladekit.modules.router import Router
 from spladekit.modules.sparse_auto_encoder import SparseAutoEncoder
 from spladekit.training.callbacks import SpladeRegularizerWeightSchedulerCallback
+from spladekit.training.checkpoints import last_complete_checkpoint, mark_complete
+from spladekit.training.divergence import DivergenceGuardCallback
 from spladekit.training.data_collator import (
     DATASET_NAME_COLUMN,
     DEFAULT_LABEL_COLUMNS,
@@ -161,6 +163,9 @@ class SparseEncoderTrainer(Trainer):
             self.validate_datasets(self.eval_dataset, "eval_dataset")
             self.eval_dataset = self.preprocess_dataset(self.eval_dataset, dataset_name="eval")
         self.add_model_card_callback(default_args_dict)
+        self.divergence_guard = DivergenceGuardCallback()
+        self.add_callback(self.divergence_guard)
+        self.divergence_guard.bind(self)
 
     # ----- set-up ------------------------------------------------------------------------------------------
     @staticmethod
@@ -259,6 +264,9 @@ class SparseEncoderTrainer(Trainer):
                                                                                          for loss in stale):
                     self.remove_callback(callback)
             self.loss = self.build_loss(self._loss_spec, model)
+        if hasattr(self, "divergence_guard"):
+            self.model = model
+            self.divergence_guard.bind(self)
         return model
 
     def loss_for(self, dataset_name: str | None) -> nn.Module:
@@ -424,6 +432,8 @@ class SparseEncoderTrainer(Trainer):
             loss = torch.stack([term for term in output.values()]).sum()
         else:
             loss = output
+        if model.training:
+            self.divergence_guard.check_loss(loss, self.state)
         return (loss, {}) if return_outputs else loss
 
     @staticmethod
@@ -529,6 +539,37 @@ class SparseEncoderTrainer(Trainer):
                 os.path.isfile(os.path.join(output_dir, "tokenizer_config.json")):
             self.processing_class.save_pretrained(output_dir)
         torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        """Writes the checkpoint, marks it complete, and only then deletes checkpoints beyond the limit."""
+        limit = self.args.save_total_limit
+        self.args.save_total_limit = None  # transformers would rotate before we can mark the new checkpoint
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.save_total_limit = limit
+        run_dir = self._get_output_dir(trial=trial)
+        newest = os.path.join(run_dir, f"checkpoint-{self.state.global_step}")
+        if self.args.should_save and os.path.isdir(newest):
+            mark_complete(newest)
+            if limit is not None:
+                rotate_checkpoints(output_dir=run_dir, save_total_limit=limit,
+                                   best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+
+    def train(self, resume_from_checkpoint: bool | str | None = None, trial: Any = None,
+              ignore_keys_for_eval: list[str] | None = None, **kwargs: Any) -> Any:
+        """Trains; ``resume_from_checkpoint=True`` continues from the newest *complete* checkpoint in
+        ``output_dir`` (one a crash left half-written is set aside), a path from that checkpoint."""
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir,
+                                                              set_aside_incomplete=self.args.should_save)
+            if resume_from_checkpoint is None:
+                raise ValueError(f"resume_from_checkpoint=True, but {self.args.output_dir!r} holds no complete "
+                                 "checkpoint to resume from. Start without resume_from_checkpoint.")
+        elif isinstance(resume_from_checkpoint, str) and not os.path.isdir(resume_from_checkpoint):
+            raise ValueError(f"resume_from_checkpoint {resume_from_checkpoint!r} does not exist.")
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial,
+                             ignore_keys_for_eval=ignore_keys_for_eval, **kwargs)
 
     def _copy_weights_from(self, path: str) -> None:
         loaded = SparseEncoder(path, device="cpu")

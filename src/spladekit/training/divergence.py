@@ -1,0 +1,101 @@
+"""Stop training on divergence: a NaN or infinite loss or gradient; warn when sparsity collapses."""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from typing import Any
+
+import torch
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from spladekit.training.checkpoints import last_complete_checkpoint
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training produced a non-finite loss or gradient; the message names the step and what to do."""
+
+
+class DivergenceGuardCallback(TrainerCallback):
+    """Stops training at the first non-finite loss or gradient, naming the step.
+
+    With ``rollback=True`` the model's weights are first restored from the newest complete checkpoint, so
+    the model in memory (and anything saved from it afterwards) is the last good one.
+
+    It also watches sparsity: when more than ``dense_warning_fraction`` of the output dimensions are active
+    on average in a training batch, it warns once (the regularizer is too weak or the learning rate too high
+    for a sparse model).
+
+    Args:
+        rollback: restore the newest complete checkpoint's weights before stopping.
+        dense_warning_fraction: the active-dimension fraction above which sparsity counts as collapsed.
+    """
+
+    def __init__(self, rollback: bool = False, dense_warning_fraction: float = 0.5) -> None:
+        if not 0 < dense_warning_fraction <= 1:
+            raise ValueError(f"dense_warning_fraction must be in (0, 1], got {dense_warning_fraction!r}.")
+        self.rollback = rollback
+        self.dense_warning_fraction = dense_warning_fraction
+        self.trainer: Any = None
+        self._active_fraction: torch.Tensor | None = None
+        self._warned_dense = False
+        self._hook: Any = None
+
+    def bind(self, trainer: Any) -> None:
+        """Attaches to a trainer (for rollback) and watches its model's outputs."""
+        self.trainer = trainer
+        if self._hook is not None:
+            self._hook.remove()
+        # A plain function holding a weak reference: copying the model (deepcopy) must not copy the trainer.
+        guard = weakref.ref(self)
+
+        def record_sparsity(module: Any, inputs: Any, output: Any) -> None:
+            target = guard()
+            if target is None or not module.training or not isinstance(output, dict):
+                return
+            embedding = output.get("sentence_embedding")
+            # Only vocabulary-sized outputs (SPLADE); a CSR top-k output is sparse by construction.
+            if isinstance(embedding, torch.Tensor) and embedding.ndim == 2 and embedding.shape[1] >= 1000:
+                target._active_fraction = (embedding.detach() != 0).float().mean()
+
+        self._hook = trainer.model.register_forward_hook(record_sparsity)
+
+    def _fail(self, reason: str, step: int) -> None:
+        message = f"Training diverged at step {step}: {reason}."
+        if self.rollback and self.trainer is not None:
+            checkpoint = last_complete_checkpoint(self.trainer.args.output_dir, set_aside_incomplete=False)
+            if checkpoint is not None:
+                self.trainer._copy_weights_from(checkpoint)
+                message += f" The model's weights were rolled back to {checkpoint}."
+            else:
+                message += " There is no complete checkpoint to roll back to."
+        message += (" Lower the learning rate, raise warmup_steps, set max_grad_norm, or train in fp32; then resume "
+                    "with train(resume_from_checkpoint=True).")
+        raise TrainingDivergedError(message)
+
+    def check_loss(self, loss: torch.Tensor, state: TrainerState) -> None:
+        if not torch.isfinite(loss.detach()).all():
+            self._fail(f"the loss is {loss.detach().float().item()}", state.global_step + 1)
+
+    def on_pre_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                              model: Any = None, **kwargs: Any) -> None:
+        if model is None:
+            return
+        bad = [name for name, p in model.named_parameters()
+               if p.grad is not None and not torch.isfinite(p.grad).all()]
+        if bad:
+            self._fail(f"the gradient of {bad[:3]}{' and others' if len(bad) > 3 else ''} is not finite",
+                       state.global_step + 1)
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                    **kwargs: Any) -> None:
+        if self._active_fraction is None or self._warned_dense:
+            return
+        fraction = float(self._active_fraction)
+        if fraction > self.dense_warning_fraction:
+            self._warned_dense = True
+            logger.warning(f"Sparsity collapsed at step {state.global_step}: {fraction:.0%} of the output dimensions "
+                           "are active in the last training batch. Raise the regularizer weights "
+                           "(query_regularizer_weight / document_regularizer_weight) or lower the learning rate.")
