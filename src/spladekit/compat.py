@@ -85,8 +85,10 @@ def module_class(type_name: str, folder: str) -> type[Module]:
     """The spladekit class for a saved class path; a v6 ``Transformer`` is an MLM when its task says so."""
     cls = _LOADABLE_TYPES.get(type_name)
     if cls is None:
-        raise ConfigError(f"Unknown module type {type_name!r} (in {folder!r}). spladekit loads these types: "
-                          f"{sorted(_LOADABLE_TYPES)}.")
+        known = sorted({cls.__name__ for cls in _LOADABLE_TYPES.values()})
+        raise ConfigError(f"Unknown module type {type_name!r} (in {folder!r}). spladekit loads the modules {known}, "
+                          "named by their sentence-transformers v5 or v6 class paths, e.g. "
+                          f"{_SAVED_TYPES[Layout.V6][SpladePooling]!r}.")
     if cls is Transformer and read_sbert_config(folder).get("transformer_task") == TransformerTask.FILL_MASK.value:
         return MLMTransformer
     return cls

@@ -47,6 +47,7 @@ from spladekit.training.multi_dataset_samplers import (
 )
 from spladekit.training.samplers import BatchSamplers, batch_sampler_class
 from spladekit.training.training_args import SparseEncoderTrainingArguments
+from spladekit.training.validation import validate_training_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +128,21 @@ class SparseEncoderTrainer(Trainer):
                              "an evaluator. Give one of them, or set eval_strategy='no'.")
         default_args_dict = self.training_args_class(output_dir="unused").to_dict()
         self._loss_spec = loss
+        output_existed = os.path.exists(args.output_dir)
+        try:
+            self._setup(model, args, train_dataset, eval_dataset, loss, evaluator, data_collator, tokenizer,
+                        model_init, compute_metrics, callbacks, optimizers, preprocess_logits_for_metrics,
+                        processing_class, default_args_dict)
+        except Exception:
+            # A setting or dataset that fails its checks leaves no trace in the output folder.
+            if not output_existed and os.path.isdir(args.output_dir):
+                shutil.rmtree(args.output_dir, ignore_errors=True)
+            raise
+
+    def _setup(self, model: Any, args: Any, train_dataset: Any, eval_dataset: Any, loss: Any, evaluator: Any,
+               data_collator: Any, tokenizer: Any, model_init: Any, compute_metrics: Any, callbacks: Any,
+               optimizers: Any, preprocess_logits_for_metrics: Any, processing_class: Any,
+               default_args_dict: dict[str, Any]) -> None:
         super().__init__(
             model=model,
             args=args,
@@ -156,6 +172,7 @@ class SparseEncoderTrainer(Trainer):
             evaluator = SequentialEvaluator(evaluator)
         self.evaluator = evaluator
         self._evaluating_loss = False
+        validate_training_inputs(self)
         if self.train_dataset is not None:
             self.validate_datasets(self.train_dataset, "train_dataset")
             self.train_dataset = self.preprocess_dataset(self.train_dataset, dataset_name="train")
