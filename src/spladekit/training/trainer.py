@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -9,7 +10,7 @@ import shutil
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -24,7 +25,6 @@ from spladekit.evaluation.evaluator import SequentialEvaluator, SparseEvaluator
 from spladekit.losses import (
     CSRLoss,
     EmbeddingLoss,
-    SparseLoss,
     SparseMultipleNegativesRankingLoss,
     SpladeLoss,
 )
@@ -34,12 +34,12 @@ from spladekit.modules.router import Router
 from spladekit.modules.sparse_auto_encoder import SparseAutoEncoder
 from spladekit.training.callbacks import SpladeRegularizerWeightSchedulerCallback
 from spladekit.training.checkpoints import last_complete_checkpoint, mark_complete
-from spladekit.training.divergence import DivergenceGuardCallback
 from spladekit.training.data_collator import (
     DATASET_NAME_COLUMN,
     DEFAULT_LABEL_COLUMNS,
     SparseEncoderDataCollator,
 )
+from spladekit.training.divergence import DivergenceGuardCallback
 from spladekit.training.model_card_callback import SparseEncoderModelCardCallback
 from spladekit.training.multi_dataset_samplers import (
     MultiDatasetBatchSamplers,
@@ -47,7 +47,7 @@ from spladekit.training.multi_dataset_samplers import (
 )
 from spladekit.training.samplers import BatchSamplers, batch_sampler_class
 from spladekit.training.training_args import SparseEncoderTrainingArguments
-from spladekit.training.validation import validate_training_inputs
+from spladekit.training.validation import as_dataset, check_loss_columns, validate_training_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -121,8 +121,8 @@ class SparseEncoderTrainer(Trainer):
         if compute_metrics is not None:
             logger.warning("compute_metrics is not used by SparseEncoderTrainer: pass an evaluator for retrieval "
                            "metrics; eval_dataset gives the evaluation loss.")
-        train_dataset = self._as_dataset(train_dataset, "train_dataset")
-        eval_dataset = self._as_dataset(eval_dataset, "eval_dataset")
+        train_dataset = as_dataset(train_dataset, "train_dataset")
+        eval_dataset = as_dataset(eval_dataset, "eval_dataset")
         if eval_dataset is None and evaluator is None and args.eval_strategy != "no":
             raise ValueError(f"eval_strategy is {args.eval_strategy.value!r}, but there is neither an eval_dataset nor "
                              "an evaluator. Give one of them, or set eval_strategy='no'.")
@@ -174,10 +174,10 @@ class SparseEncoderTrainer(Trainer):
         self._evaluating_loss = False
         validate_training_inputs(self)
         if self.train_dataset is not None:
-            self.validate_datasets(self.train_dataset, "train_dataset")
+            check_loss_columns(self.train_dataset, self.loss_for, "train_dataset")
             self.train_dataset = self.preprocess_dataset(self.train_dataset, dataset_name="train")
         if self.eval_dataset is not None:
-            self.validate_datasets(self.eval_dataset, "eval_dataset")
+            check_loss_columns(self.eval_dataset, self.loss_for, "eval_dataset")
             self.eval_dataset = self.preprocess_dataset(self.eval_dataset, dataset_name="eval")
         self.add_model_card_callback(default_args_dict)
         self.divergence_guard = DivergenceGuardCallback()
@@ -185,21 +185,6 @@ class SparseEncoderTrainer(Trainer):
         self.divergence_guard.bind(self)
 
     # ----- set-up ------------------------------------------------------------------------------------------
-    @staticmethod
-    def _as_dataset(dataset: Any, name: str) -> Any:
-        if dataset is None:
-            return None
-        if isinstance(dataset, dict) and not isinstance(dataset, (DatasetDict, IterableDatasetDict)):
-            dataset = DatasetDict(dataset) if all(isinstance(d, Dataset) for d in dataset.values()) else \
-                IterableDatasetDict(dataset)
-        if isinstance(dataset, IterableDataset) and dataset.column_names is None:
-            raise ValueError(f"{name} is an IterableDataset without features, so its columns are unknown before "
-                             "training. Give it features, e.g. dataset = dataset.cast(Features({...})).")
-        if not isinstance(dataset, (Dataset, DatasetDict, IterableDataset, IterableDatasetDict)):
-            raise ValueError(f"{name} must be a datasets.Dataset, DatasetDict, IterableDataset or a dict of Datasets, "
-                             f"got {type(dataset).__name__}. Build one with Dataset.from_dict({{...}}).")
-        return dataset
-
     def build_data_collator(self, model: SparseEncoder) -> SparseEncoderDataCollator:
         router = model[0] if isinstance(model[0], Router) else None
         default_routes = None
@@ -293,23 +278,6 @@ class SparseEncoderTrainer(Trainer):
             raise ValueError(f"The batch comes from dataset {dataset_name!r}, which has no loss; the losses are for "
                              f"{sorted(self.loss)}.")
         return self.loss[dataset_name]
-
-    def validate_datasets(self, dataset: Any, name: str) -> None:
-        """Checks every dataset's columns against its loss before anything is trained or written."""
-        datasets = dataset.items() if isinstance(dataset, (DatasetDict, IterableDatasetDict)) else [(None, dataset)]
-        for dataset_name, ds in datasets:
-            columns = [c for c in (ds.column_names or []) if c != DATASET_NAME_COLUMN]
-            label = next((c for c in DEFAULT_LABEL_COLUMNS if c in columns), None)
-            loss = self.loss_for(dataset_name) if isinstance(self.loss, dict) else self.loss
-            if isinstance(loss, SparseLoss):
-                example = None
-                if label is not None and isinstance(ds, Dataset) and len(ds) > 0:
-                    example = ds[0][label]
-                try:
-                    loss.validate_columns(columns, label, label_example=example)
-                except ValueError as exc:
-                    where = f"{name}[{dataset_name!r}]" if dataset_name is not None else name
-                    raise ValueError(f"{where}: {exc}") from None
 
     # ----- datasets ---------------------------------------------------------------------------------------
     @staticmethod
@@ -440,10 +408,8 @@ class SparseEncoderTrainer(Trainer):
         dataset_name = inputs.pop(DATASET_NAME_COLUMN, None)
         features, labels = self.collect_features(inputs)
         loss_fn = self.loss_for(dataset_name)
-        if model is not self.model and model is self.model_wrapped:
-            # Under DDP the wrapped model must run the forward pass so gradients are synchronised.
-            self._rebind_wrapped(loss_fn, model)
-        output = loss_fn(features, labels)
+        with self._forward_through(loss_fn, model):
+            output = loss_fn(features, labels)
         if isinstance(output, dict):
             self.track_loss_components(output)
             loss = torch.stack([term for term in output.values()]).sum()
@@ -453,11 +419,18 @@ class SparseEncoderTrainer(Trainer):
             self.divergence_guard.check_loss(loss, self.state)
         return (loss, {}) if return_outputs else loss
 
-    @staticmethod
-    def _rebind_wrapped(loss: nn.Module, wrapped: nn.Module) -> None:
-        for module in loss.modules():
-            if hasattr(module, "model") and module.model is not wrapped and isinstance(module.model, SparseEncoder):
-                object.__setattr__(module, "_wrapped_model", wrapped)
+    @contextlib.contextmanager
+    def _forward_through(self, loss: nn.Module, model: nn.Module) -> Iterator[None]:
+        """Lets the loss call ``model`` (e.g. the DDP-wrapped model, whose forward pass registers the gradient
+        synchronisation) instead of the bare SparseEncoder it holds, for the duration of one call."""
+        swapped = [m for m in loss.modules() if model is not self.model and getattr(m, "model", None) is self.model]
+        for module in swapped:
+            module.model = model
+        try:
+            yield
+        finally:
+            for module in swapped:
+                module.model = self.model
 
     def track_loss_components(self, terms: dict[str, torch.Tensor]) -> None:
         split = "train" if self.model.training else "eval"
@@ -505,7 +478,7 @@ class SparseEncoderTrainer(Trainer):
             # transformers evaluates each dataset of a dict by calling evaluate again: the loss only
             return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
         if eval_dataset is not None:
-            eval_dataset = self.preprocess_dataset(self._as_dataset(eval_dataset, "eval_dataset"), dataset_name="eval")
+            eval_dataset = self.preprocess_dataset(as_dataset(eval_dataset, "eval_dataset"), dataset_name="eval")
         metrics: dict[str, float] = {}
         if (eval_dataset if eval_dataset is not None else self.eval_dataset) is not None:
             self._evaluating_loss = True

@@ -3,17 +3,51 @@ error, before anything is written to the output folder."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict, IterableDataset, IterableDatasetDict
 
+from spladekit.losses import SparseLoss
 from spladekit.modules.router import Router
 from spladekit.training.data_collator import DATASET_NAME_COLUMN, DEFAULT_LABEL_COLUMNS
 
 # Rows listed in an error message at most.
 _MAX_ROWS_SHOWN = 5
+
+
+def as_dataset(dataset: Any, name: str) -> Any:
+    """A dict of datasets becomes a DatasetDict; anything that is not a dataset is a clear error."""
+    if dataset is None:
+        return None
+    if isinstance(dataset, dict) and not isinstance(dataset, (DatasetDict, IterableDatasetDict)):
+        dataset = DatasetDict(dataset) if all(isinstance(d, Dataset) for d in dataset.values()) else \
+            IterableDatasetDict(dataset)
+    if isinstance(dataset, IterableDataset) and dataset.column_names is None:
+        raise ValueError(f"{name} is an IterableDataset without features, so its columns are unknown before "
+                         "training. Give it features, e.g. dataset = dataset.cast(Features({...})).")
+    if not isinstance(dataset, (Dataset, DatasetDict, IterableDataset, IterableDatasetDict)):
+        raise ValueError(f"{name} must be a datasets.Dataset, DatasetDict, IterableDataset or a dict of Datasets, "
+                         f"got {type(dataset).__name__}. Build one with Dataset.from_dict({{...}}).")
+    return dataset
+
+
+def check_loss_columns(dataset: Any, loss_for: Callable[[str | None], Any], name: str) -> None:
+    """Checks each dataset's columns (and a label value) against the loss that will train on it."""
+    for dataset_name, ds in named_datasets(dataset):
+        columns = [c for c in (ds.column_names or []) if c != DATASET_NAME_COLUMN]
+        label = next((c for c in DEFAULT_LABEL_COLUMNS if c in columns), None)
+        loss = loss_for(dataset_name)
+        if not isinstance(loss, SparseLoss):
+            continue
+        example = ds[0][label] if label is not None and isinstance(ds, Dataset) and len(ds) > 0 else None
+        try:
+            loss.validate_columns(columns, label, label_example=example)
+        except ValueError as exc:
+            where = f"{name}[{dataset_name!r}]" if dataset_name is not None else name
+            raise ValueError(f"{where}: {exc}") from None
 
 
 def named_datasets(dataset: Any) -> list[tuple[str | None, Any]]:
