@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from spladekit.index import mine_hard_negatives, semantic_search  # noqa: E402
 from spladekit.model import SparseEncoder  # noqa: E402
 from spladekit.modules import (  # noqa: E402
     Asym,
@@ -31,4 +32,6 @@ __all__ = [
     "SpladePooling",
     "Transformer",
     "__version__",
+    "mine_hard_negatives",
+    "semantic_search",
 ]

@@ -209,3 +209,25 @@ def test_invalid_inputs_raise_clear_errors(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call(index)
     assert len(index) == 3 and index.ids == ("d0", "d1", "d2")  # a failed call leaves the index as it was
+
+
+@pytest.mark.parametrize("quantization", [None, "fp16", "int8"])
+def test_the_three_scoring_paths_give_the_same_scores(monkeypatch, quantization):
+    import spladekit.index.sparse_index as module
+
+    rng = np.random.default_rng(11)
+    docs = random_sparse(rng, 300, 80, density=0.2, values="normal")
+    queries = random_sparse(rng, 12, 80, density=0.3, values="normal")
+    index = SparseIndex.from_embeddings(docs, quantization=quantization)
+    results = []
+    for gather_limit, kernels in [(10**9, module._sparsetools), (0, module._sparsetools), (0, None)]:
+        monkeypatch.setattr(module, "_GATHER_LIMIT", gather_limit)  # copy all lists / score each in place
+        monkeypatch.setattr(module, "_sparsetools", kernels)  # None: the public scipy path
+        results.append(index.search(queries, top_k=300))
+    assert results[0] == results[1]  # same summation order: the same floats
+    for other in results[1:]:
+        assert [[d for d, _ in row] for row in other] == [[d for d, _ in row] for row in results[0]]
+        np.testing.assert_allclose([[s for _, s in r] for r in other], [[s for _, s in r] for r in results[0]],
+                                   rtol=1e-6, atol=1e-6)
+    if quantization is None:
+        assert_same_hits(results[0], brute_force(queries, docs, list(range(300)), 300))

@@ -1,0 +1,137 @@
+"""The ``spladekit`` command line: train, eval, encode, index, search, info."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from spladekit.cli.config import ConfigKeyError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spladekit", description="Train, evaluate and serve sparse retrieval "
+                                     "encoders (SPLADE, inference-free SPLADE, CSR).")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train a model from a YAML config",
+                           description="Train as CONFIG.yaml describes (model, data, loss, training arguments, "
+                                       "evaluation); writes the model, its card, metrics.json and plots.")
+    train.add_argument("config", help="the YAML config, e.g. examples/quickstart.yaml")
+    train.add_argument("--override", "-o", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. training.learning_rate=1e-4 (repeatable)")
+
+    evaluate = sub.add_parser("eval", help="evaluate a model on BEIR folders",
+                              description="Retrieval metrics of MODEL on one or more BEIR-layout folders.")
+    evaluate.add_argument("model", help="a model folder or Hugging Face Hub id")
+    evaluate.add_argument("--beir", nargs="+", required=True, metavar="DIR", help="BEIR folders")
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--batch-size", type=int, default=32)
+    evaluate.add_argument("--max-queries", type=int, default=None, help="evaluate on the first N queries only")
+    evaluate.add_argument("--max-seq-length", type=int, default=None)
+    evaluate.add_argument("--json", metavar="FILE", help="also write the metrics to this JSON file")
+
+    encode = sub.add_parser("encode", help="encode texts into sparse vectors",
+                            description="Encode INPUT (.jsonl with 'text' (and '_id'), or one text per line) into "
+                                        "OUTPUT: JSONL of {id, weights: {token: weight}}, or a .pt tensor file.")
+    encode.add_argument("model")
+    encode.add_argument("input")
+    encode.add_argument("output")
+    encode.add_argument("--batch-size", type=int, default=32)
+    encode.add_argument("--query", action="store_true", help="encode as queries (query route and prompt)")
+    encode.add_argument("--max-active-dims", type=int, default=None)
+
+    index = sub.add_parser("index", help="build a search index from a corpus",
+                           description="Encode CORPUS (.jsonl or one text per line) and save an embedded index.")
+    index.add_argument("model")
+    index.add_argument("corpus")
+    index.add_argument("index_dir")
+    index.add_argument("--batch-size", type=int, default=32)
+
+    search = sub.add_parser("search", help="search an index",
+                            description="Search INDEX_DIR (built by 'spladekit index') for a query.")
+    search.add_argument("index_dir")
+    search.add_argument("query")
+    search.add_argument("--top-k", type=int, default=10)
+    search.add_argument("--show-terms", action="store_true", help="show the query's heaviest terms")
+
+    info = sub.add_parser("info", help="describe a model",
+                          description="Modules, vocabulary, limits and sparsity on sample texts.")
+    info.add_argument("model")
+    info.add_argument("--text", action="append", default=None, help="a sample text (repeatable)")
+    return parser
+
+
+def _print_report(report: dict) -> None:
+    before, after = report.get("before"), report.get("after")
+    print(f"Trained on {report['train_rows']} rows ({', '.join(report['columns'])}) in "
+          f"{report['train_seconds']:.0f} s; model saved to {report['model_dir']}")
+    for key in (after or before or {}):
+        parts = []
+        if before and key in before:
+            parts.append(f"before {before[key]:.4f}")
+        if after and key in after:
+            parts.append(f"after {after[key]:.4f}")
+        print(f"{key}: {', '.join(parts)}")
+    if "plots" in report:
+        from spladekit.cli.plots import PLOTS_HINT
+
+        print(f"Plots: {', '.join(report['plots'])}" if report["plots"] else PLOTS_HINT)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "train":
+            from spladekit.cli.config import load_train_config
+            from spladekit.cli.train import run_train
+
+            _print_report(run_train(load_train_config(args.config, args.override)))
+        elif args.command == "eval":
+            from spladekit.cli.commands import metrics_table, run_eval
+
+            results = run_eval(args.model, args.beir, args.split, args.batch_size, args.max_queries,
+                               args.max_seq_length)
+            print(metrics_table(results))
+            if args.json:
+                with open(args.json, "w", encoding="utf8") as f:
+                    json.dump(results, f, indent=2)
+        elif args.command == "encode":
+            from spladekit.cli.commands import run_encode
+
+            count = run_encode(args.model, args.input, args.output, args.batch_size, args.query,
+                               args.max_active_dims)
+            print(f"Encoded {count} texts into {args.output}")
+        elif args.command == "index":
+            from spladekit.cli.commands import run_index
+
+            summary = run_index(args.model, args.corpus, args.index_dir, args.batch_size)
+            print(f"Indexed {summary['documents']} documents ({summary['postings']} postings, "
+                  f"{summary['megabytes']:.1f} MB) into {args.index_dir}")
+        elif args.command == "search":
+            from spladekit.cli.commands import run_search
+
+            result = run_search(args.index_dir, args.query, args.top_k, args.show_terms)
+            if args.show_terms:
+                print("query terms: " + ", ".join(f"{t} {w:.2f}" for t, w in result["terms"]))
+            for rank, (doc_id, score) in enumerate(result["hits"], start=1):
+                print(f"{rank:>3}. {doc_id}\t{score:.4f}\t{result['texts'].get(doc_id, '')[:100]}")
+        elif args.command == "info":
+            from spladekit.cli.commands import model_info
+
+            info = model_info(args.model, args.text)
+            for key, value in info.items():
+                if key == "top_terms":
+                    for text, terms in value.items():
+                        print(f"top terms of {text[:60]!r}: " + ", ".join(f"{t} {w:.2f}" for t, w in terms))
+                elif key != "architecture":
+                    print(f"{key}: {value}")
+    except (ConfigKeyError, FileNotFoundError, ValueError) as exc:
+        print(f"spladekit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

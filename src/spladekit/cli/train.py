@@ -1,0 +1,194 @@
+"""``spladekit train CONFIG.yaml``: build the model, data, loss and evaluators a config describes, then train."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any
+
+from datasets import Dataset
+
+from spladekit import losses as losses_module
+from spladekit.cli.config import Architecture, ConfigKeyError, DataConfig, LossConfig, ModelConfig, TrainConfig
+from spladekit.data import load_beir, load_beir_corpus, load_beir_qrels, load_beir_queries
+from spladekit.evaluation import SequentialEvaluator, SparseInformationRetrievalEvaluator
+from spladekit.model import SparseEncoder
+from spladekit.modules import (MLMTransformer, Pooling, Router, SparseAutoEncoder, SparseStaticEmbedding,
+                               SpladePooling, Transformer)
+from spladekit.training import SparseEncoderTrainer, SparseEncoderTrainingArguments
+
+logger = logging.getLogger(__name__)
+
+
+def _loss_classes() -> dict[str, type]:
+    return {name: getattr(losses_module, name) for name in dir(losses_module)
+            if isinstance(getattr(losses_module, name), type)
+            and issubclass(getattr(losses_module, name), losses_module.SparseLoss)
+            and getattr(losses_module, name) not in (losses_module.SparseLoss, losses_module.EmbeddingLoss)}
+
+
+def load_training_data(config: DataConfig) -> Dataset:
+    """The training dataset: BEIR (query, document) pairs, a local file, or a Hub dataset."""
+    if config.beir:
+        corpus, queries = load_beir_corpus(config.beir), load_beir_queries(config.beir)
+        rows = [(queries[qid], corpus[did]) for qid, docs in load_beir_qrels(config.beir, config.split).items()
+                for did, score in docs.items() if score > 0]
+        dataset = Dataset.from_dict({"query": [q for q, _ in rows], "document": [d for _, d in rows]})
+    elif config.file:
+        from datasets import load_dataset
+
+        suffix = os.path.splitext(config.file)[1].lower()
+        builder = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}.get(suffix)
+        if builder is None:
+            raise ConfigKeyError(f"data.file is {config.file!r}; the accepted file types are .jsonl, .json, .csv "
+                                 "and .parquet.")
+        dataset = load_dataset(builder, data_files=config.file, split="train")
+    else:
+        from datasets import load_dataset
+
+        dataset = load_dataset(config.hub, config.subset, split=config.split)
+    if config.rename:
+        missing = sorted(set(config.rename) - set(dataset.column_names))
+        if missing:
+            raise ConfigKeyError(f"data.rename names columns {missing} that the data lacks; it has "
+                                 f"{dataset.column_names}.")
+        dataset = dataset.rename_columns(config.rename)
+    if config.columns:
+        missing = [c for c in config.columns if c not in dataset.column_names]
+        if missing:
+            raise ConfigKeyError(f"data.columns names {missing}, which the data lacks; it has {dataset.column_names}.")
+        dataset = dataset.select_columns(config.columns)
+    if config.max_rows is not None:
+        dataset = dataset.select(range(min(config.max_rows, len(dataset))))
+    return dataset
+
+
+def build_model(config: ModelConfig, corpus: list[str] | None = None) -> SparseEncoder:
+    """The model to train: loaded as saved, or built around a base checkpoint per ``architecture``."""
+    arch = config.architecture
+    prompts = config.prompts or None
+    if arch is Architecture.AUTO:
+        model = SparseEncoder(config.name_or_path, prompts=prompts)
+    elif arch is Architecture.SPLADE:
+        model = SparseEncoder(modules=[MLMTransformer(config.name_or_path),
+                                       SpladePooling(config.pooling_strategy, config.activation_function)],
+                              prompts=prompts)
+    elif arch is Architecture.INFERENCE_FREE:
+        mlm = MLMTransformer(config.name_or_path)
+        if config.idf_init and corpus:
+            static = SparseStaticEmbedding.from_corpus(corpus, mlm.tokenizer)
+        else:
+            static = SparseStaticEmbedding(mlm.tokenizer)
+        router = Router.for_query_document([static], [mlm, SpladePooling(config.pooling_strategy,
+                                                                         config.activation_function)])
+        model = SparseEncoder(modules=[router], prompts=prompts)
+    else:
+        backbone = Transformer(config.name_or_path)
+        dim = backbone.get_embedding_dimension()
+        hidden = config.csr_hidden_dim or 4 * dim
+        sae = SparseAutoEncoder(dim, hidden_dim=hidden, k=min(config.csr_k, hidden), k_aux=min(config.csr_k_aux,
+                                                                                                hidden))
+        model = SparseEncoder(modules=[backbone, Pooling(dim, "mean"), sae], prompts=prompts)
+    if config.max_seq_length is not None:
+        model.max_seq_length = config.max_seq_length
+    return model
+
+
+def build_loss(config: LossConfig, model: SparseEncoder) -> Any:
+    classes = _loss_classes()
+    if config.name not in classes:
+        raise ConfigKeyError(f"loss.name is {config.name!r}; the accepted values are {sorted(classes)}.")
+    cls = classes[config.name]
+    kwargs = dict(config.args)
+    wrappers = {"SpladeLoss", "CachedSpladeLoss", "CSRLoss"}
+    if config.name in wrappers and config.base_loss is not None:
+        if config.base_loss not in classes:
+            raise ConfigKeyError(f"loss.base_loss is {config.base_loss!r}; the accepted values are "
+                                 f"{sorted(set(classes) - wrappers)}.")
+        kwargs["loss"] = classes[config.base_loss](model, **config.base_loss_args)
+    if config.name == "CSRLoss" and config.args == LossConfig().args:
+        kwargs = {k: v for k, v in kwargs.items() if k == "loss"}  # the SPLADE default weights do not apply
+    try:
+        return cls(model, **kwargs)
+    except TypeError as exc:
+        raise ConfigKeyError(f"loss.args do not fit {config.name}: {exc}.") from None
+
+
+def build_evaluators(config: TrainConfig) -> SequentialEvaluator | SparseInformationRetrievalEvaluator | None:
+    if config.evaluation is None or not config.evaluation.beir:
+        return None
+    evaluators = []
+    for folder in config.evaluation.beir:
+        corpus, queries, relevant = load_beir(folder, split=config.evaluation.split)
+        if config.evaluation.max_queries is not None:
+            keep = sorted(queries)[: config.evaluation.max_queries]
+            queries = {q: queries[q] for q in keep}
+            relevant = {q: relevant[q] for q in keep}
+        name = f"{os.path.basename(os.path.normpath(folder))}-{config.evaluation.split}"
+        evaluators.append(SparseInformationRetrievalEvaluator(queries, corpus, relevant, name=name,
+                                                              batch_size=config.evaluation.batch_size))
+    return evaluators[0] if len(evaluators) == 1 else SequentialEvaluator(evaluators)
+
+
+def _main_scores(evaluator: Any, metrics: dict[str, float]) -> dict[str, float]:
+    members = evaluator.evaluators if isinstance(evaluator, SequentialEvaluator) else [evaluator]
+    return {m.primary_metric: metrics[m.primary_metric] for m in members if m.primary_metric in metrics}
+
+
+def run_train(config: TrainConfig) -> dict[str, Any]:
+    """Trains as configured; writes the model, its card, metrics.json and plots to the output folder."""
+    training = dict(config.training)
+    training.setdefault("output_dir", "runs/spladekit")
+    training.setdefault("report_to", [])
+    training.setdefault("save_strategy", "no")
+    output_dir = training["output_dir"]
+    dataset = load_training_data(config.data)
+    corpus = None
+    if config.model.architecture is Architecture.INFERENCE_FREE and len(dataset.column_names) > 1:
+        corpus = [text for column in dataset.column_names[1:] for text in dataset[column]
+                  if isinstance(text, str)]
+    model = build_model(config.model, corpus)
+    if config.data.hard_negatives:
+        from spladekit.index import mine_hard_negatives
+
+        dataset = mine_hard_negatives(dataset, model, **config.data.hard_negatives)
+    evaluator = build_evaluators(config)
+    if evaluator is not None and config.evaluation.during:
+        training.setdefault("eval_strategy", "steps")
+    try:
+        args = SparseEncoderTrainingArguments(**training)
+    except TypeError as exc:
+        raise ConfigKeyError(f"training: {exc}. The keys of training are SparseEncoderTrainingArguments fields.") \
+            from None
+    report: dict[str, Any] = {"train_rows": len(dataset), "columns": dataset.column_names}
+    if evaluator is not None and config.evaluation.before:
+        start = time.time()
+        report["before"] = _main_scores(evaluator, evaluator(model))
+        report["eval_seconds_before"] = round(time.time() - start, 1)
+    trainer = SparseEncoderTrainer(model=model, args=args, train_dataset=dataset,
+                                   loss=build_loss(config.loss, model),
+                                   evaluator=evaluator if config.evaluation and config.evaluation.during else None)
+    start = time.time()
+    trainer.train()
+    report["train_seconds"] = round(time.time() - start, 1)
+    if evaluator is not None:
+        start = time.time()
+        metrics = evaluator(model)
+        report["after"] = _main_scores(evaluator, metrics)
+        report["eval_seconds_after"] = round(time.time() - start, 1)
+        report["sparsity"] = {k: v for k, v in metrics.items() if "active_dims" in k}
+        model.model_card_data.add_eval_results(evaluator.name or "evaluation", metrics)
+    model_dir = os.path.join(output_dir, "model")
+    model.save(model_dir)
+    report["model_dir"] = model_dir
+    report["log_history"] = trainer.state.log_history
+    if config.plots:
+        from spladekit.cli.plots import save_training_plots
+
+        report["plots"] = save_training_plots(trainer.state.log_history, output_dir)
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, "metrics.json"), "w", encoding="utf8") as f:
+        json.dump(report, f, indent=2)
+    return report

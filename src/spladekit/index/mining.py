@@ -1,0 +1,348 @@
+"""Hard-negative mining: add the corpus documents a sparse model ranks high but that are not positives.
+
+Given (anchor, positive) pairs, :func:`mine_hard_negatives` encodes the anchors (``encode_query``) and a corpus
+(``encode_document``), retrieves each anchor's best-scoring documents with the exact
+:class:`~spladekit.index.SparseIndex`, removes the anchor's positives, filters the rest by rank and score, and
+returns a ``datasets.Dataset`` in one of the column layouts the losses take. The arguments and their meaning
+follow sentence-transformers' ``util.mine_hard_negatives``, so recipes carry over (``range_min`` counts, as
+there, among the candidates left after the score filters); the search is spladekit's own, in-process and
+exact. One difference: the anchor's own text is never a negative of it (sentence-transformers can return it
+when the corpus contains the anchors, as in paraphrase data).
+
+Selection of one anchor's negatives, with ``s(a, d)`` the model's score (dot product for SPLADE):
+
+1. rank the corpus by ``s(a, d)`` (equal scores: corpus order) and remove the anchor's positives, every copy of
+   their text, and the anchor's own text; the first ``range_max`` documents left are the candidates;
+2. drop candidates with ``s > s_pos - margin`` (``margin``), ``s > s_pos - |s_pos| * relative_margin``
+   (``relative_margin``), ``s > max_score`` or ``s < min_score``, where ``s_pos`` is the anchor's lowest
+   positive score (the hardest positive, so the margin holds for every positive);
+3. skip the first ``range_min`` candidates left (likely unlabeled positives);
+4. take ``num_negatives`` of the rest: the best-scoring ones (``"top"``) or a uniform random sample
+   (``"random"``, listed best first).
+
+Reference:
+    Moreira et al., "NV-Retriever: Improving text embedding models with effective hard-negative mining",
+    2024 (margins relative to the positive score, "TopK-PercPos").
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import numbers
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from spladekit.index._vectors import check_positive_int, to_csr
+from spladekit.index.sparse_index import SparseIndex
+from spladekit.sparse_ops import SimilarityFunction
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+__all__ = ["OutputFormat", "SamplingStrategy", "mine_hard_negatives"]
+
+logger = logging.getLogger(__name__)
+
+
+class SamplingStrategy(str, enum.Enum):
+    TOP = "top"  # the best-scoring candidates left after filtering
+    RANDOM = "random"  # a uniform sample of them
+
+
+class OutputFormat(str, enum.Enum):
+    TRIPLET = "triplet"  # (anchor, positive, negative): one row per negative
+    N_TUPLE = "n-tuple"  # (anchor, positive, negative_1, ..., negative_n): rows with all n negatives only
+    LABELED_PAIR = "labeled-pair"  # (anchor, document, label): 1 for positives, 0 for negatives
+    LABELED_LIST = "labeled-list"  # (anchor, [positive, negative_1, ...], [1, 0, ...])
+
+
+def mine_hard_negatives(
+    dataset: Dataset,
+    model: Any,
+    corpus: Sequence[str] | None = None,
+    num_negatives: int = 3,
+    range_min: int = 0,
+    range_max: int | None = None,
+    margin: float | None = None,
+    max_score: float | None = None,
+    sampling_strategy: SamplingStrategy | str = SamplingStrategy.TOP,
+    output_format: OutputFormat | str = OutputFormat.TRIPLET,
+    anchor_column_name: str | None = None,
+    positive_column_name: str | None = None,
+    batch_size: int = 32,
+    *,
+    relative_margin: float | None = None,
+    min_score: float | None = None,
+    output_scores: bool = False,
+    query_prompt_name: str | None = None,
+    query_prompt: str | None = None,
+    corpus_prompt_name: str | None = None,
+    corpus_prompt: str | None = None,
+    seed: int | None = None,
+    show_progress_bar: bool | None = None,
+) -> Dataset:
+    """Adds mined hard negatives to a dataset of (anchor, positive) pairs; see the module docstring for the rule.
+
+    Rows with the same anchor text are one anchor with several positives. The candidate corpus is ``corpus``
+    plus every positive, with duplicate texts merged; with ``corpus=None`` the negatives come from the other
+    rows' positives. A negative is never a positive of its anchor (nor a copy of one) nor the anchor itself.
+
+    Args:
+        dataset: a ``datasets.Dataset`` with an anchor and a positive text column (other columns are dropped).
+        model: a :class:`~spladekit.SparseEncoder`; its ``similarity_fn_name`` ("dot" or "cosine") scores.
+        corpus: more candidate documents (texts).
+        num_negatives: negatives per anchor.
+        range_min: candidates left after filtering that are skipped, best first.
+        range_max: candidates considered per anchor (by rank, positives removed). Default:
+            ``range_min + num_negatives``, or ``range_min + 10 * num_negatives`` when a score filter is set.
+        margin: absolute margin: keep negatives with ``s <= s_pos - margin``.
+        max_score: keep negatives with ``s <= max_score``.
+        sampling_strategy: ``"top"`` or ``"random"``.
+        output_format: ``"triplet"``, ``"n-tuple"``, ``"labeled-pair"`` or ``"labeled-list"`` (see
+            :class:`OutputFormat`).
+        anchor_column_name, positive_column_name: default: the first and second column.
+        batch_size: texts per forward pass.
+        relative_margin: relative margin: keep negatives with ``s <= s_pos - |s_pos| * relative_margin``
+            (0.05 is NV-Retriever's TopK-PercPos 95%).
+        min_score: keep negatives with ``s >= min_score``.
+        output_scores: add the model's scores: a ``scores`` column ``[s_pos, s_neg_1, ...]`` (triplet and
+            n-tuple: the label format of :class:`~spladekit.losses.SparseMarginMSELoss` and
+            :class:`~spladekit.losses.SparseDistillKLDivLoss`); ``score`` instead of ``label``
+            (labeled-pair); ``scores`` instead of ``labels`` (labeled-list).
+        query_prompt_name, query_prompt, corpus_prompt_name, corpus_prompt: passed to ``encode_query`` and
+            ``encode_document``.
+        seed: seed of the random sampling.
+        show_progress_bar: passed to the encoding calls.
+
+    Returns:
+        A ``datasets.Dataset`` with columns, for each ``output_format`` (``<anchor>``/``<positive>`` are the
+        input column names): triplet ``(<anchor>, <positive>, negative)``; n-tuple
+        ``(<anchor>, <positive>, negative_1, ..., negative_n)``; labeled-pair ``(<anchor>, <positive>, label)``;
+        labeled-list ``(<anchor>, <positive>, labels)`` with lists in the last two; plus the scores column.
+
+    Example:
+        >>> from datasets import Dataset
+        >>> pairs = Dataset.from_dict({"query": ["what ages skin"], "answer": ["UV-A light ages the skin."]})
+        >>> triplets = mine_hard_negatives(pairs, model, corpus=documents, num_negatives=1)  # doctest: +SKIP
+        >>> triplets.column_names  # doctest: +SKIP
+        ['query', 'answer', 'negative']
+    """
+    from datasets import Dataset, DatasetDict
+
+    if isinstance(dataset, DatasetDict):
+        raise TypeError(f"mine_hard_negatives expected a Dataset, but got a DatasetDict with the splits "
+                        f"{list(dataset)}. Did you mean to select one split, e.g. dataset['train']?")
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"dataset must be a datasets.Dataset of (anchor, positive) pairs, got "
+                        f"{type(dataset).__name__}. Build one with Dataset.from_dict({{'anchor': [...], "
+                        "'positive': [...]}}).")
+    if len(dataset) == 0:
+        raise ValueError("dataset is empty; mining needs at least one (anchor, positive) pair.")
+    sampling = _parse_enum(SamplingStrategy, sampling_strategy, "sampling_strategy")
+    layout = _parse_enum(OutputFormat, output_format, "output_format")
+    check_positive_int(num_negatives, "num_negatives", "the number of negatives per anchor, e.g. 3")
+    check_positive_int(batch_size, "batch_size", "texts per forward pass, e.g. 32")
+    if isinstance(range_min, bool) or not isinstance(range_min, numbers.Integral) or range_min < 0:
+        raise ValueError(f"range_min must be a non-negative integer (candidates skipped), got {range_min!r}.")
+    for name, value in (("margin", margin), ("relative_margin", relative_margin), ("max_score", max_score),
+                        ("min_score", min_score)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                                  or not np.isfinite(value)):
+            raise ValueError(f"{name} must be a finite number or None, got {value!r}.")
+    filtering = any(value is not None for value in (margin, relative_margin, max_score, min_score))
+    if range_max is None:
+        range_max = range_min + num_negatives * (10 if filtering else 1)
+    elif isinstance(range_max, bool) or not isinstance(range_max, numbers.Integral) or range_max <= range_min:
+        raise ValueError(f"range_max must be an integer above range_min={range_min}, got {range_max!r}.")
+    if num_negatives > range_max - range_min:
+        raise ValueError(f"Cannot mine {num_negatives} negatives per anchor from the {range_max - range_min} "
+                         f"candidates that range_min={range_min} and range_max={range_max} leave. Lower "
+                         "num_negatives or range_min, or raise range_max.")
+
+    anchor_column, positive_column = _columns(dataset.column_names, anchor_column_name, positive_column_name)
+    anchors = _texts(dataset[anchor_column], f"column {anchor_column!r}")
+    positives = _texts(dataset[positive_column], f"column {positive_column!r}")
+    extra = [] if corpus is None else _texts(corpus, "corpus")
+
+    # Anchors in order of first appearance, each with its distinct positives in order of first appearance.
+    queries: dict[str, list[str]] = {}
+    for anchor, positive in zip(anchors, positives):
+        texts = queries.setdefault(anchor, [])
+        if positive not in texts:
+            texts.append(positive)
+    documents = list(dict.fromkeys([*extra, *positives]))  # duplicates merged: a copy of a positive is it
+    position = {text: i for i, text in enumerate(documents)}
+    query_texts = list(queries)
+
+    similarity = SimilarityFunction.parse(getattr(model, "similarity_fn_name", SimilarityFunction.DOT))
+    document_vectors = _encode(model.encode_document, documents, batch_size, show_progress_bar,
+                               corpus_prompt_name, corpus_prompt, similarity)
+    query_vectors = _encode(model.encode_query, query_texts, batch_size, show_progress_bar,
+                            query_prompt_name, query_prompt, similarity)
+    excluded = [{position[p] for p in queries[q]} | ({position[q]} if q in position else set())
+                for q in query_texts]
+    depth = min(range_max + max(len(e) for e in excluded), len(documents))
+    hits = SparseIndex.from_embeddings(document_vectors).search(query_vectors, top_k=depth)
+
+    pair_query = np.repeat(np.arange(len(query_texts)), [len(queries[q]) for q in query_texts])
+    pair_document = np.array([position[p] for q in query_texts for p in queries[q]])
+    pair_scores = np.asarray(query_vectors[pair_query].multiply(document_vectors[pair_document]).sum(axis=1))
+    pair_scores = pair_scores.ravel().tolist()
+
+    rng = np.random.default_rng(seed)
+    skipped = {"margin": 0, "relative_margin": 0, "max_score": 0, "min_score": 0}
+    negatives: list[list[tuple[int, float]]] = []
+    first_pair = 0
+    for q, query in enumerate(query_texts):
+        hardest = min(pair_scores[first_pair:first_pair + len(queries[query])])
+        first_pair += len(queries[query])
+        candidates = [(doc, score) for doc, score in hits[q] if doc not in excluded[q]][:range_max]
+        kept = []
+        for doc, score in candidates:
+            reason = _filtered_by(score, hardest, margin, relative_margin, max_score, min_score)
+            if reason is None:
+                kept.append((doc, score))
+            else:
+                skipped[reason] += 1
+        kept = kept[range_min:]
+        if sampling is SamplingStrategy.RANDOM and len(kept) > num_negatives:
+            chosen = np.sort(rng.choice(len(kept), size=num_negatives, replace=False))  # keeps best-first order
+            kept = [kept[i] for i in chosen]
+        negatives.append(kept[:num_negatives])
+
+    for reason, count in skipped.items():
+        if count:
+            logger.info("Skipped %d candidate negatives because of %s.", count, reason)
+    short = sum(len(found) < num_negatives for found in negatives)
+    if short:
+        logger.warning("Found fewer than %d negatives for %d of %d anchors. Consider raising range_max or "
+                       "loosening margin, relative_margin, max_score or min_score.",
+                       num_negatives, short, len(query_texts))
+
+    rows = _layout_rows(layout, output_scores, num_negatives, anchor_column, positive_column, query_texts,
+                        queries, pair_scores, negatives, documents)
+    return Dataset.from_dict(rows)
+
+
+def _filtered_by(score: float, hardest: float, margin: float | None, relative_margin: float | None,
+                 max_score: float | None, min_score: float | None) -> str | None:
+    if margin is not None and score > hardest - margin:
+        return "margin"
+    if relative_margin is not None and score > hardest - abs(hardest) * relative_margin:
+        return "relative_margin"
+    if max_score is not None and score > max_score:
+        return "max_score"
+    if min_score is not None and score < min_score:
+        return "min_score"
+    return None
+
+
+def _layout_rows(layout: OutputFormat, output_scores: bool, num_negatives: int, anchor_column: str,
+                 positive_column: str, query_texts: list[str], queries: dict[str, list[str]],
+                 pair_scores: list[float], negatives: list[list[tuple[int, float]]],
+                 documents: list[str]) -> dict[str, list[Any]]:
+    rows: dict[str, list[Any]] = {anchor_column: [], positive_column: []}
+    pair = 0
+    for q, query in enumerate(query_texts):
+        found = negatives[q]
+        negative_texts = [documents[doc] for doc, _ in found]
+        negative_scores = [score for _, score in found]
+        if layout is OutputFormat.LABELED_PAIR:
+            labels = rows.setdefault("score" if output_scores else "label", [])
+            for positive in queries[query]:
+                rows[anchor_column].append(query)
+                rows[positive_column].append(positive)
+                labels.append(pair_scores[pair] if output_scores else 1)
+                pair += 1
+            for text, score in zip(negative_texts, negative_scores):
+                rows[anchor_column].append(query)
+                rows[positive_column].append(text)
+                labels.append(score if output_scores else 0)
+            continue
+        for positive in queries[query]:
+            positive_score = pair_scores[pair]
+            pair += 1
+            if layout is OutputFormat.TRIPLET:
+                for text, score in zip(negative_texts, negative_scores):
+                    rows[anchor_column].append(query)
+                    rows[positive_column].append(positive)
+                    rows.setdefault("negative", []).append(text)
+                    if output_scores:
+                        rows.setdefault("scores", []).append([positive_score, score])
+            elif layout is OutputFormat.N_TUPLE:
+                if len(found) < num_negatives:
+                    continue
+                rows[anchor_column].append(query)
+                rows[positive_column].append(positive)
+                for i, text in enumerate(negative_texts, start=1):
+                    rows.setdefault(f"negative_{i}", []).append(text)
+                if output_scores:
+                    rows.setdefault("scores", []).append([positive_score, *negative_scores])
+            else:  # labeled-list
+                if not found:
+                    continue
+                rows[anchor_column].append(query)
+                rows[positive_column].append([positive, *negative_texts])
+                key = "scores" if output_scores else "labels"
+                rows.setdefault(key, []).append([positive_score, *negative_scores] if output_scores
+                                                else [1] + [0] * len(found))
+    # Columns a layout always has, even when no row was produced.
+    if layout is OutputFormat.TRIPLET:
+        rows.setdefault("negative", [])
+    elif layout is OutputFormat.N_TUPLE:
+        for i in range(1, num_negatives + 1):
+            rows.setdefault(f"negative_{i}", [])
+    elif layout is OutputFormat.LABELED_PAIR:
+        rows.setdefault("score" if output_scores else "label", [])
+    else:
+        rows.setdefault("scores" if output_scores else "labels", [])
+    if output_scores and layout in (OutputFormat.TRIPLET, OutputFormat.N_TUPLE):
+        rows.setdefault("scores", [])
+    return rows
+
+
+def _encode(encode: Any, texts: list[str], batch_size: int, show_progress_bar: bool | None,
+            prompt_name: str | None, prompt: str | None, similarity: SimilarityFunction) -> sp.csr_matrix:
+    embeddings = encode(texts, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,
+                        show_progress_bar=show_progress_bar)
+    matrix = to_csr(embeddings, "embeddings", np.dtype(np.float32))
+    if similarity is SimilarityFunction.COSINE:
+        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+        matrix = sp.csr_matrix(sp.diags(1.0 / np.maximum(norms, 1e-12)).astype(np.float32) @ matrix)
+    return matrix
+
+
+def _columns(columns: list[str], anchor: str | None, positive: str | None) -> tuple[str, str]:
+    for name, value in (("anchor_column_name", anchor), ("positive_column_name", positive)):
+        if value is not None and value not in columns:
+            raise ValueError(f"{name}={value!r} is not a column of the dataset, whose columns are {columns}.")
+    if (anchor is None or positive is None) and len(columns) < 2:
+        raise ValueError(f"The dataset has the columns {columns}; mining needs an anchor and a positive text "
+                         "column (by default the first two).")
+    anchor = anchor if anchor is not None else columns[0]
+    positive = positive if positive is not None else next(c for c in columns if c != anchor)
+    if anchor == positive:
+        raise ValueError(f"anchor_column_name and positive_column_name are both {anchor!r}; pick two columns.")
+    return anchor, positive
+
+
+def _texts(values: Any, where: str) -> list[str]:
+    if isinstance(values, str):
+        raise TypeError(f"{where} must be a list of texts, got a single string. Wrap it in a list.")
+    texts = list(values)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"{where}[{i}] is a {type(text).__name__} ({text!r:.60}), not a string. Mining takes "
+                            "texts only: convert or drop that row.")
+    return texts
+
+
+def _parse_enum(kind: type[enum.Enum], value: Any, name: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"{name} must be one of {[m.value for m in kind]}, got {value!r}.") from None

@@ -1,0 +1,182 @@
+"""The command line, run on tiny inputs: output files and figures checked against independent computations."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from spladekit import SparseEncoder
+from spladekit.cli import main
+from spladekit.cli.config import ConfigKeyError, load_train_config
+
+DOCS = {f"d{i}": f"document {i} about topic {i % 4}: {'alpha beta gamma delta'.split()[i % 4]} facts {i}"
+        for i in range(16)}
+QUERIES = {f"q{i}": f"which document covers topic {i % 4} {'alpha beta gamma delta'.split()[i % 4]}?"
+           for i in range(12)}
+
+
+@pytest.fixture()
+def beir_folder(tmp_path) -> Path:
+    folder = tmp_path / "beir"
+    (folder / "qrels").mkdir(parents=True)
+    with open(folder / "corpus.jsonl", "w") as f:
+        for doc_id, text in DOCS.items():
+            f.write(json.dumps({"_id": doc_id, "title": "", "text": text}) + "\n")
+    with open(folder / "queries.jsonl", "w") as f:
+        for qid, text in QUERIES.items():
+            f.write(json.dumps({"_id": qid, "text": text}) + "\n")
+    for split, qids in (("train", list(QUERIES)[:8]), ("test", list(QUERIES)[8:])):
+        with open(folder / "qrels" / f"{split}.tsv", "w") as f:
+            f.write("query-id\tcorpus-id\tscore\n")
+            for qid in qids:
+                i = int(qid[1:])
+                f.write(f"{qid}\td{i}\t1\n")
+    return folder
+
+
+@pytest.fixture()
+def saved_tiny(tiny_splade, tmp_path) -> str:
+    tiny_splade.max_seq_length = 32
+    tiny_splade.save(str(tmp_path / "tiny"))
+    return str(tmp_path / "tiny")
+
+
+def write_config(tmp_path, model, beir, **extra) -> Path:
+    config = {"model": {"name_or_path": model},
+              "data": {"beir": str(beir), "split": "train"},
+              "training": {"output_dir": str(tmp_path / "run"), "max_steps": 3, "per_device_train_batch_size": 4,
+                           "learning_rate": 1e-3, "logging_steps": 1, "use_cpu": True, "seed": 3},
+              "evaluation": {"beir": [str(beir)], "split": "test"}}
+    for key, value in extra.items():
+        config.setdefault(key, {}).update(value)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_train_writes_model_metrics_and_plots(saved_tiny, beir_folder, tmp_path, capsys):
+    config = write_config(tmp_path, saved_tiny, beir_folder)
+    assert main(["train", str(config), "--override", "training.learning_rate=2e-3"]) == 0
+    out = capsys.readouterr().out
+    run = tmp_path / "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["train_rows"] == 8 and metrics["columns"] == ["query", "document"]
+    key = "beir-test_dot_ndcg@10"
+    assert f"{key}: before {metrics['before'][key]:.4f}, after {metrics['after'][key]:.4f}" in out
+    # the saved model reproduces the reported score
+    from spladekit.data import load_beir
+    from spladekit.evaluation import SparseInformationRetrievalEvaluator
+
+    model = SparseEncoder(str(run / "model"), device="cpu")
+    corpus, queries, relevant = load_beir(str(beir_folder), "test")
+    again = SparseInformationRetrievalEvaluator(queries, corpus, relevant, name="beir-test", write_csv=False)(model)
+    assert again[key] == pytest.approx(metrics["after"][key], abs=1e-6)
+    assert [row["learning_rate"] for row in metrics["log_history"] if "loss" in row][0] == pytest.approx(2e-3)
+    plots = {Path(p).name for p in metrics["plots"]}
+    assert {"loss.png", "regularizers.png"} <= plots
+    for name in plots:
+        assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (run / "model" / "README.md").exists()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.architecture=transformerish", "model.architecture is 'transformerish'; the accepted values are"),
+    ("loss.name=NoSuchLoss", "loss.name is 'NoSuchLoss'; the accepted values are"),
+    ("data.colour=blue", "Unknown key data.colour; the accepted keys of data are"),
+    ("training.max_steps=many", "training.max_steps is 'many' (str); it must be a int"),
+    ("training.learnin_rate=0.1", "Unknown key training.learnin_rate"),
+    ("evaluation.batch_size=big", "evaluation.batch_size is 'big' (str); it must be a int"),
+])
+def test_bad_configs_name_the_key(saved_tiny, beir_folder, tmp_path, capsys, override, message):
+    config = write_config(tmp_path, saved_tiny, beir_folder)
+    assert main(["train", str(config), "--override", override]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run" / "model").exists()
+
+
+def test_config_requires_one_data_source(saved_tiny, beir_folder, tmp_path):
+    config = write_config(tmp_path, saved_tiny, beir_folder, data={"file": str(beir_folder / "corpus.jsonl")})
+    with pytest.raises(ConfigKeyError, match="data needs exactly one of beir, file or hub"):
+        load_train_config(str(config))
+
+
+def test_eval_prints_table_and_json(saved_tiny, beir_folder, tmp_path, capsys):
+    out_json = tmp_path / "m.json"
+    assert main(["eval", saved_tiny, "--beir", str(beir_folder), str(beir_folder), "--json", str(out_json)]) == 0
+    table = capsys.readouterr().out
+    results = json.loads(out_json.read_text())
+    assert set(results) == {"beir", "mean"} or set(results) == {"beir"}
+    ndcg = results["beir"]["ndcg@10"]
+    assert f"| beir | {ndcg:.4f}" in table
+    # independent: brute-force dense scores and pytrec_eval
+    import pytrec_eval
+
+    from spladekit.data import load_beir
+
+    model = SparseEncoder(saved_tiny, device="cpu")
+    corpus, queries, relevant = load_beir(str(beir_folder), "test")
+    q = model.encode_query(list(queries.values())).to_dense()
+    d = model.encode_document(list(corpus.values())).to_dense()
+    scores = q @ d.T
+    run = {qid: {did: float(scores[i, j]) for j, did in enumerate(corpus)} for i, qid in enumerate(queries)}
+    qrels = {qid: {did: 1 for did in docs} for qid, docs in relevant.items()}
+    per_query = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(run)
+    expected = sum(v["ndcg_cut_10"] for v in per_query.values()) / len(per_query)
+    assert ndcg == pytest.approx(expected, abs=1e-6)
+
+
+def test_encode_jsonl_and_pt(saved_tiny, beir_folder, tmp_path):
+    assert main(["encode", saved_tiny, str(beir_folder / "corpus.jsonl"), str(tmp_path / "out.jsonl")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == list(DOCS)
+    model = SparseEncoder(saved_tiny, device="cpu")
+    expected = model.decode(model.encode_document(DOCS["d3"]))
+    assert rows[3]["weights"] == pytest.approx(dict(expected), abs=2e-6)  # rounded to 6 decimals
+    assert main(["encode", saved_tiny, str(beir_folder / "corpus.jsonl"), str(tmp_path / "out.pt"),
+                 "--max-active-dims", "5"]) == 0
+    saved = torch.load(tmp_path / "out.pt", weights_only=False)
+    assert saved["ids"] == list(DOCS)
+    assert (saved["embeddings"].to_dense() != 0).sum(1).max().item() == 5
+
+
+def test_info(saved_tiny, capsys):
+    assert main(["info", saved_tiny, "--text", "hello world"]) == 0
+    out = capsys.readouterr().out
+    assert "modules: ['MLMTransformer', 'SpladePooling']" in out
+    assert "max_seq_length: 32" in out and "embedding_dimension: 30522" in out
+    model = SparseEncoder(saved_tiny, device="cpu")
+    active = model.sparsity(model.encode_document(["hello world"]))["active_dims"]
+    assert f"'active_dims': {active}" in out
+
+
+def test_module_entry_point_help():
+    result = subprocess.run([sys.executable, "-m", "spladekit", "train", "--help"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and "--override" in result.stdout
+
+
+def test_index_then_search(saved_tiny, beir_folder, tmp_path, capsys):
+    index_dir = tmp_path / "index"
+    assert main(["index", saved_tiny, str(beir_folder / "corpus.jsonl"), str(index_dir)]) == 0
+    assert f"Indexed {len(DOCS)} documents" in capsys.readouterr().out
+    query = QUERIES["q9"]
+    assert main(["search", str(index_dir), query, "--top-k", "3", "--show-terms"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    # independent: dense dot products of the query with every document
+    model = SparseEncoder(saved_tiny, device="cpu")
+    scores = (model.encode_query([query]).to_dense() @ model.encode_document(list(DOCS.values())).to_dense().T)[0]
+    best = torch.topk(scores, 3)
+    expected_ids = [list(DOCS)[i] for i in best.indices.tolist()]
+    hits = [line.split("\t") for line in out if line[:4].strip().rstrip(".").isdigit()]
+    assert [h[0].split(". ")[1] for h in hits] == expected_ids
+    assert [float(h[1]) for h in hits] == pytest.approx(best.values.tolist(), rel=1e-4)
+    assert hits[0][2].startswith(DOCS[expected_ids[0]][:50])
+    assert out[0].startswith("query terms: ")
+    assert main(["search", str(tmp_path), "x"]) == 2
+    assert "is not an index built by 'spladekit index'" in capsys.readouterr().err
