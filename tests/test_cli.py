@@ -180,3 +180,14 @@ def test_index_then_search(saved_tiny, beir_folder, tmp_path, capsys):
     assert out[0].startswith("query terms: ")
     assert main(["search", str(tmp_path), "x"]) == 2
     assert "is not an index built by 'spladekit index'" in capsys.readouterr().err
+
+
+def test_read_texts_accepts_gzipped_jsonl(beir_folder, tmp_path):
+    import gzip
+
+    from spladekit.cli.commands import read_texts
+
+    plain = beir_folder / "corpus.jsonl"
+    packed = tmp_path / "corpus.jsonl.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert read_texts(str(packed)) == read_texts(str(plain)) == (list(DOCS), list(DOCS.values()))

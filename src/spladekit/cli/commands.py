@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from typing import Any
@@ -19,12 +20,13 @@ REPORTED_METRICS = ("ndcg@10", "mrr@10", "map@100", "recall@10", "recall@100", "
 
 def read_texts(path: str) -> tuple[list[str], list[str]]:
     """(ids, texts) from a .jsonl file (``_id``/``id`` and ``text``, plus ``title`` joined in front) or a
-    text file with one text per line (ids are line numbers)."""
+    text file with one text per line (ids are line numbers); either may be gzipped (``.gz``)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Input file {path!r} does not exist.")
     ids, texts = [], []
-    with open(path, encoding="utf8") as f:
-        if path.endswith((".jsonl", ".json")):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf8") as f:
+        if path.endswith((".jsonl", ".json", ".jsonl.gz", ".json.gz")):
             for number, line in enumerate(f, start=1):
                 if not line.strip():
                     continue
