@@ -43,6 +43,10 @@ class SpladePooling(Module):
     Inputs: ``token_embeddings`` (B, T, V) logits and ``attention_mask`` (B, T).
     Output: ``sentence_embedding`` (B, V), non-negative.
 
+    Right after an :class:`~spladekit.modules.MLMTransformer` with ``"max"`` pooling, a SparseEncoder runs both
+    modules as one fused step that never builds the logits (:mod:`spladekit.modules.fused_splade_head`; there
+    ``chunk_size`` counts packed non-padding tokens, 256 by default); ``forward`` here is the plain path.
+
     Example::
 
         model = SparseEncoder(modules=[MLMTransformer("bert-base-uncased"), SpladePooling("max")])

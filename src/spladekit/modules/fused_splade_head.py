@@ -1,0 +1,352 @@
+"""Fused SPLADE-max head: vocabulary projection, activation and max over tokens without the (B, T, V) logits.
+
+SPLADE-max computes, for every text ``b`` and vocabulary term ``v``::
+
+    w[b, v] = max_t  mask[b, t] * act(h[b, t] . W[v] + c[v])      act(x) = log(1 + relu(x))  (twice for log1p_relu)
+
+with ``h`` the MLM head's transform output (B, T, H), ``W`` its decoder weight (V, H) (tied to the input
+embeddings in BERT) and ``c`` the decoder bias. Plain autograd materialises the (B, T, V) logits, keeps them
+for the backward pass and pushes a dense gradient through them, although the max sends gradient to a single
+token per term. Here:
+
+* Forward. ``act`` is non-decreasing and floating-point rounding is monotone, so ``max_t act(x_t) ==
+  act(max_t x_t)`` and ``max_t (x_t + c) == max_t x_t + c`` exactly: only the largest raw logit of each
+  (text, term) over the text's kept tokens is needed. The kept tokens are packed (padding is never
+  projected) and projected ``chunk_tokens`` at a time as (V, c) blocks, each reduced by a max along its
+  contiguous rows; ``act`` then runs on (B, V) only. Memory is O(chunk_tokens x V) instead of O(B x T x V).
+  Under bf16 / fp16 autocast the products and the maxima run in that dtype.
+* Backward. With ``g[b, v] = grad[b, v] * act'(m[b, v])`` (0 for inactive terms, ``m <= 0``, as autograd of
+  relu gives), the gradient goes to the argmax token of each active (text, term) only. The argmax is found
+  by recomputing the logits of the terms active in some text of the batch (a few hundred to a few thousand
+  for a trained SPLADE model, against 30k), so the forward pass stores nothing of size T x V; then
+  ``dh[b, argmax] += g W[v]``, ``dW[v] += g h[b, argmax]`` and ``dc = sum_b g``, as batched products. The
+  work is O(active terms x B x T x H) instead of O(V x B x T x H).
+
+Ties in the max (two kept tokens with the same largest logit) send the whole gradient to the first one,
+where autograd splits it between them; both are valid subgradients, and exact ties do not occur with float
+logits in practice (under bf16 autocast near-ties do, and the fp32 recomputation picks the better token).
+
+Architectures that fuse (the masked-LM classes below, matched exactly so that a subclass with its own forward
+falls back): BERT (``BertForMaskedLM``: ``cls.predictions.transform`` then ``decoder``; the SPLADE
+checkpoints), DistilBERT (``vocab_transform`` -> activation -> ``vocab_layer_norm`` -> ``vocab_projector``),
+RoBERTa, XLM-RoBERTa and CamemBERT (``lm_head``: ``dense`` -> gelu -> ``layer_norm`` -> ``decoder``). The
+decoder is the model's ``get_output_embeddings()``. Any other model runs the plain path (full logits, then
+:class:`~spladekit.modules.SpladePooling`), as does every model with ``SparseEncoder.fuse_splade_head = False``.
+
+Reference: Formal et al., "SPLADE v2", 2021 (arXiv:2109.10086), for the max-pooled SPLADE representation.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+from spladekit.modules.splade_pooling import PoolingStrategy, SpladeActivation, SpladePooling
+from spladekit.modules.transformer import MLMTransformer
+
+# Packed tokens projected at a time: (V, 256) fp32 logits of a 30k vocabulary are 31 MB.
+DEFAULT_CHUNK_TOKENS = 256
+# Active terms handled at a time in the backward pass: its (block, B, T) buffer is 16 MB at B x T = 4096.
+_BACKWARD_BLOCK = 1024
+
+
+@dataclass(frozen=True)
+class MLMHead:
+    """The parts of a masked-LM model the fused head runs: encoder, head transform, decoder (a Linear)."""
+
+    encoder: nn.Module
+    transform: Callable[[Tensor], Tensor]
+    decoder: nn.Linear
+
+    def hidden_states(self, model_inputs: dict[str, Tensor]) -> Tensor:
+        """Everything before the decoder: (B, T, H) transform output, as the masked-LM forward computes it."""
+        output = self.encoder(**model_inputs, return_dict=True)
+        return self.transform(output.last_hidden_state)
+
+
+def _bert_head(model: Any) -> MLMHead:
+    predictions = model.cls.predictions
+    return MLMHead(model.bert, predictions.transform, predictions.decoder)
+
+
+def _roberta_head(model: Any) -> MLMHead:
+    from transformers.activations import gelu
+
+    head = model.lm_head
+    return MLMHead(model.roberta, lambda x: head.layer_norm(gelu(head.dense(x))), head.decoder)
+
+
+def _distilbert_head(model: Any) -> MLMHead:
+    return MLMHead(model.distilbert,
+                   lambda x: model.vocab_layer_norm(model.activation(model.vocab_transform(x))),
+                   model.vocab_projector)
+
+
+@functools.cache
+def _head_builders() -> dict[type, Callable[[Any], MLMHead]]:
+    from transformers import (BertForMaskedLM, CamembertForMaskedLM, DistilBertForMaskedLM, RobertaForMaskedLM,
+                              XLMRobertaForMaskedLM)
+
+    return {BertForMaskedLM: _bert_head, DistilBertForMaskedLM: _distilbert_head, RobertaForMaskedLM: _roberta_head,
+            XLMRobertaForMaskedLM: _roberta_head, CamembertForMaskedLM: _roberta_head}
+
+
+def resolve_mlm_head(auto_model: nn.Module) -> MLMHead | None:
+    """The fusable parts of a Hugging Face masked-LM model, or None when its architecture is not one of the
+    known ones (or its output embeddings are not the expected ``nn.Linear`` decoder)."""
+    builder = _head_builders().get(type(auto_model))
+    if builder is None:
+        return None
+    head = builder(auto_model)
+    decoder = auto_model.get_output_embeddings()
+    if decoder is not head.decoder or not isinstance(decoder, nn.Linear):
+        return None
+    return head
+
+
+def can_fuse(first: nn.Module, second: nn.Module) -> bool:
+    """Whether ``first`` -> ``second`` is an MLMTransformer with a known head followed by SpladePooling("max").
+
+    Subclasses that override ``forward`` and modules with forward hooks (which would expect the logits) run
+    the plain path."""
+    if not (isinstance(first, MLMTransformer) and isinstance(second, SpladePooling)):
+        return False
+    if type(first).forward is not MLMTransformer.forward or type(second).forward is not SpladePooling.forward:
+        return False
+    if any(module._forward_hooks or module._forward_pre_hooks for module in (first, second)):
+        return False
+    return second.strategy is PoolingStrategy.MAX and resolve_mlm_head(first.auto_model) is not None
+
+
+def fused_splade_forward(mlm: MLMTransformer, pooling: SpladePooling, features: dict[str, Any]) -> dict[str, Any]:
+    """``pooling(mlm(features))`` through :func:`splade_max_pool`: sets ``sentence_embedding`` (B, V).
+
+    Unlike the plain path it sets no ``token_embeddings`` (the (B, T, V) logits are never built)."""
+    head = resolve_mlm_head(mlm.auto_model)
+    if head is None:
+        raise ValueError(f"The fused SPLADE head supports {sorted(c.__name__ for c in _head_builders())}, got "
+                         f"{type(mlm.auto_model).__name__}. Check can_fuse(mlm, pooling) first, or run the modules "
+                         "one after the other (SparseEncoder.fuse_splade_head = False).")
+    hidden = head.hidden_states(mlm.model_inputs(features))  # (B, T, H)
+    pooled = splade_max_pool(hidden, head.decoder.weight, head.decoder.bias, features["attention_mask"],
+                             pooling.activation, pooling.chunk_size or DEFAULT_CHUNK_TOKENS)
+    if pooling.embedding_dimension is None:
+        pooling.embedding_dimension = pooled.shape[1]
+    features["sentence_embedding"] = pooled
+    return features
+
+
+def splade_max_pool(
+    hidden: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    attention_mask: Tensor,
+    activation: SpladeActivation | str = SpladeActivation.RELU,
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+) -> Tensor:
+    """SPLADE-max of ``hidden @ weight.T + bias`` over the tokens ``attention_mask`` keeps, without the logits.
+
+    Args:
+        hidden: (B, T, H) MLM head transform output.
+        weight: (V, H) decoder weight.
+        bias: (V,) decoder bias, or None.
+        attention_mask: (B, T); tokens where it is 0 are left out.
+        activation: "relu" (log(1 + relu(x))) or "log1p_relu" (log(1 + log(1 + relu(x)))).
+        chunk_tokens: project this many (packed, non-padding) tokens at a time; memory is O(chunk_tokens x V).
+
+    Returns: (B, V) non-negative, in the promoted dtype of ``hidden`` and ``weight`` (fp32 under bf16 autocast
+    with fp32 weights). Under ``torch.autocast`` the projection runs in the autocast dtype, the rest in fp32.
+
+    Differentiable in ``hidden``, ``weight`` and ``bias`` with a sparse backward pass (see the module docstring).
+    """
+    activation = SpladeActivation(activation)
+    if isinstance(chunk_tokens, bool) or not isinstance(chunk_tokens, int) or chunk_tokens <= 0:
+        raise ValueError(f"chunk_tokens must be a positive integer, got {chunk_tokens!r}.")
+    if hidden.ndim != 3 or weight.ndim != 2 or hidden.shape[-1] != weight.shape[-1]:
+        raise ValueError(f"hidden must be (B, T, H) and weight (V, H), got {tuple(hidden.shape)} and "
+                         f"{tuple(weight.shape)}.")
+    if attention_mask.shape != hidden.shape[:2]:
+        raise ValueError(f"attention_mask must be (B, T) = {tuple(hidden.shape[:2])}, got "
+                         f"{tuple(attention_mask.shape)}.")
+    needs_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (hidden, weight, bias))
+    if needs_grad:
+        return _SpladeMaxPool.apply(hidden, weight, bias, attention_mask, activation, chunk_tokens)
+    max_logits = _max_logits(hidden, weight, bias, _Packing.of(attention_mask), chunk_tokens)
+    return _activate(max_logits, activation).to(_result_dtype(hidden, weight))
+
+
+# ----- forward: running max of the logits over packed tokens ------------------------------------------------
+def _result_dtype(hidden: Tensor, weight: Tensor) -> torch.dtype:
+    return torch.promote_types(hidden.dtype, weight.dtype)
+
+
+def _accumulate_dtype(hidden: Tensor, weight: Tensor) -> torch.dtype:
+    """fp32, or fp64 for fp64 inputs: the dtype of the (B, V) maxima and of the gradients being summed."""
+    return torch.promote_types(_result_dtype(hidden, weight), torch.float32)
+
+
+def _compute_dtype(hidden: Tensor, weight: Tensor) -> torch.dtype:
+    device_type = hidden.device.type
+    if torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return _result_dtype(hidden, weight)
+
+
+def _onednn_linear_available() -> bool:
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def _project(weight: Tensor, tokens: Tensor) -> Tensor:
+    """``weight @ tokens.T``: (V, H) x (c, H) -> (V, c) logits without bias.
+
+    On the CPU, fp32 / bf16 products go through oneDNN's linear kernel, which runs this thin shape (K = hidden
+    size) faster than the BLAS behind ``torch.mm`` on AVX-512 CPUs such as AMD EPYC (about 1.5-2x here); both
+    are exact fp32 products (bf16 inputs accumulate in fp32). Other devices and dtypes use ``torch.mm``."""
+    if weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.bfloat16) \
+            and _onednn_linear_available():
+        return torch.ops.mkldnn._linear_pointwise(weight, tokens, None, "none", [], "")
+    return torch.mm(weight, tokens.t())
+
+
+@dataclass(frozen=True)
+class _Packing:
+    """Where the kept (non-padding) tokens are: their flat indices ``b * T + t`` and the count per text."""
+
+    kept: Tensor  # (N,)
+    counts: list[int]  # (B,) tokens kept per text; a text's tokens are contiguous in ``kept``
+
+    @classmethod
+    def of(cls, attention_mask: Tensor) -> _Packing:
+        return cls(attention_mask.reshape(-1).nonzero().squeeze(1), attention_mask.ne(0).sum(dim=1).tolist())
+
+    def spans(self) -> list[tuple[int, int]]:
+        """(start, end) of each text's tokens in ``kept``."""
+        ends = list(itertools.accumulate(self.counts))
+        return [(end - count, end) for end, count in zip(ends, self.counts)]
+
+
+def _max_logits(hidden: Tensor, weight: Tensor, bias: Tensor | None, packing: _Packing,
+                chunk_tokens: int) -> Tensor:
+    """``m[b, v] = max_t logit[b, t, v]`` over the kept tokens, (B, V), -inf for a text without tokens."""
+    batch, length, dim = hidden.shape
+    compute_dtype = _compute_dtype(hidden, weight)
+    total = len(packing.kept)
+    with torch.autocast(hidden.device.type, enabled=False):
+        # Zero rows pad the packed tokens to whole chunks: every product then has the same shape, which oneDNN
+        # serves from one cached primitive (a new shape per chunk grows the process's memory step after step).
+        padded = -(-total // chunk_tokens) * chunk_tokens
+        packed = hidden.new_zeros((padded, dim), dtype=compute_dtype)  # (N rounded up, H)
+        packed[:total] = hidden.detach().reshape(batch * length, dim).index_select(0, packing.kept)
+        weight_c = weight.detach().to(compute_dtype)  # (V, H)
+        best = torch.full((batch, weight.shape[0]), float("-inf"), dtype=compute_dtype, device=hidden.device)
+        spans, seq = packing.spans(), 0
+        for c0 in range(0, total, chunk_tokens):
+            c1 = min(c0 + chunk_tokens, total)
+            # (V, c): the max over a text's tokens then reads contiguous rows, several times faster than (c, V)
+            logits = _project(weight_c, packed[c0:c0 + chunk_tokens])
+            while seq < batch:
+                start, end = spans[seq]
+                s0, s1 = max(start, c0), min(end, c1)
+                if s1 > s0:  # the max over this text's tokens in the chunk
+                    part = _row_max(logits[:, s0 - c0:s1 - c0])  # (V,)
+                    best[seq] = part if s0 == start else torch.maximum(best[seq], part)
+                if end > c1:
+                    break  # the text continues in the next chunk
+                seq += 1
+        max_logits = best.to(_accumulate_dtype(hidden, weight))  # (B, V)
+        if bias is not None:
+            max_logits += bias.detach().to(max_logits.dtype)
+    return max_logits
+
+
+def _row_max(block: Tensor) -> Tensor:
+    """``block.amax(dim=1)`` of a (V, s) block.
+
+    bf16 / fp16 maxima are taken on the bit patterns viewed as int16, which reduce several times faster than the
+    16-bit floats. Those are sign-magnitude: non-negative floats order like their integers, above every negative
+    one, and negative floats order in reverse. So the integer max is the float max when it is >= 0, and when it
+    is not (all values negative) the float max is the integer min. Exact, including -0.0 and -inf."""
+    if block.dtype not in (torch.bfloat16, torch.float16):
+        return block.amax(dim=1)
+    bits = block.view(torch.int16)
+    high, low = bits.amax(dim=1), bits.amin(dim=1)
+    return torch.where(high >= 0, high, low).view(block.dtype)
+
+
+def _activate(x: Tensor, activation: SpladeActivation) -> Tensor:
+    out = torch.log1p(torch.relu(x))
+    if activation is SpladeActivation.LOG1P_RELU:
+        out = torch.log1p(out)
+    return out
+
+
+def _activation_grad(x: Tensor, activation: SpladeActivation) -> Tensor:
+    """d act / dx: 1 / (1 + x) for log(1 + relu(x)), times 1 / (1 + log(1 + x)) for log1p_relu; 0 at x <= 0."""
+    positive = x.clamp_min(0)
+    grad = 1.0 / (1.0 + positive)
+    if activation is SpladeActivation.LOG1P_RELU:
+        grad = grad / (1.0 + torch.log1p(positive))
+    return grad.masked_fill_(x <= 0, 0.0)
+
+
+# ----- autograd ----------------------------------------------------------------------------------------------
+class _SpladeMaxPool(torch.autograd.Function):
+    """Forward: :func:`_max_logits` then the activation on (B, V).
+
+    Backward: the logits are recomputed for the terms that receive gradient in any text of the batch (their
+    union ``U``, in blocks) to find each (text, term)'s argmax token, and the gradient is put there. Every step
+    is one batched product or gather rather than a per-pair scatter, so the op count stays small."""
+
+    @staticmethod
+    def forward(ctx: Any, hidden: Tensor, weight: Tensor, bias: Tensor | None, attention_mask: Tensor,
+                activation: SpladeActivation, chunk_tokens: int) -> Tensor:
+        max_logits = _max_logits(hidden, weight, bias, _Packing.of(attention_mask), chunk_tokens)
+        ctx.save_for_backward(hidden, weight, max_logits, attention_mask)
+        ctx.activation = activation
+        ctx.bias_dtype = bias.dtype if bias is not None else None
+        return _activate(max_logits, activation).to(_result_dtype(hidden, weight))  # (B, V)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
+        hidden, weight, max_logits, attention_mask = ctx.saved_tensors
+        acc = max_logits.dtype
+        needs_hidden, needs_weight, needs_bias = ctx.needs_input_grad[:3]
+        grad_max = grad_output.to(acc) * _activation_grad(max_logits, ctx.activation)  # (B, V) d out / d max
+        grad_hidden = torch.zeros(hidden.numel() // hidden.shape[-1], hidden.shape[-1], dtype=acc,
+                                  device=hidden.device) if needs_hidden else None  # (B*T, H)
+        grad_weight = torch.zeros(weight.shape, dtype=acc, device=weight.device) if needs_weight else None
+        if needs_hidden or needs_weight:
+            batch, length, dim = hidden.shape
+            terms = grad_max.ne(0).any(dim=0).nonzero().squeeze(1)  # (U,) terms with gradient in some text
+            tokens = hidden.reshape(batch * length, dim).to(acc)  # (B*T, H)
+            padding = attention_mask.eq(0).unsqueeze(0)  # (1, B, T)
+            # One (block, B*T) buffer for every block: the same allocation is reused, and memory stays bounded.
+            buffer = torch.empty(_BACKWARD_BLOCK, batch * length, dtype=acc, device=hidden.device)
+            for u0 in range(0, len(terms), _BACKWARD_BLOCK):
+                block = terms[u0:u0 + _BACKWARD_BLOCK]  # (u,)
+                rows = weight.index_select(0, block).to(acc)  # (u, H)
+                scores = torch.mm(rows, tokens.t(), out=buffer[:len(block)])  # (u, B*T) logits less bias
+                argmax = scores.view(-1, batch, length).masked_fill_(padding, float("-inf")).argmax(dim=2)  # (u, B)
+                grad_block = grad_max.index_select(1, block).t().unsqueeze(2)  # (u, B, 1)
+                # (u, B*T): d out / d logit, g[b, v] at each (text, term)'s argmax token and 0 elsewhere
+                grad_logits = scores.zero_().view(-1, batch, length).scatter_(2, argmax.unsqueeze(2), grad_block)
+                grad_logits = grad_logits.view(len(block), -1)
+                if grad_hidden is not None:  # d h = grad_logits.T @ W[block]
+                    grad_hidden += torch.mm(grad_logits.t(), rows)
+                if grad_weight is not None:  # d W[block] = grad_logits @ h
+                    grad_weight[block] = torch.mm(grad_logits, tokens)
+        grad_bias = grad_max.sum(dim=0).to(ctx.bias_dtype) if needs_bias else None
+        if grad_hidden is not None:
+            grad_hidden = grad_hidden.view(hidden.shape).to(hidden.dtype)
+        if grad_weight is not None:
+            grad_weight = grad_weight.to(weight.dtype)
+        return grad_hidden, grad_weight, grad_bias, None, None, None
