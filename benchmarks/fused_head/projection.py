@@ -30,10 +30,47 @@ def best_seconds(fn: Callable[[], object], repeats: int = REPEATS) -> float:
     return min(times)
 
 
+def measure(precision: str, hidden, mask, weight, bias) -> dict[str, float]:
+    """The figures of one precision ("fp32" or "bf16") for the given head inputs."""
+    import torch
+
+    from spladekit.modules.fused_splade_head import DEFAULT_CHUNK_TOKENS, _project, splade_max_pool
+
+    dtype = torch.float32 if precision == "fp32" else torch.bfloat16
+    size, tokens = 4096, int(mask.sum())
+    vocab, hidden_size = weight.shape
+    projection_flop = 2 * tokens * hidden_size * vocab
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    peak = 2 * size**3 / best_seconds(lambda: torch.mm(a, b), repeats=3) / 1e9
+    packed, weight_c = hidden[mask.bool()].to(dtype), weight.detach().to(dtype)  # (N, H), (V, H)
+
+    def project() -> None:
+        for start in range(0, tokens, DEFAULT_CHUNK_TOKENS):
+            _project(weight_c, packed[start:start + DEFAULT_CHUNK_TOKENS])  # (V, c)
+
+    def forward() -> None:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            splade_max_pool(hidden, weight, bias, mask)
+
+    def forward_backward() -> None:
+        h = hidden.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = splade_max_pool(h, weight, bias, mask)
+        out.sum().backward()
+
+    projection = projection_flop / best_seconds(project) / 1e9
+    forward_seconds = best_seconds(forward)
+    return {f"{precision}_mm_peak_gflops": peak, f"{precision}_projection_gflops": projection,
+            f"{precision}_projection_fraction_of_peak": projection / peak,
+            f"{precision}_head_forward_seconds": forward_seconds,
+            f"{precision}_head_forward_backward_seconds": best_seconds(forward_backward, repeats=3),
+            f"{precision}_head_forward_gflops": projection_flop / forward_seconds / 1e9}
+
+
 def main() -> None:
     import torch
 
-    from spladekit.modules.fused_splade_head import DEFAULT_CHUNK_TOKENS, _project, resolve_mlm_head, splade_max_pool
+    from spladekit.modules.fused_splade_head import resolve_mlm_head
 
     torch.manual_seed(0)
     model = load_model("spladekit")
@@ -44,36 +81,9 @@ def main() -> None:
     mask = features["attention_mask"]
     weight = head.decoder.weight.detach().clone().requires_grad_()
     bias = head.decoder.bias.detach().clone().requires_grad_()
-    vocab, hidden_size = weight.shape
-    tokens, size = int(mask.sum()), 4096
-    result: dict[str, float] = {"tokens": tokens, "hidden": hidden_size, "vocab": vocab}
-    projection_flop = 2 * tokens * hidden_size * vocab
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-        peak = 2 * size**3 / best_seconds(lambda: torch.mm(a, b), repeats=3) / 1e9
-        packed, weight_c = hidden[mask.bool()].to(dtype), weight.detach().to(dtype)  # (N, H), (V, H)
-
-        def project() -> None:
-            for start in range(0, tokens, DEFAULT_CHUNK_TOKENS):
-                _project(weight_c, packed[start:start + DEFAULT_CHUNK_TOKENS])  # (V, c)
-
-        def forward() -> None:
-            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bf16"):
-                splade_max_pool(hidden, weight, bias, mask)
-
-        def forward_backward() -> None:
-            h = hidden.clone().requires_grad_()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bf16"):
-                out = splade_max_pool(h, weight, bias, mask)
-            out.sum().backward()
-
-        projection = projection_flop / best_seconds(project) / 1e9
-        result[f"{name}_mm_peak_gflops"] = peak
-        result[f"{name}_projection_gflops"] = projection
-        result[f"{name}_projection_fraction_of_peak"] = projection / peak
-        result[f"{name}_head_forward_seconds"] = best_seconds(forward)
-        result[f"{name}_head_forward_backward_seconds"] = best_seconds(forward_backward, repeats=3)
-        result[f"{name}_head_forward_gflops"] = projection_flop / result[f"{name}_head_forward_seconds"] / 1e9
+    result: dict[str, float] = {"tokens": int(mask.sum()), "hidden": weight.shape[1], "vocab": weight.shape[0]}
+    for precision in ("fp32", "bf16"):
+        result.update(measure(precision, hidden, mask, weight, bias))
     result["threads"] = torch.get_num_threads()
     emit(result)
 

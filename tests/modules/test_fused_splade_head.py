@@ -11,8 +11,14 @@ from datasets import Dataset
 
 import spladekit.model
 from spladekit import MLMTransformer, SparseEncoder, SpladePooling
-from spladekit.modules.fused_splade_head import (_row_max, can_fuse, fused_splade_forward, resolve_mlm_head,
-                                                splade_max_pool)
+from spladekit.modules.fused_splade_head import (
+    _finish_max,
+    _update_max,
+    can_fuse,
+    fused_splade_forward,
+    resolve_mlm_head,
+    splade_max_pool,
+)
 from spladekit.training import SparseEncoderTrainer, SparseEncoderTrainingArguments
 
 # A full text, a right-padded one, one with a hole in its mask, and one without any kept token.
@@ -87,18 +93,31 @@ def test_fp32_matches_plain_path():
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
-def test_row_max_is_exact_for_every_sign_pattern(dtype):
-    """The 16-bit max runs on the bit patterns as integers; it must equal the float max in every case."""
-    values = torch.randn(8, 40, generator=torch.Generator().manual_seed(0))
+def test_running_max_is_exact_for_every_sign_pattern(dtype):
+    """16-bit maxima run on the bit patterns as integers; they must equal the float max in every case, over one
+    chunk and over a text split across two chunks."""
+    values = torch.randn(40, 8, 2, 10, generator=torch.Generator().manual_seed(0))  # (V, texts, pieces, tokens)
     values[0] = -values[0].abs()  # all negative
     values[1] = values[1].abs()  # all positive
     values[2] = -0.0
     values[3] = float("-inf")
-    values[4, :5], values[4, 5:] = -0.0, -values[4, 5:].abs()  # negatives and -0.0: the max is -0.0
-    values[5, 3] = float("-inf")
+    values[4], values[4, :, 0, :3] = -values[4].abs(), -0.0  # negatives and -0.0: the max is -0.0
+    values[5, :, 1] = float("-inf")  # a piece without kept tokens
     values[6] = 0.0
-    block = values.to(dtype)[:, 3:30]  # a column slice, as the fused head reduces it
-    assert torch.equal(_row_max(block).float(), block.float().amax(dim=1))
+    values[7, :, 0], values[7, :, 1] = -values[7, :, 0].abs(), values[7, :, 1].abs()  # negative, then positive
+    values = values.to(dtype)
+    low_precision = dtype != torch.float32
+    fill = torch.tensor(float("-inf"), dtype=dtype)
+    fill = fill.view(torch.int16) if low_precision else fill
+    together = [torch.full((8, 40), fill.item(), dtype=fill.dtype) for _ in range(2 if low_precision else 1)]
+    _update_max(together, values.reshape(40, 8, 20), list(range(8)), first=True)
+    expected = values.float().amax(dim=(2, 3)).t()  # (texts, V)
+    assert torch.equal(_finish_max(together, dtype).float(), expected)
+    for text in range(8):  # one text at a time, in two pieces
+        pieces = [torch.full((8, 40), fill.item(), dtype=fill.dtype) for _ in range(2 if low_precision else 1)]
+        _update_max(pieces, values[:, text:text + 1, 0], [text], first=True)
+        _update_max(pieces, values[:, text:text + 1, 1], [text], first=False)
+        assert torch.equal(_finish_max(pieces, dtype)[text].float(), expected[text])
 
 
 def test_bad_arguments_are_explained():
@@ -116,7 +135,7 @@ def tiny_masked_lm(kind: str):
     import transformers
 
     torch.manual_seed(0)
-    common = dict(vocab_size=99, max_position_embeddings=64)
+    common = {"vocab_size": 99, "max_position_embeddings": 64}
     if kind == "bert":
         return transformers.BertForMaskedLM(transformers.BertConfig(
             hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, **common))

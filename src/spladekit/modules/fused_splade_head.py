@@ -11,10 +11,13 @@ token per term. Here:
 
 * Forward. ``act`` is non-decreasing and floating-point rounding is monotone, so ``max_t act(x_t) ==
   act(max_t x_t)`` and ``max_t (x_t + c) == max_t x_t + c`` exactly: only the largest raw logit of each
-  (text, term) over the text's kept tokens is needed. The kept tokens are packed (padding is never
-  projected) and projected ``chunk_tokens`` at a time as (V, c) blocks, each reduced by a max along its
-  contiguous rows; ``act`` then runs on (B, V) only. Memory is O(chunk_tokens x V) instead of O(B x T x V).
-  Under bf16 / fp16 autocast the products and the maxima run in that dtype.
+  (text, term) over the text's kept tokens is needed. Texts are grouped longest first into chunks of
+  ``chunk_tokens`` positions, each cut to the longest text in it (so trailing padding is projected only
+  where a text is shorter than the others of its chunk, which is rare once texts are sorted by length, as
+  ``encode`` does); each chunk becomes one (V, c) block of logits, masked where padding remains, and
+  reduced by a max along its contiguous rows, one op for all the texts of the chunk; ``act`` then runs on
+  (B, V) only. Memory is O(chunk_tokens x V) instead of O(B x T x V). Under bf16 / fp16 autocast the
+  products and the maxima run in that dtype.
 * Backward. With ``g[b, v] = grad[b, v] * act'(m[b, v])`` (0 for inactive terms, ``m <= 0``, as autograd of
   relu gives), the gradient goes to the argmax token of each active (text, term) only. The argmax is found
   by recomputing the logits of the terms active in some text of the batch (a few hundred to a few thousand
@@ -31,7 +34,8 @@ falls back): BERT (``BertForMaskedLM``: ``cls.predictions.transform`` then ``dec
 checkpoints), DistilBERT (``vocab_transform`` -> activation -> ``vocab_layer_norm`` -> ``vocab_projector``),
 RoBERTa, XLM-RoBERTa and CamemBERT (``lm_head``: ``dense`` -> gelu -> ``layer_norm`` -> ``decoder``). The
 decoder is the model's ``get_output_embeddings()``. Any other model runs the plain path (full logits, then
-:class:`~spladekit.modules.SpladePooling`), as does every model with ``SparseEncoder.fuse_splade_head = False``.
+:class:`~spladekit.modules.SpladePooling`), as do subclasses of the two modules that override ``forward``,
+modules with forward hooks, and every model with ``SparseEncoder.fuse_splade_head = False``.
 
 Reference: Formal et al., "SPLADE v2", 2021 (arXiv:2109.10086), for the max-pooled SPLADE representation.
 """
@@ -39,7 +43,6 @@ Reference: Formal et al., "SPLADE v2", 2021 (arXiv:2109.10086), for the max-pool
 from __future__ import annotations
 
 import functools
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,7 +54,8 @@ from torch.autograd.function import once_differentiable
 from spladekit.modules.splade_pooling import PoolingStrategy, SpladeActivation, SpladePooling
 from spladekit.modules.transformer import MLMTransformer
 
-# Packed tokens projected at a time: (V, 256) fp32 logits of a 30k vocabulary are 31 MB.
+# Token positions projected at a time: (V, 256) fp32 logits of a 30k vocabulary are 31 MB, which stay in the
+# L3 cache of the CPUs this was tuned on (larger chunks were slower per token in fp32, smaller ones too).
 DEFAULT_CHUNK_TOKENS = 256
 # Active terms handled at a time in the backward pass: its (block, B, T) buffer is 16 MB at B x T = 4096.
 _BACKWARD_BLOCK = 1024
@@ -91,8 +95,13 @@ def _distilbert_head(model: Any) -> MLMHead:
 
 @functools.cache
 def _head_builders() -> dict[type, Callable[[Any], MLMHead]]:
-    from transformers import (BertForMaskedLM, CamembertForMaskedLM, DistilBertForMaskedLM, RobertaForMaskedLM,
-                              XLMRobertaForMaskedLM)
+    from transformers import (
+        BertForMaskedLM,
+        CamembertForMaskedLM,
+        DistilBertForMaskedLM,
+        RobertaForMaskedLM,
+        XLMRobertaForMaskedLM,
+    )
 
     return {BertForMaskedLM: _bert_head, DistilBertForMaskedLM: _distilbert_head, RobertaForMaskedLM: _roberta_head,
             XLMRobertaForMaskedLM: _roberta_head, CamembertForMaskedLM: _roberta_head}
@@ -159,7 +168,8 @@ def splade_max_pool(
         bias: (V,) decoder bias, or None.
         attention_mask: (B, T); tokens where it is 0 are left out.
         activation: "relu" (log(1 + relu(x))) or "log1p_relu" (log(1 + log(1 + relu(x)))).
-        chunk_tokens: project this many (packed, non-padding) tokens at a time; memory is O(chunk_tokens x V).
+        chunk_tokens: project this many token positions at a time (whole texts, cut to the longest of them,
+            or pieces of a longer text); memory is O(chunk_tokens x V).
 
     Returns: (B, V) non-negative, in the promoted dtype of ``hidden`` and ``weight`` (fp32 under bf16 autocast
     with fp32 weights). Under ``torch.autocast`` the projection runs in the autocast dtype, the rest in fp32.
@@ -179,11 +189,11 @@ def splade_max_pool(
         t is not None and t.requires_grad for t in (hidden, weight, bias))
     if needs_grad:
         return _SpladeMaxPool.apply(hidden, weight, bias, attention_mask, activation, chunk_tokens)
-    max_logits = _max_logits(hidden, weight, bias, _Packing.of(attention_mask), chunk_tokens)
+    max_logits = _max_logits(hidden, weight, bias, attention_mask, chunk_tokens)
     return _activate(max_logits, activation).to(_result_dtype(hidden, weight))
 
 
-# ----- forward: running max of the logits over packed tokens ------------------------------------------------
+# ----- forward: running max of the logits, chunk by chunk --------------------------------------------------
 def _result_dtype(hidden: Tensor, weight: Tensor) -> torch.dtype:
     return torch.promote_types(hidden.dtype, weight.dtype)
 
@@ -208,7 +218,8 @@ def _project(weight: Tensor, tokens: Tensor) -> Tensor:
     """``weight @ tokens.T``: (V, H) x (c, H) -> (V, c) logits without bias.
 
     On the CPU, fp32 / bf16 products go through oneDNN's linear kernel, which runs this thin shape (K = hidden
-    size) faster than the BLAS behind ``torch.mm`` on AVX-512 CPUs such as AMD EPYC (about 1.5-2x here); both
+    size) faster than the BLAS behind ``torch.mm`` on AVX-512 CPUs such as AMD EPYC (1.2x on an idle 2-core EPYC,
+    up to 2x under load); both
     are exact fp32 products (bf16 inputs accumulate in fp32). Other devices and dtypes use ``torch.mm``."""
     if weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.bfloat16) \
             and _onednn_linear_available():
@@ -217,68 +228,117 @@ def _project(weight: Tensor, tokens: Tensor) -> Tensor:
 
 
 @dataclass(frozen=True)
-class _Packing:
-    """Where the kept (non-padding) tokens are: their flat indices ``b * T + t`` and the count per text."""
+class _Chunk:
+    """One product of the forward pass: the tokens ``[start, end)`` of the texts ``rows`` (all of them longer
+    than ``start``), laid out text after text; ``padded`` tells whether some of those tokens are masked."""
 
-    kept: Tensor  # (N,)
-    counts: list[int]  # (B,) tokens kept per text; a text's tokens are contiguous in ``kept``
-
-    @classmethod
-    def of(cls, attention_mask: Tensor) -> _Packing:
-        return cls(attention_mask.reshape(-1).nonzero().squeeze(1), attention_mask.ne(0).sum(dim=1).tolist())
-
-    def spans(self) -> list[tuple[int, int]]:
-        """(start, end) of each text's tokens in ``kept``."""
-        ends = list(itertools.accumulate(self.counts))
-        return [(end - count, end) for end, count in zip(ends, self.counts)]
+    rows: list[int]
+    start: int
+    end: int
+    padded: bool
 
 
-def _max_logits(hidden: Tensor, weight: Tensor, bias: Tensor | None, packing: _Packing,
+def _plan_chunks(attention_mask: Tensor, chunk_tokens: int) -> list[_Chunk]:
+    """Groups the texts, longest first, into chunks of at most ``chunk_tokens`` tokens (padding included).
+
+    Each text spans the columns up to its last kept token. A text longer than ``chunk_tokens`` is split into
+    pieces; shorter ones share a chunk, all cut to the longest of them, so a batch of similar lengths (encode
+    sorts texts by length) projects almost no padding, and a chunk of several texts is reduced in one op."""
+    kept = attention_mask.ne(0)
+    positions = torch.arange(1, kept.shape[1] + 1, device=kept.device)
+    ends = (kept * positions).amax(dim=1).tolist() if kept.shape[1] else [0] * kept.shape[0]  # last kept + 1
+    counts = kept.sum(dim=1).tolist()
+    order = sorted((row for row in range(len(ends)) if ends[row] > 0), key=lambda row: -ends[row])
+    chunks, index = [], 0
+    while index < len(order):
+        length = ends[order[index]]
+        if length > chunk_tokens:  # one long text, in pieces
+            row = order[index]
+            chunks += [_Chunk([row], start, min(start + chunk_tokens, length), counts[row] < length)
+                       for start in range(0, length, chunk_tokens)]
+            index += 1
+            continue
+        rows = order[index:index + chunk_tokens // length]
+        chunks.append(_Chunk(rows, 0, length, any(counts[row] < length for row in rows)))
+        index += len(rows)
+    return chunks
+
+
+def _max_logits(hidden: Tensor, weight: Tensor, bias: Tensor | None, attention_mask: Tensor,
                 chunk_tokens: int) -> Tensor:
     """``m[b, v] = max_t logit[b, t, v]`` over the kept tokens, (B, V), -inf for a text without tokens."""
     batch, length, dim = hidden.shape
+    vocab = weight.shape[0]
     compute_dtype = _compute_dtype(hidden, weight)
-    total = len(packing.kept)
+    low_precision = compute_dtype in (torch.bfloat16, torch.float16)
     with torch.autocast(hidden.device.type, enabled=False):
-        # Zero rows pad the packed tokens to whole chunks: every product then has the same shape, which oneDNN
-        # serves from one cached primitive (a new shape per chunk grows the process's memory step after step).
-        padded = -(-total // chunk_tokens) * chunk_tokens
-        packed = hidden.new_zeros((padded, dim), dtype=compute_dtype)  # (N rounded up, H)
-        packed[:total] = hidden.detach().reshape(batch * length, dim).index_select(0, packing.kept)
+        tokens = hidden.detach().to(compute_dtype).reshape(batch * length, dim)  # (B*T, H)
         weight_c = weight.detach().to(compute_dtype)  # (V, H)
-        best = torch.full((batch, weight.shape[0]), float("-inf"), dtype=compute_dtype, device=hidden.device)
-        spans, seq = packing.spans(), 0
-        for c0 in range(0, total, chunk_tokens):
-            c1 = min(c0 + chunk_tokens, total)
-            # (V, c): the max over a text's tokens then reads contiguous rows, several times faster than (c, V)
-            logits = _project(weight_c, packed[c0:c0 + chunk_tokens])
-            while seq < batch:
-                start, end = spans[seq]
-                s0, s1 = max(start, c0), min(end, c1)
-                if s1 > s0:  # the max over this text's tokens in the chunk
-                    part = _row_max(logits[:, s0 - c0:s1 - c0])  # (V,)
-                    best[seq] = part if s0 == start else torch.maximum(best[seq], part)
-                if end > c1:
-                    break  # the text continues in the next chunk
-                seq += 1
-        max_logits = best.to(_accumulate_dtype(hidden, weight))  # (B, V)
+        padding = attention_mask.eq(0)  # (B, T)
+        # Every product has the same (chunk_tokens, H) input: oneDNN then serves all of them from one cached
+        # primitive (a new shape per chunk would grow the process's memory step after step).
+        buffer = tokens.new_empty(chunk_tokens, dim)
+        # The running max, (B, V); in 16 bits the int16 max and min of the bit patterns (see _update_max).
+        fill = torch.tensor(float("-inf"), dtype=compute_dtype)
+        if low_precision:
+            fill = fill.view(torch.int16)
+        best = [torch.full((batch, vocab), fill.item(), dtype=fill.dtype, device=hidden.device)
+                for _ in range(2 if low_precision else 1)]
+        for chunk in _plan_chunks(attention_mask, chunk_tokens):
+            count, span = len(chunk.rows), chunk.end - chunk.start
+            if count == 1 and span == chunk_tokens:
+                source = tokens[chunk.rows[0] * length + chunk.start:][:span]  # a view, no copy
+            else:
+                flat = [row * length + column for row in chunk.rows for column in range(chunk.start, chunk.end)]
+                source = torch.index_select(tokens, 0, torch.tensor(flat, device=tokens.device),
+                                            out=buffer[:count * span])
+                source = buffer
+            logits = _project(weight_c, source)[:, :count * span].view(vocab, count, span)  # (V, n, s)
+            if chunk.padded:
+                rows = torch.tensor(chunk.rows, device=padding.device)
+                logits.masked_fill_(padding.index_select(0, rows)[:, chunk.start:chunk.end], float("-inf"))
+            _update_max(best, logits, chunk.rows, first=chunk.start == 0)
+        max_logits = _finish_max(best, compute_dtype).to(_accumulate_dtype(hidden, weight))  # (B, V)
         if bias is not None:
             max_logits += bias.detach().to(max_logits.dtype)
     return max_logits
 
 
-def _row_max(block: Tensor) -> Tensor:
-    """``block.amax(dim=1)`` of a (V, s) block.
+def _finish_max(best: list[Tensor], dtype: torch.dtype) -> Tensor:
+    """The (B, V) running max as floats: for 16-bit floats the int16 max where it is >= 0, else the int16 min."""
+    if len(best) == 1:
+        return best[0]
+    high, low = best
+    return torch.where(high >= 0, high, low).view(dtype)
 
-    bf16 / fp16 maxima are taken on the bit patterns viewed as int16, which reduce several times faster than the
-    16-bit floats. Those are sign-magnitude: non-negative floats order like their integers, above every negative
-    one, and negative floats order in reverse. So the integer max is the float max when it is >= 0, and when it
-    is not (all values negative) the float max is the integer min. Exact, including -0.0 and -inf."""
-    if block.dtype not in (torch.bfloat16, torch.float16):
-        return block.amax(dim=1)
-    bits = block.view(torch.int16)
-    high, low = bits.amax(dim=1), bits.amin(dim=1)
-    return torch.where(high >= 0, high, low).view(block.dtype)
+
+def _update_max(best: list[Tensor], logits: Tensor, rows: list[int], first: bool) -> None:
+    """Folds the max over the tokens of a (V, n, s) chunk into the running max of its n texts.
+
+    bf16 / fp16 maxima are taken on the bit patterns viewed as int16, which reduce several times faster than
+    16-bit floats. Those are sign-magnitude: non-negative floats order like their integers, above every
+    negative one, and negative floats order in reverse. So over any set of values the float max is the int16
+    max when that is >= 0, and the int16 min otherwise (all values negative): both are kept, and combined once
+    at the end. Exact, including -0.0 and -inf."""
+    if logits.dtype in (torch.bfloat16, torch.float16):
+        bits = logits.view(torch.int16)
+        parts = [bits.amax(dim=2), bits.amin(dim=2)] if len(rows) > 1 or not first else None
+        reducers = (torch.amax, torch.amin)
+        combine = (torch.maximum, torch.minimum)
+    else:
+        bits = logits
+        parts = [bits.amax(dim=2)] if len(rows) > 1 or not first else None
+        reducers, combine = (torch.amax,), (torch.maximum,)
+    if parts is None:  # the first (or only) piece of one text: reduce straight into its row
+        for target, reduce in zip(best, reducers):
+            reduce(bits[:, 0], dim=1, out=target[rows[0]])
+        return
+    index = torch.tensor(rows, device=logits.device)
+    for target, part, merge in zip(best, parts, combine):  # part: (V, n)
+        if first:
+            target.index_copy_(0, index, part.t())
+        else:  # a later piece of one long text
+            merge(target[rows[0]], part[:, 0], out=target[rows[0]])
 
 
 def _activate(x: Tensor, activation: SpladeActivation) -> Tensor:
@@ -308,7 +368,7 @@ class _SpladeMaxPool(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, hidden: Tensor, weight: Tensor, bias: Tensor | None, attention_mask: Tensor,
                 activation: SpladeActivation, chunk_tokens: int) -> Tensor:
-        max_logits = _max_logits(hidden, weight, bias, _Packing.of(attention_mask), chunk_tokens)
+        max_logits = _max_logits(hidden, weight, bias, attention_mask, chunk_tokens)
         ctx.save_for_backward(hidden, weight, max_logits, attention_mask)
         ctx.activation = activation
         ctx.bias_dtype = bias.dtype if bias is not None else None

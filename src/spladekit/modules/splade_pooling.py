@@ -45,7 +45,8 @@ class SpladePooling(Module):
 
     Right after an :class:`~spladekit.modules.MLMTransformer` with ``"max"`` pooling, a SparseEncoder runs both
     modules as one fused step that never builds the logits (:mod:`spladekit.modules.fused_splade_head`; there
-    ``chunk_size`` counts packed non-padding tokens, 256 by default); ``forward`` here is the plain path.
+    ``chunk_size`` counts the token positions of one product, 256 by default); ``forward`` here is the plain
+    path.
 
     Example::
 
