@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -191,3 +192,26 @@ def test_read_texts_accepts_gzipped_jsonl(beir_folder, tmp_path):
     packed = tmp_path / "corpus.jsonl.gz"
     packed.write_bytes(gzip.compress(plain.read_bytes()))
     assert read_texts(str(packed)) == read_texts(str(plain)) == (list(DOCS), list(DOCS.values()))
+
+
+def test_train_with_target_sparsity(saved_tiny, beir_folder, tmp_path):
+    config = write_config(tmp_path, saved_tiny, beir_folder, evaluation={"beir": []},
+                          loss={"target_sparsity": {"document_target_active_dims": 5, "adjustment_rate": 0.5}})
+    assert main(["train", str(config)]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    steps = [row for row in metrics["log_history"] if "loss" in row]
+    # The random tiny model is far above 5 active dims, so each of the 3 steps multiplies the weight by e^0.5.
+    assert steps[-1]["document_regularizer_weight"] == pytest.approx(3e-5 * math.exp(1.5), rel=1e-9)
+    assert steps[-1]["query_regularizer_weight"] == pytest.approx(5e-5)  # no query target: the warm-up is gone
+    assert all(row["document_active_dims"] > 5 for row in steps)
+    assert "active_dims.png" in {Path(p).name for p in metrics["plots"]}
+
+
+@pytest.mark.parametrize("target, message", [
+    ({"document_target": 5}, "loss.target_sparsity does not fit SpladeTargetSparsityCallback"),
+    ({"document_target_active_dims": -1}, "loss.target_sparsity: document_target_active_dims must be a positive"),
+])
+def test_bad_target_sparsity_names_the_key(saved_tiny, beir_folder, tmp_path, capsys, target, message):
+    config = write_config(tmp_path, saved_tiny, beir_folder, loss={"target_sparsity": target})
+    assert main(["train", str(config)]) == 2
+    assert message in capsys.readouterr().err

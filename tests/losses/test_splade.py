@@ -149,3 +149,18 @@ def test_rejects_what_it_cannot_wrap(tiny_model):
         SpladeLoss(tiny_model, mnrl, document_regularizer_weight=1.0, document_regularizer=mnrl)
     with pytest.raises(ValueError, match="document_regularizer_weight must be a non-negative number"):
         SpladeLoss(tiny_model, mnrl, document_regularizer_weight=-1.0)
+
+
+def test_records_the_mean_active_dims_of_queries_and_documents(tiny_model):
+    q, d1, d2 = random_embeddings(3, batch=5, seed=9)
+    loss = SpladeLoss(tiny_model, SparseMultipleNegativesRankingLoss(tiny_model), document_regularizer_weight=1e-3,
+                      query_regularizer_weight=1e-3)
+    loss.compute_loss_from_embeddings([q, d1, d2], None)
+    expected_documents = sum(int((row != 0).sum()) for row in torch.cat([d1, d2])) / 10
+    assert float(loss.active_dims["query_active_dims"]) == pytest.approx(sum(int((r != 0).sum()) for r in q) / 5)
+    assert float(loss.active_dims["document_active_dims"]) == pytest.approx(expected_documents)
+    assert 0 < expected_documents < q.shape[1]  # the fixture is really sparse, so the count is informative
+    only = SpladeLoss(tiny_model, SparseMultipleNegativesRankingLoss(tiny_model), document_regularizer_weight=1e-3,
+                      use_document_regularizer_only=True)
+    only.compute_loss_from_embeddings([q, d1], None)
+    assert set(only.active_dims) == {"document_active_dims"}

@@ -92,6 +92,8 @@ class LossConfig:
     args: dict[str, Any] = field(default_factory=lambda: {"query_regularizer_weight": 5e-5,
                                                           "document_regularizer_weight": 3e-5})
     base_loss_args: dict[str, Any] = field(default_factory=dict)
+    # SpladeTargetSparsityCallback arguments, e.g. {query_target_active_dims: 40, document_target_active_dims: 150}
+    target_sparsity: dict[str, Any] | None = None
 
 
 @dataclass

@@ -11,13 +11,32 @@ from typing import Any
 from datasets import Dataset
 
 from spladekit import losses as losses_module
-from spladekit.cli.config import Architecture, ConfigKeyError, DataConfig, LossConfig, ModelConfig, TrainConfig
+from spladekit.cli.config import (
+    Architecture,
+    ConfigKeyError,
+    DataConfig,
+    LossConfig,
+    ModelConfig,
+    TrainConfig,
+)
 from spladekit.data import load_beir, load_beir_corpus, load_beir_qrels, load_beir_queries
 from spladekit.evaluation import SequentialEvaluator, SparseInformationRetrievalEvaluator
+from spladekit.losses import SpladeLoss
 from spladekit.model import SparseEncoder
-from spladekit.modules import (MLMTransformer, Pooling, Router, SparseAutoEncoder, SparseStaticEmbedding,
-                               SpladePooling, Transformer)
-from spladekit.training import SparseEncoderTrainer, SparseEncoderTrainingArguments
+from spladekit.modules import (
+    MLMTransformer,
+    Pooling,
+    Router,
+    SparseAutoEncoder,
+    SparseStaticEmbedding,
+    SpladePooling,
+    Transformer,
+)
+from spladekit.training import (
+    SparseEncoderTrainer,
+    SparseEncoderTrainingArguments,
+    SpladeTargetSparsityCallback,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +135,22 @@ def build_loss(config: LossConfig, model: SparseEncoder) -> Any:
         raise ConfigKeyError(f"loss.args do not fit {config.name}: {exc}.") from None
 
 
+def build_callbacks(config: LossConfig, loss: Any) -> list[SpladeTargetSparsityCallback]:
+    if config.target_sparsity is None:
+        return []
+    if not isinstance(loss, SpladeLoss):
+        raise ConfigKeyError(f"loss.target_sparsity controls the regularizer weights of a SpladeLoss, but loss.name "
+                             f"is {config.name!r}. Remove loss.target_sparsity or use SpladeLoss.")
+    try:
+        return [SpladeTargetSparsityCallback(loss, **config.target_sparsity)]
+    except TypeError as exc:
+        raise ConfigKeyError(f"loss.target_sparsity does not fit SpladeTargetSparsityCallback: {exc}. Its keys are "
+                             "query_target_active_dims, document_target_active_dims, adjustment_rate, smoothing, "
+                             "start_step, min_weight, max_weight.") from None
+    except ValueError as exc:
+        raise ConfigKeyError(f"loss.target_sparsity: {exc}") from None
+
+
 def build_evaluators(config: TrainConfig) -> SequentialEvaluator | SparseInformationRetrievalEvaluator | None:
     if config.evaluation is None or not config.evaluation.beir:
         return None
@@ -167,9 +202,10 @@ def run_train(config: TrainConfig) -> dict[str, Any]:
         start = time.time()
         report["before"] = _main_scores(evaluator, evaluator(model))
         report["eval_seconds_before"] = round(time.time() - start, 1)
-    trainer = SparseEncoderTrainer(model=model, args=args, train_dataset=dataset,
-                                   loss=build_loss(config.loss, model),
-                                   evaluator=evaluator if config.evaluation and config.evaluation.during else None)
+    loss = build_loss(config.loss, model)
+    trainer = SparseEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
+                                   evaluator=evaluator if config.evaluation and config.evaluation.during else None,
+                                   callbacks=build_callbacks(config.loss, loss))
     start = time.time()
     trainer.train()
     report["train_seconds"] = round(time.time() - start, 1)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 from spladekit.losses.base import SparsityRegularizer
@@ -27,12 +29,21 @@ class FlopsLoss(SparsityRegularizer):
     entries are zeroed before the mean (the mean still divides by all N rows): texts that are already
     sparse enough stop being pushed.
 
+    With ``gather_across_devices=True`` under ``torch.distributed`` the per-dimension mean is taken over the
+    rows of every process (the column sums and row counts are all-reduced, with gradient), so the penalty is
+    the one of the concatenated global batch and the same weight gives the same sparsity on 1 or N
+    processes. Each process's gradient on its own rows is then ``world_size`` times the global-batch
+    gradient, which DDP's averaging over processes turns into exactly the global-batch parameter gradient
+    (the convention of the gathered in-batch negatives of :class:`SparseMultipleNegativesRankingLoss`).
+
     Used inside :class:`SpladeLoss` (which creates one for queries and one for documents by default),
     not as a training loss on its own.
 
     Args:
         model: the SparseEncoder being trained (kept for symmetry with the other losses).
         threshold: only rows with more than this many non-zero entries are regularized; None: all rows.
+        gather_across_devices: average over the batches of all processes (see above); no effect in a single
+            process.
 
     Example::
 
@@ -52,19 +63,30 @@ class FlopsLoss(SparsityRegularizer):
     year={2020}
 }"""
 
-    def __init__(self, model: nn.Module, threshold: float | None = None) -> None:
+    def __init__(self, model: nn.Module, threshold: float | None = None, gather_across_devices: bool = False) -> None:
         super().__init__(model)
         if threshold is not None and not threshold >= 0:
             raise ValueError(f"threshold must be a non-negative number of active dimensions or None, got "
                              f"{threshold!r}.")
         self.threshold = threshold
+        self.gather_across_devices = gather_across_devices
 
     def compute_loss_from_embeddings(self, embeddings: Tensor) -> Tensor:
         weights = embeddings  # (N, V), non-negative
         if self.threshold is not None:
             active = (embeddings != 0).sum(dim=1)  # (N,)
             weights = weights * (active > self.threshold).unsqueeze(1).to(weights.dtype)
-        return weights.mean(dim=0).square().sum()
+        column_sums = weights.sum(dim=0)  # (V,)
+        rows = torch.tensor(float(weights.shape[0]), device=weights.device)
+        if self.gather_across_devices and dist.is_available() and dist.is_initialized():
+            import torch.distributed.nn.functional as dist_fn  # only importable where torch.distributed is built
+
+            column_sums = dist_fn.all_reduce(column_sums)  # (V,) summed over processes, gradient flows back
+            dist.all_reduce(rows)  # ranks may hold different numbers of rows (the last batch)
+        return (column_sums / rows).square().sum()
 
     def get_config_dict(self) -> dict[str, Any]:
-        return {"threshold": self.threshold}
+        config: dict[str, Any] = {"threshold": self.threshold}
+        if self.gather_across_devices:
+            config["gather_across_devices"] = True
+        return config

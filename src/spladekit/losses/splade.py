@@ -42,7 +42,11 @@ class SpladeLoss(SparseLoss):
     all columns and there is no query term (for symmetric data such as paraphrase pairs).
 
     ``document_regularizer_weight`` and ``query_regularizer_weight`` are plain attributes, read at every
-    step, so a warm-up callback can change them during training.
+    step, so a callback can change them during training (the warm-up
+    :class:`~spladekit.training.SpladeRegularizerWeightSchedulerCallback`, or the target-sparsity
+    :class:`~spladekit.training.SpladeTargetSparsityCallback`). Each forward pass records the mean number of
+    active (non-zero) dimensions per query and per document in :attr:`active_dims` (scalar tensors,
+    ``{"query_active_dims", "document_active_dims"}``, for logging and those callbacks).
 
     Args:
         model: the SparseEncoder being trained.
@@ -61,6 +65,9 @@ class SpladeLoss(SparseLoss):
         query_regularizer_threshold: the same for queries.
         use_document_regularizer_only: regularize all columns together as documents, with
             ``document_regularizer_weight``.
+        gather_across_devices: for the default FLOPS regularizers, take the per-dimension mean over the
+            batches of all processes under ``torch.distributed``, so that the same weights give the same
+            sparsity on 1 or N devices (pair it with the base loss's own ``gather_across_devices``).
 
     Inputs:
         Those of the base ``loss`` (see its table); at least two text columns unless
@@ -96,6 +103,7 @@ class SpladeLoss(SparseLoss):
         document_regularizer_threshold: int | None = None,
         query_regularizer_threshold: int | None = None,
         use_document_regularizer_only: bool = False,
+        gather_across_devices: bool = False,
     ) -> None:
         super().__init__(model)
         if not isinstance(loss, EmbeddingLoss):
@@ -118,13 +126,15 @@ class SpladeLoss(SparseLoss):
         self.document_regularizer_weight = document_regularizer_weight
         self.query_regularizer_weight = query_regularizer_weight
         self.use_document_regularizer_only = use_document_regularizer_only
-        self.document_regularizer = (document_regularizer if document_regularizer is not None
-                                     else FlopsLoss(model, threshold=document_regularizer_threshold))
+        self.gather_across_devices = gather_across_devices
+        self.document_regularizer = (document_regularizer if document_regularizer is not None else
+                                     FlopsLoss(model, document_regularizer_threshold, gather_across_devices))
         self.query_regularizer: SparsityRegularizer | None = None
         if query_regularizer is not None:
             self.query_regularizer = query_regularizer
         elif not use_document_regularizer_only:
-            self.query_regularizer = FlopsLoss(model, threshold=query_regularizer_threshold)
+            self.query_regularizer = FlopsLoss(model, query_regularizer_threshold, gather_across_devices)
+        self.active_dims: dict[str, Tensor] = {}
 
         if use_document_regularizer_only and query_regularizer_weight is not None:
             logger.warning("use_document_regularizer_only=True treats every column as a document, so "
@@ -162,7 +172,12 @@ class SpladeLoss(SparseLoss):
         else:
             raise ValueError(f"{type(self).__name__} got a single column, so there are no documents to "
                              "regularize; pass use_document_regularizer_only=True for single-column data.")
-        document_penalty = self.document_regularizer.compute_loss_from_embeddings(torch.cat(documents))
+        documents = torch.cat(documents)  # (B * columns, V)
+        with torch.no_grad():
+            self.active_dims = {"document_active_dims": (documents != 0).sum(dim=1).float().mean()}
+            if not self.use_document_regularizer_only:
+                self.active_dims["query_active_dims"] = (embeddings[0] != 0).sum(dim=1).float().mean()
+        document_penalty = self.document_regularizer.compute_loss_from_embeddings(documents)
         terms["document_regularizer_loss"] = document_penalty * self.document_regularizer_weight
         if self.query_regularizer_weight is not None and not self.use_document_regularizer_only:
             query_penalty = self.query_regularizer.compute_loss_from_embeddings(embeddings[0])
@@ -183,4 +198,6 @@ class SpladeLoss(SparseLoss):
                 config[f"{role}_regularizer_threshold"] = regularizer.threshold
         if self.use_document_regularizer_only:
             config["use_document_regularizer_only"] = True
+        if self.gather_across_devices:
+            config["gather_across_devices"] = True
         return config

@@ -15,6 +15,7 @@ from spladekit.training.samplers import (
     GroupByLabelBatchSampler,
     NoDuplicatesBatchSampler,
 )
+from spladekit.training.target_sparsity import SpladeTargetSparsityCallback
 from spladekit.training.trainer import SparseEncoderTrainer
 from spladekit.training.training_args import SparseEncoderTrainingArguments
 
@@ -33,4 +34,5 @@ __all__ = [
     "SparseEncoderTrainer",
     "SparseEncoderTrainingArguments",
     "SpladeRegularizerWeightSchedulerCallback",
+    "SpladeTargetSparsityCallback",
 ]

@@ -46,6 +46,7 @@ from spladekit.training.multi_dataset_samplers import (
     multi_dataset_batch_sampler_class,
 )
 from spladekit.training.samplers import BatchSamplers, batch_sampler_class
+from spladekit.training.target_sparsity import SpladeTargetSparsityCallback
 from spladekit.training.training_args import SparseEncoderTrainingArguments
 from spladekit.training.validation import as_dataset, check_loss_columns, validate_training_inputs
 
@@ -226,10 +227,25 @@ class SparseEncoderTrainer(Trainer):
         self._rebind_model(loss, model)
         loss.to(model.device)
         if isinstance(loss, SpladeLoss) and not any(
-                isinstance(cb, SpladeRegularizerWeightSchedulerCallback) and cb.loss is loss
-                for cb in self.callback_handler.callbacks):
-            self.add_callback(SpladeRegularizerWeightSchedulerCallback(loss))
+                isinstance(cb, (SpladeRegularizerWeightSchedulerCallback, SpladeTargetSparsityCallback))
+                and cb.loss is loss for cb in self.callback_handler.callbacks):
+            warmup = SpladeRegularizerWeightSchedulerCallback(loss)
+            warmup.added_by_trainer = True
+            self.add_callback(warmup)
         return loss
+
+    def _resolve_weight_controllers(self) -> None:
+        """A target-sparsity controller replaces the default warm-up of its loss; one set by hand is a conflict."""
+        controlled = [cb.loss for cb in self.callback_handler.callbacks if isinstance(cb, SpladeTargetSparsityCallback)]
+        for callback in list(self.callback_handler.callbacks):
+            if not isinstance(callback, SpladeRegularizerWeightSchedulerCallback) or not any(
+                    callback.loss is loss for loss in controlled):
+                continue
+            if getattr(callback, "added_by_trainer", False):
+                self.remove_callback(callback)
+            else:
+                raise ValueError("A SpladeRegularizerWeightSchedulerCallback and a SpladeTargetSparsityCallback both set "
+                                 "the weights of the same SpladeLoss; they would fight. Keep one of them.")
 
     @staticmethod
     def _rebind_model(loss: nn.Module, model: SparseEncoder) -> None:
@@ -415,6 +431,8 @@ class SparseEncoderTrainer(Trainer):
             loss = torch.stack([term for term in output.values()]).sum()
         else:
             loss = output
+        if isinstance(loss_fn, SpladeLoss):  # logged next to the terms, and plotted by the CLI
+            self.track_loss_components(loss_fn.active_dims)
         if model.training:
             self.divergence_guard.check_loss(loss, self.state)
         return (loss, {}) if return_outputs else loss
@@ -558,6 +576,7 @@ class SparseEncoderTrainer(Trainer):
                                  "checkpoint to resume from. Start without resume_from_checkpoint.")
         elif isinstance(resume_from_checkpoint, str) and not os.path.isdir(resume_from_checkpoint):
             raise ValueError(f"resume_from_checkpoint {resume_from_checkpoint!r} does not exist.")
+        self._resolve_weight_controllers()
         return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial,
                              ignore_keys_for_eval=ignore_keys_for_eval, **kwargs)
 
