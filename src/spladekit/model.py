@@ -20,11 +20,11 @@ from tqdm.auto import trange
 from spladekit import compat, sparse_ops
 from spladekit.loading import load_modules, resolve_model_path
 from spladekit.model_card import SparseEncoderModelCardData, generate_model_card
-from spladekit.modules.fused_splade_head import can_fuse, fused_splade_forward
+from spladekit.modules.fused_splade_head import run_modules
 from spladekit.modules.module import InputModule, Layout, Module, write_json
 from spladekit.modules.router import Router
 from spladekit.modules.sparse_auto_encoder import SparseAutoEncoder
-from spladekit.sparse_ops import SimilarityFunction
+from spladekit.sparse_ops import SimilarityFunction, top_k_entries
 
 logger = logging.getLogger(__name__)
 
@@ -78,19 +78,6 @@ class ComputePrecision(str, enum.Enum):
         return torch.autocast(device.type, dtype=dtype)
 
 
-def _top_k_entries(embeddings: torch.Tensor, k: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(rows, columns, values) of the non-zero entries of a dense (B, D) batch, only the ``k`` largest in
-    magnitude of each row when ``k`` is given; no dense copy is made."""
-    if k is None or k >= embeddings.shape[1]:
-        rows, cols = embeddings.nonzero(as_tuple=True)
-        return rows, cols, embeddings[rows, cols]
-    _, cols = torch.topk(embeddings.abs(), k=k, dim=1)  # (B, k)
-    values = embeddings.gather(1, cols)  # (B, k)
-    rows = torch.arange(embeddings.shape[0], device=embeddings.device).unsqueeze(1).expand_as(cols)
-    keep = values != 0
-    return rows[keep], cols[keep], values[keep]
-
-
 class SparseEncoder(nn.Sequential):
     """Encodes texts into sparse vectors (SPLADE, inference-free SPLADE, CSR), in sentence-transformers' format.
 
@@ -120,9 +107,20 @@ class SparseEncoder(nn.Sequential):
 
     # transformers' Trainer must not expect the forward pass to normalise the loss by item counts.
     accepts_loss_kwargs = False
-    # Run MLMTransformer + SpladePooling("max") as one fused step (same numbers, far less time and memory in
-    # training); set to False on a model to run every module on its own. Not saved with the model.
-    fuse_splade_head: bool = True
+    _fuse_splade_head: bool = True
+
+    @property
+    def fuse_splade_head(self) -> bool:
+        """Run MLMTransformer + SpladePooling("max") as one fused step, in Router routes too (same numbers, far
+        less time and memory in training); set to False to run every module on its own. Not saved."""
+        return self._fuse_splade_head
+
+    @fuse_splade_head.setter
+    def fuse_splade_head(self, value: bool) -> None:
+        self._fuse_splade_head = bool(value)
+        for module in self.modules():
+            if isinstance(module, Router):
+                module.fuse_splade_head = bool(value)
 
     def __init__(
         self,
@@ -247,18 +245,7 @@ class SparseEncoder(nn.Sequential):
         With ``fuse_splade_head`` (the default), an MLMTransformer followed by SpladePooling("max") runs as one
         fused step that never builds the (B, T, V) logits (see :mod:`spladekit.modules.fused_splade_head`); the
         result is the same ``sentence_embedding``, but there are no ``token_embeddings`` in the output."""
-        modules = list(self)
-        index = 0
-        while index < len(modules):
-            module = modules[index]
-            if self.fuse_splade_head and index + 1 < len(modules) and can_fuse(module, modules[index + 1]):
-                features = fused_splade_forward(module, modules[index + 1], features)
-                index += 2
-                continue
-            accepted = getattr(module, "forward_kwargs", frozenset())
-            features = module(features, **{key: value for key, value in kwargs.items() if key in accepted})
-            index += 1
-        return features
+        return run_modules(list(self), features, kwargs, self.fuse_splade_head)
 
     # ----- encoding --------------------------------------------------------------------------------------
     def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str:
@@ -379,7 +366,7 @@ class SparseEncoder(nn.Sequential):
             embeddings = embeddings.float() if precision is not ComputePrecision.FP32 else embeddings
             dim = embeddings.shape[1]
             if convert_to_sparse_tensor:
-                r, c, v = _top_k_entries(embeddings, max_active_dims)
+                r, c, v = top_k_entries(embeddings, max_active_dims)
                 rows.append(batch_index.to(r.device)[r].to(out_device))
                 cols.append(c.to(out_device))
                 vals.append(v.to(out_device))

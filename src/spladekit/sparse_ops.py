@@ -37,6 +37,19 @@ def top_k_per_row(embeddings: torch.Tensor, k: int | None) -> torch.Tensor:
     return out.scatter_(-1, idx, embeddings.gather(-1, idx))
 
 
+def top_k_entries(embeddings: torch.Tensor, k: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(rows, columns, values) of the non-zero entries of a dense (B, D) batch, only the ``k`` largest in
+    magnitude of each row when ``k`` is given; no dense copy is made."""
+    if k is None or k >= embeddings.shape[1]:
+        rows, cols = embeddings.nonzero(as_tuple=True)
+        return rows, cols, embeddings[rows, cols]
+    _, cols = torch.topk(embeddings.abs(), k=k, dim=1)  # (B, k)
+    values = embeddings.gather(1, cols)  # (B, k)
+    rows = torch.arange(embeddings.shape[0], device=embeddings.device).unsqueeze(1).expand_as(cols)
+    keep = values != 0
+    return rows[keep], cols[keep], values[keep]
+
+
 def as_2d(embeddings: torch.Tensor, argument: str) -> tuple[torch.Tensor, bool]:
     """Views a 1-D vector as a (1, D) batch; returns the batch and whether the input was 1-D."""
     if not isinstance(embeddings, torch.Tensor):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from datasets import Dataset
 
-import spladekit.model
+import spladekit.modules.fused_splade_head
 from spladekit import MLMTransformer, SparseEncoder, SpladePooling
 from spladekit.modules.fused_splade_head import (
     _finish_max,
@@ -187,7 +187,8 @@ def counted(monkeypatch):
             return fn(*args, **kwargs)
         return wrapper
 
-    monkeypatch.setattr(spladekit.model, "fused_splade_forward", count("fused", fused_splade_forward))
+    monkeypatch.setattr(spladekit.modules.fused_splade_head, "fused_splade_forward",
+                        count("fused", fused_splade_forward))
     monkeypatch.setattr(MLMTransformer, "forward", count("mlm", MLMTransformer.forward))
     monkeypatch.setattr(SpladePooling, "forward", count("pooling", SpladePooling.forward))
     return calls
@@ -204,6 +205,23 @@ def test_model_uses_the_fused_head_for_mlm_and_max_pooling(tiny_splade, counted)
     plain = tiny_splade.encode(TEXTS, convert_to_sparse_tensor=False)
     assert counted == {"fused": 1, "mlm": 1, "pooling": 1}
     torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
+
+
+def test_router_document_route_is_fused(tiny_splade, counted):
+    from spladekit import Router, SparseStaticEmbedding
+
+    static = SparseStaticEmbedding(tiny_splade.tokenizer, weight=torch.rand(30522))
+    model = SparseEncoder(modules=[Router.for_query_document([static], [tiny_splade[0], tiny_splade[1]])],
+                          device="cpu")
+    fused = model.encode_document(TEXTS, convert_to_sparse_tensor=False)
+    assert counted == {"fused": 1, "mlm": 0, "pooling": 0}
+    model.encode_query(TEXTS)  # the static query route has nothing to fuse
+    assert counted == {"fused": 1, "mlm": 0, "pooling": 0}
+    model.fuse_splade_head = False  # reaches the router's routes
+    plain = model.encode_document(TEXTS, convert_to_sparse_tensor=False)
+    assert counted == {"fused": 1, "mlm": 1, "pooling": 1}
+    torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fused, tiny_splade.encode(TEXTS, convert_to_sparse_tensor=False), rtol=0, atol=0)
 
 
 def test_sum_pooling_keeps_the_plain_path(tiny_splade, counted):

@@ -152,6 +152,25 @@ def fused_splade_forward(mlm: MLMTransformer, pooling: SpladePooling, features: 
     return features
 
 
+def run_modules(modules: list[nn.Module], features: dict[str, Any], kwargs: dict[str, Any],
+                fuse: bool = True) -> dict[str, Any]:
+    """Runs ``modules`` in order on ``features``; each gets only the keyword arguments it declares
+    (``forward_kwargs``). With ``fuse``, each MLMTransformer directly followed by SpladePooling("max") (see
+    :func:`can_fuse`) runs as one :func:`fused_splade_forward` step. Used by SparseEncoder and by each route of
+    a Router, so an inference-free model's document route is fused too."""
+    index = 0
+    while index < len(modules):
+        module = modules[index]
+        if fuse and index + 1 < len(modules) and can_fuse(module, modules[index + 1]):
+            features = fused_splade_forward(module, modules[index + 1], features)
+            index += 2
+            continue
+        accepted = getattr(module, "forward_kwargs", frozenset())
+        features = module(features, **{key: value for key, value in kwargs.items() if key in accepted})
+        index += 1
+    return features
+
+
 def splade_max_pool(
     hidden: Tensor,
     weight: Tensor,

@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from torch import nn
 
+from spladekit.modules.fused_splade_head import run_modules
 from spladekit.modules.module import ConfigError, InputModule, Layout, Module, read_json, write_json
 from spladekit.modules.transformer import Transformer
 
@@ -36,6 +37,8 @@ class Router(Module):
     save_in_root = True
     config_keys = ("default_route", "allow_empty_key", "route_mappings")
     forward_kwargs = frozenset({"task", "max_active_dims"})
+    # Set by SparseEncoder.fuse_splade_head: run a route's MLMTransformer + SpladePooling("max") fused.
+    fuse_splade_head: bool = True
 
     def __init__(
         self,
@@ -103,9 +106,7 @@ class Router(Module):
 
     def forward(self, features: dict[str, Any], task: str | None = None, **kwargs: Any) -> dict[str, Any]:
         route = self.resolve_route(task if task is not None else features.get("task"))
-        for module in self.sub_modules[route]:
-            features = module(features, **{k: v for k, v in kwargs.items() if k in module.forward_kwargs})
-        return features
+        return run_modules(list(self.sub_modules[route]), features, kwargs, self.fuse_splade_head)
 
     # ----- properties shared across routes ----------------------------------------------------------
     @property
