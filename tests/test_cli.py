@@ -215,3 +215,31 @@ def test_bad_target_sparsity_names_the_key(saved_tiny, beir_folder, tmp_path, ca
     config = write_config(tmp_path, saved_tiny, beir_folder, loss={"target_sparsity": target})
     assert main(["train", str(config)]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_train_mines_hard_negatives_from_the_beir_corpus(saved_tiny, beir_folder, tmp_path, monkeypatch):
+    import spladekit.index
+
+    calls = []
+    real = spladekit.index.mine_hard_negatives
+
+    def recording(dataset, model, **kwargs):
+        calls.append(kwargs)
+        return real(dataset, model, **kwargs)
+
+    monkeypatch.setattr(spladekit.index, "mine_hard_negatives", recording)
+    config = write_config(tmp_path, saved_tiny, beir_folder, evaluation={"beir": []},
+                          data={"hard_negatives": {"num_negatives": 2, "range_max": 6}})
+    assert main(["train", str(config)]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["columns"] == ["query", "document", "negative"]
+    assert metrics["train_rows"] == 16  # 8 (query, positive) pairs x 2 negatives, triplet format
+    # The candidates are the folder's whole corpus (16 documents), not only the 8 training positives.
+    assert sorted(calls[0]["corpus"]) == sorted(DOCS.values())
+    assert (calls[0]["num_negatives"], calls[0]["range_max"]) == (2, 6)
+
+
+def test_bad_mining_argument_names_the_key(saved_tiny, beir_folder, tmp_path, capsys):
+    config = write_config(tmp_path, saved_tiny, beir_folder, data={"hard_negatives": {"negatives": 2}})
+    assert main(["train", str(config)]) == 2
+    assert "data.hard_negatives does not fit mine_hard_negatives" in capsys.readouterr().err

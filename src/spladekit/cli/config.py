@@ -82,7 +82,9 @@ class DataConfig:
     columns: list[str] | None = None  # select (and order) these columns
     rename: dict[str, str] = field(default_factory=dict)
     max_rows: int | None = None
-    hard_negatives: dict[str, Any] | None = None  # arguments of mine_hard_negatives, e.g. {num_negatives: 3}
+    # Arguments of mine_hard_negatives, e.g. {num_negatives: 3}; its corpus is a BEIR folder or a list of texts
+    # (default: the whole corpus of data.beir; else the dataset's own positives).
+    hard_negatives: dict[str, Any] | None = None
 
 
 @dataclass

@@ -188,7 +188,17 @@ def run_train(config: TrainConfig) -> dict[str, Any]:
     if config.data.hard_negatives:
         from spladekit.index import mine_hard_negatives
 
-        dataset = mine_hard_negatives(dataset, model, **config.data.hard_negatives)
+        mining = dict(config.data.hard_negatives)
+        # Candidates: a BEIR folder's whole corpus (by default the training folder's), or a list of texts.
+        source = mining.pop("corpus", config.data.beir)
+        if isinstance(source, str):
+            mining["corpus"] = list(load_beir_corpus(source).values())
+        elif source is not None:
+            mining["corpus"] = source
+        try:
+            dataset = mine_hard_negatives(dataset, model, **mining)
+        except TypeError as exc:
+            raise ConfigKeyError(f"data.hard_negatives does not fit mine_hard_negatives: {exc}.") from None
     evaluator = build_evaluators(config)
     if evaluator is not None and config.evaluation.during:
         training.setdefault("eval_strategy", "steps")
