@@ -19,7 +19,7 @@ from pathlib import Path
 from datasets import Dataset
 
 from spladekit import SparseEncoder
-from spladekit.data import load_beir, load_beir_corpus, load_beir_queries, load_beir_qrels
+from spladekit.data import load_beir, load_beir_corpus, load_beir_qrels, load_beir_queries
 from spladekit.evaluation import SparseInformationRetrievalEvaluator
 from spladekit.training import SparseEncoderTrainer, SparseEncoderTrainingArguments
 
