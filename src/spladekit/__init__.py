@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from spladekit.export import export_onnx, export_openvino, quantize_onnx  # noqa: E402
 from spladekit.index import mine_hard_negatives, semantic_search  # noqa: E402
 from spladekit.model import SparseEncoder  # noqa: E402
 from spladekit.modules import (  # noqa: E402
@@ -32,6 +33,9 @@ __all__ = [
     "SpladePooling",
     "Transformer",
     "__version__",
+    "export_onnx",
+    "export_openvino",
     "mine_hard_negatives",
+    "quantize_onnx",
     "semantic_search",
 ]

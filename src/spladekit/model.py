@@ -18,12 +18,15 @@ from torch import nn
 from tqdm.auto import trange
 
 from spladekit import compat, sparse_ops
+from spladekit.backends import Backend, load_backend, split_backend_kwargs
 from spladekit.loading import load_modules, resolve_model_path
 from spladekit.model_card import SparseEncoderModelCardData, generate_model_card
 from spladekit.modules.fused_splade_head import run_modules
 from spladekit.modules.module import InputModule, Layout, Module, write_json
 from spladekit.modules.router import Router
 from spladekit.modules.sparse_auto_encoder import SparseAutoEncoder
+from spladekit.multi_process import MultiProcessPool, encode_with_pool
+from spladekit.peft_adapters import PeftAdapterMixin
 from spladekit.sparse_ops import SimilarityFunction, top_k_entries
 
 logger = logging.getLogger(__name__)
@@ -78,7 +81,7 @@ class ComputePrecision(str, enum.Enum):
         return torch.autocast(device.type, dtype=dtype)
 
 
-class SparseEncoder(nn.Sequential):
+class SparseEncoder(PeftAdapterMixin, nn.Sequential):
     """Encodes texts into sparse vectors (SPLADE, inference-free SPLADE, CSR), in sentence-transformers' format.
 
     Args:
@@ -96,6 +99,9 @@ class SparseEncoder(nn.Sequential):
         model_kwargs, tokenizer_kwargs, config_kwargs: passed to the Hugging Face ``from_pretrained`` calls.
         model_card_data: a :class:`~spladekit.model_card.SparseEncoderModelCardData` with the metadata of the
             model card (README.md) that :meth:`save` writes.
+        backend: "torch" (default), or "onnx" / "openvino" to run the forward pass through the exported graphs
+            in the model folder's ``onnx/`` / ``openvino/`` (exported for the session when there are none; see
+            :mod:`spladekit.backends`, whose options go in ``model_kwargs``, e.g. ``{"file_name": "model_int8"}``).
 
     Example::
 
@@ -140,8 +146,12 @@ class SparseEncoder(nn.Sequential):
         tokenizer_kwargs: dict[str, Any] | None = None,
         config_kwargs: dict[str, Any] | None = None,
         model_card_data: Any | None = None,
+        backend: Backend | str = Backend.TORCH,
     ) -> None:
         saved: dict[str, Any] = {}
+        path: str | None = None
+        backend = Backend.parse(backend)
+        model_kwargs, backend_options = split_backend_kwargs(backend, model_kwargs)
         if modules is not None and model_name_or_path is not None:
             raise ValueError("Give either model_name_or_path or modules, not both.")
         if modules is not None:
@@ -182,8 +192,16 @@ class SparseEncoder(nn.Sequential):
             sae = next((m for m in self.modules() if isinstance(m, SparseAutoEncoder)), None)
             self.max_active_dims = sae.k if sae is not None else None
         self.to(device or _default_device())
+        # None while the backend loads: exporting a missing graph runs (and checks against) the PyTorch model.
+        self._backend = None
+        self._backend = load_backend(backend, self, path, **backend_options)
 
     # ----- properties ------------------------------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        """Where the forward pass runs: "torch", "onnx" or "openvino"."""
+        return Backend.TORCH.value if self._backend is None else self._backend.folder
+
     @property
     def similarity_fn_name(self) -> str:
         return self._similarity.value
@@ -244,7 +262,13 @@ class SparseEncoder(nn.Sequential):
 
         With ``fuse_splade_head`` (the default), an MLMTransformer followed by SpladePooling("max") runs as one
         fused step that never builds the (B, T, V) logits (see :mod:`spladekit.modules.fused_splade_head`); the
-        result is the same ``sentence_embedding``, but there are no ``token_embeddings`` in the output."""
+        result is the same ``sentence_embedding``, but there are no ``token_embeddings`` in the output.
+        With an ONNX or OpenVINO backend, the route's graph computes ``sentence_embedding`` instead."""
+        if self._backend is not None:
+            if self.training and torch.is_grad_enabled():
+                raise ValueError(f"This model runs on the {self.backend} backend, which cannot be trained; load it "
+                                 "with backend='torch' to train.")
+            return self._backend(features, **kwargs)
         return run_modules(list(self), features, kwargs, self.fuse_splade_head)
 
     # ----- encoding --------------------------------------------------------------------------------------
@@ -306,6 +330,8 @@ class SparseEncoder(nn.Sequential):
         max_active_dims: int | None = None,
         task: str | None = None,
         precision: ComputePrecision | str = ComputePrecision.FP32,
+        pool: MultiProcessPool | None = None,
+        chunk_size: int | None = None,
     ) -> torch.Tensor | list[torch.Tensor]:
         """Encodes texts into sparse vectors.
 
@@ -325,6 +351,10 @@ class SparseEncoder(nn.Sequential):
                 dtype: faster where the hardware has fast bf16 / fp16 matrix products (GPUs, CPUs with
                 AVX-512 BF16 or AMX), with weights about 1% of their size off the fp32 ones. The vectors are
                 returned as fp32 either way. (Not sentence-transformers' output quantization ``precision``.)
+            pool: a pool from :meth:`start_multi_process_pool`: the texts are encoded in chunks by its worker
+                processes (one per device) and the result is returned on the CPU. A list of devices as
+                ``device`` starts a pool for this call only.
+            chunk_size: texts per worker request when a pool is used (None: a size that spreads the work).
 
         Returns: the vectors, in input order.
         """
@@ -337,6 +367,17 @@ class SparseEncoder(nn.Sequential):
             max_active_dims = self.max_active_dims
         prompt_text = self._resolve_prompt(prompt, prompt_name)
         task = self._route_task(task)
+        if pool is not None or isinstance(device, (list, tuple)):
+            kwargs = dict(prompt=prompt_text, batch_size=batch_size, max_active_dims=max_active_dims, task=task,
+                          precision=precision.value, convert_to_sparse_tensor=convert_to_sparse_tensor,
+                          chunk_size=chunk_size, show_progress_bar=bool(show_progress_bar))
+            result = encode_with_pool(self, texts, pool, device, kwargs)
+            if single:
+                return result[0]
+            return result if convert_to_tensor else [result[i] for i in range(len(texts))]
+        if chunk_size is not None:
+            raise ValueError("chunk_size only applies to multi-process encoding: pass pool=model."
+                             "start_multi_process_pool() (or a list of devices as device), or drop chunk_size.")
         device = torch.device(device) if device is not None else self.device
         if device != self.device:
             self.to(device)
@@ -394,6 +435,29 @@ class SparseEncoder(nn.Sequential):
         if not convert_to_tensor:
             return [result[i] for i in range(len(texts))]
         return result
+
+    def start_multi_process_pool(self, target_devices: list[str] | None = None) -> MultiProcessPool:
+        """Starts one encoding process per device, each with a copy of this model (as it is now); pass the
+        pool to ``encode(..., pool=pool)`` and stop it with :meth:`stop_multi_process_pool`.
+
+        Args:
+            target_devices: e.g. ``["cuda:0", "cuda:1"]`` or ``["cpu"] * 4``; None: every GPU, or up to 4 CPU
+                processes when there is none.
+
+        Example::
+
+            pool = model.start_multi_process_pool(["cpu", "cpu"])
+            vectors = model.encode_document(corpus, pool=pool)
+            model.stop_multi_process_pool(pool)
+        """
+        return MultiProcessPool(self, target_devices)
+
+    @staticmethod
+    def stop_multi_process_pool(pool: MultiProcessPool) -> None:
+        """Stops the worker processes of a pool from :meth:`start_multi_process_pool`."""
+        if not isinstance(pool, MultiProcessPool):
+            raise TypeError(f"pool must be a MultiProcessPool from start_multi_process_pool, got {type(pool).__name__}.")
+        pool.close()
 
     def search(self, queries: str | list[str], corpus: Any, top_k: int = 10, **kwargs: Any) -> list:
         """Ranks ``corpus`` (texts, document embeddings or a spladekit index) for each query by the model's

@@ -244,6 +244,20 @@ def test_learning_rate_mapping_sets_group_rates(tiny_splade, tmp_path):
     assert sorted(set(trainer.get_learning_rates())) == [1e-3, 0.5]
 
 
+def test_learning_rate_mapping_matches_module_classes_and_rejects_dead_patterns(tiny_splade, tmp_path):
+    static = SparseStaticEmbedding(tiny_splade.tokenizer, weight=torch.rand(30522))
+    model = SparseEncoder(modules=[Router.for_query_document([static], [tiny_splade[0], tiny_splade[1]])],
+                          device="cpu")
+    args = args_for(tmp_path, learning_rate_mapping={r"SparseStaticEmbedding\.weight": 0.25})
+    optimizer = SparseEncoderTrainer(model=model, args=args, train_dataset=pairs()).create_optimizer()
+    by_param = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    assert by_param[id(static.weight)] == 0.25
+    assert {by_param[id(p)] for n, p in model.named_parameters() if p is not static.weight} == {1e-3}
+    args = args_for(tmp_path, learning_rate_mapping={r"NoSuchModule": 0.25})
+    with pytest.raises(ValueError, match=r"patterns \['NoSuchModule'\] match no trainable parameter"):
+        SparseEncoderTrainer(model=model, args=args, train_dataset=pairs()).create_optimizer()
+
+
 def test_bad_inputs_fail_before_training(tiny_splade, tmp_path):
     with pytest.raises(ValueError, match="SparseMultipleNegativesRankingLoss expects at least 2 text columns"):
         SparseEncoderTrainer(model=tiny_splade, args=args_for(tmp_path),

@@ -1,4 +1,4 @@
-"""The ``spladekit`` command line: train, eval, encode, index, search, info."""
+"""The ``spladekit`` command line: train, eval, encode, index, search, info, export."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from spladekit.cli.config import ConfigKeyError
+from spladekit.cli.export import add_export_parser
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
                           description="Modules, vocabulary, limits and sparsity on sample texts.")
     info.add_argument("model")
     info.add_argument("--text", action="append", default=None, help="a sample text (repeatable)")
+    add_export_parser(sub)
     return parser
 
 
@@ -121,6 +123,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("query terms: " + ", ".join(f"{t} {w:.2f}" for t, w in result["terms"]))
             for rank, (doc_id, score) in enumerate(result["hits"], start=1):
                 print(f"{rank:>3}. {doc_id}\t{score:.4f}\t{result['texts'].get(doc_id, '')[:100]}")
+        elif args.command == "export":
+            from spladekit.cli.export import run_export
+
+            for path in run_export(args.model, args.output, args.top_k, args.quantize, args.openvino,
+                                   args.file_name, args.opset, args.dynamo):
+                print(f"Wrote {path}")
         elif args.command == "info":
             from spladekit.cli.commands import model_info
 
@@ -131,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         print(f"top terms of {text[:60]!r}: " + ", ".join(f"{t} {w:.2f}" for t, w in terms))
                 elif key != "architecture":
                     print(f"{key}: {value}")
-    except (ConfigKeyError, FileNotFoundError, ValueError) as exc:
+    except (ConfigKeyError, FileNotFoundError, ValueError, ImportError) as exc:
         print(f"spladekit {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

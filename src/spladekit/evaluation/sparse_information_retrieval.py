@@ -9,6 +9,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -83,6 +84,9 @@ class SparseInformationRetrievalEvaluator(SparseEvaluator):
         query_prompt, query_prompt_name, corpus_prompt, corpus_prompt_name: prompts passed to the encoder.
         write_predictions: also write each query's ranked documents to
             ``output_path/Information-Retrieval_evaluation_{name}_predictions_{score_function}.jsonl``.
+        target_devices: encode queries and corpus with one worker process per device (e.g. ``["cuda:0",
+            "cuda:1"]``, ``["cpu"] * 4``), for large corpora. The pool copies the model, so it is started at each
+            call and stopped after it; to keep one across calls, pass ``pool=`` to the call instead.
 
     After a call, ``last_run`` holds ``{score_function: {query_id: [(doc_id, score), ...]}}`` (best first) and
     ``last_timings`` the seconds spent encoding queries, encoding the corpus, scoring and computing metrics.
@@ -122,6 +126,7 @@ class SparseInformationRetrievalEvaluator(SparseEvaluator):
         corpus_prompt: str | None = None,
         corpus_prompt_name: str | None = None,
         write_predictions: bool = False,
+        target_devices: Iterable[str] | None = None,
     ) -> None:
         for argument, value in (("queries", queries), ("corpus", corpus), ("relevant_docs", relevant_docs)):
             if not isinstance(value, Mapping):
@@ -168,6 +173,10 @@ class SparseInformationRetrievalEvaluator(SparseEvaluator):
             raise ValueError(f"main_score_function {main!r} is not a key of score_functions "
                              f"{sorted(self.score_functions)}; pick one of those keys.")
         self.query_prompt, self.query_prompt_name = query_prompt, query_prompt_name
+        if isinstance(target_devices, str):
+            raise TypeError(f"target_devices must be a list of devices, e.g. ['cuda:0', 'cuda:1'] or ['cpu'] * 4, "
+                            f"got the string {target_devices!r}; wrap it in a list.")
+        self.target_devices = list(target_devices) if target_devices is not None else None
         self.corpus_prompt, self.corpus_prompt_name = corpus_prompt, corpus_prompt_name
 
         suffix = f"_{name}" if name else ""
@@ -180,13 +189,25 @@ class SparseInformationRetrievalEvaluator(SparseEvaluator):
         self._primary_for: tuple[str, ...] | None = None
 
     def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1,
-                 steps: int = -1) -> dict[str, float]:
+                 steps: int = -1, pool: Any | None = None) -> dict[str, float]:
+        """Evaluates ``model``; ``pool`` (from ``model.start_multi_process_pool()``) encodes with its worker
+        processes, as does a pool started on ``target_devices`` for this call when that is set."""
+        if pool is None and self.target_devices is not None:
+            with model.start_multi_process_pool(self.target_devices) as own_pool:
+                return self._evaluate(model, output_path, epoch, steps, own_pool)
+        return self._evaluate(model, output_path, epoch, steps, pool)
+
+    def _evaluate(self, model: Any, output_path: str | None, epoch: int, steps: int,
+                  pool: Any | None) -> dict[str, float]:
+        encode_query, encode_document = model.encode_query, model.encode_document
+        if pool is not None:
+            encode_query, encode_document = partial(encode_query, pool=pool), partial(encode_document, pool=pool)
         scorers = self._scorers(model)
         timings = dict.fromkeys(("encode_queries", "encode_corpus", "scoring", "metrics"), 0.0)
         self.query_stats, self.corpus_stats = SparsityStats(), SparsityStats()
 
         start = time.perf_counter()
-        query_tensor = encode_sparse(model.encode_query, self.queries, batch_size=self.batch_size,
+        query_tensor = encode_sparse(encode_query, self.queries, batch_size=self.batch_size,
                                      show_progress_bar=self.show_progress_bar,
                                      max_active_dims=self.max_active_dims,
                                      prompt_name=self.query_prompt_name, prompt=self.query_prompt)
@@ -202,7 +223,7 @@ class SparseInformationRetrievalEvaluator(SparseEvaluator):
         for chunk_start in range(0, len(self.corpus), self.corpus_chunk_size):
             positions = self._corpus_order[chunk_start:chunk_start + self.corpus_chunk_size]
             start = time.perf_counter()
-            doc_tensor = encode_sparse(model.encode_document, [self.corpus[i] for i in positions],
+            doc_tensor = encode_sparse(encode_document, [self.corpus[i] for i in positions],
                                        batch_size=self.batch_size, show_progress_bar=self.show_progress_bar,
                                        max_active_dims=self.max_active_dims,
                                        prompt_name=self.corpus_prompt_name, prompt=self.corpus_prompt)

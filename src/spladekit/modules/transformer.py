@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel
 
+from spladekit.modules.adapters import adapter_base_model, has_adapters, load_adapter, save_adapter
 from spladekit.modules.module import ConfigError, InputModule, Layout, read_json
 
 SBERT_CONFIG_NAME = "sentence_bert_config.json"
@@ -103,8 +104,13 @@ class Transformer(InputModule):
             raise ValueError(f"max_seq_length must be a positive integer or None, got {max_seq_length!r}.")
         hub = dict(cache_dir=cache_folder, revision=revision, token=token, local_files_only=local_files_only,
                    trust_remote_code=trust_remote_code)
-        config = AutoConfig.from_pretrained(model_name_or_path, **hub, **(config_kwargs or {}))
-        self.auto_model: PreTrainedModel = self._load_model(model_name_or_path, config, hub, model_kwargs or {})
+        # A folder saved with a PEFT adapter holds only the adapter: load its base model, then the adapter.
+        base = adapter_base_model(model_name_or_path) if os.path.isdir(model_name_or_path) else None
+        source = base or model_name_or_path
+        config = AutoConfig.from_pretrained(source, **hub, **(config_kwargs or {}))
+        self.auto_model: PreTrainedModel = self._load_model(source, config, hub, model_kwargs or {})
+        if base is not None:
+            load_adapter(self.auto_model, model_name_or_path, is_trainable=True)
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_name_or_path or model_name_or_path, **hub,
                                                        **(tokenizer_kwargs or {}))
         self.do_lower_case = do_lower_case
@@ -167,7 +173,10 @@ class Transformer(InputModule):
 
     def save(self, output_path: str, layout: Layout = Layout.V6) -> None:
         os.makedirs(output_path, exist_ok=True)
-        self.auto_model.save_pretrained(output_path)
+        if has_adapters(self.auto_model):
+            save_adapter(self.auto_model, output_path)  # the adapter only; its config names the base model
+        else:
+            self.auto_model.save_pretrained(output_path)
         # sentence-transformers v6 reads the sequence limit from the tokenizer, v5 from sentence_bert_config.
         previous = self.tokenizer.model_max_length
         if self.max_seq_length is not None:

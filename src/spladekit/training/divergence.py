@@ -76,6 +76,12 @@ class DivergenceGuardCallback(TrainerCallback):
         raise TrainingDivergedError(message)
 
     def check_loss(self, loss: torch.Tensor, state: TrainerState) -> None:
+        """Fails on a non-finite loss in a single process. With several processes a loss is only one
+        process's, and stopping one of them would leave the others waiting in the gradient all-reduce; the
+        gradients, all-reduced and so the same everywhere, are checked instead (a non-finite loss makes them
+        non-finite) and every process stops at the same step."""
+        if self.trainer is not None and self.trainer.args.world_size > 1:
+            return
         if not torch.isfinite(loss.detach()).all():
             self._fail(f"the loss is {loss.detach().float().item()}", state.global_step + 1)
 

@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 import torch
+from accelerate.utils import broadcast_object_list
 from datasets import Dataset, DatasetDict, IterableDataset, IterableDatasetDict
 from torch import nn
 from torch.utils.data import BatchSampler, ConcatDataset, DataLoader
@@ -45,7 +46,7 @@ from spladekit.training.multi_dataset_samplers import (
     MultiDatasetBatchSamplers,
     multi_dataset_batch_sampler_class,
 )
-from spladekit.training.samplers import BatchSamplers, batch_sampler_class
+from spladekit.training.samplers import BatchSamplers, GlobalBatchSlicer, batch_sampler_class
 from spladekit.training.target_sparsity import SpladeTargetSparsityCallback
 from spladekit.training.training_args import SparseEncoderTrainingArguments
 from spladekit.training.validation import as_dataset, check_loss_columns, validate_training_inputs
@@ -127,7 +128,7 @@ class SparseEncoderTrainer(Trainer):
         if eval_dataset is None and evaluator is None and args.eval_strategy != "no":
             raise ValueError(f"eval_strategy is {args.eval_strategy.value!r}, but there is neither an eval_dataset nor "
                              "an evaluator. Give one of them, or set eval_strategy='no'.")
-        default_args_dict = self.training_args_class(output_dir="unused").to_dict()
+        default_args_dict = self.default_args_dict()
         self._loss_spec = loss
         output_existed = os.path.exists(args.output_dir)
         try:
@@ -139,6 +140,27 @@ class SparseEncoderTrainer(Trainer):
             if not output_existed and os.path.isdir(args.output_dir):
                 shutil.rmtree(args.output_dir, ignore_errors=True)
             raise
+
+    @classmethod
+    def default_args_dict(cls) -> dict[str, Any]:
+        """``to_dict()`` of the training arguments with their defaults (the model card lists what differs).
+
+        Building ``TrainingArguments`` resets accelerate's process-wide state to that object's device settings;
+        with defaults on CPU under ``torchrun`` that state says "not distributed", and the trainer would then
+        train every process on its own. The state of the user's arguments is put back afterwards."""
+        from accelerate.state import AcceleratorState, PartialState
+
+        saved = [(state, dict(state._shared_state)) for state in (PartialState, AcceleratorState)]
+        args_logger = logging.getLogger("transformers.training_args")
+        level = args_logger.level
+        args_logger.setLevel(logging.ERROR)  # its "not distributed" warning is about this throw-away object
+        try:
+            return cls.training_args_class(output_dir="unused").to_dict()
+        finally:
+            args_logger.setLevel(level)
+            for state, values in saved:
+                state._shared_state.clear()  # in place: the shared dict is a descriptor (see accelerate.state)
+                state._shared_state.update(values)
 
     def _setup(self, model: Any, args: Any, train_dataset: Any, eval_dataset: Any, loss: Any, evaluator: Any,
                data_collator: Any, tokenizer: Any, model_init: Any, compute_metrics: Any, callbacks: Any,
@@ -367,6 +389,8 @@ class SparseEncoderTrainer(Trainer):
             kwargs["prefetch_factor"] = self.args.dataloader_prefetch_factor
         generator = torch.Generator()
         generator.manual_seed(shuffle_seed)
+        # Data parallel: the samplers build global batches, one slice per process (see GlobalBatchSlicer).
+        processes = 1 if self.accelerator.split_batches else self.accelerator.num_processes
         if isinstance(dataset, (IterableDataset, IterableDatasetDict)):
             if isinstance(dataset, IterableDatasetDict):
                 raise ValueError("Several IterableDatasets cannot be mixed; give a DatasetDict of (map-style) Datasets "
@@ -374,14 +398,16 @@ class SparseEncoderTrainer(Trainer):
             loader = DataLoader(dataset, batch_size=batch_size, drop_last=drop_last, **kwargs)
         elif isinstance(dataset, DatasetDict):
             parts = list(dataset.values())
-            samplers = [self.get_batch_sampler(part, batch_size, drop_last, list(DEFAULT_LABEL_COLUMNS), generator,
-                                               shuffle_seed) for part in parts]
+            samplers = [self.get_batch_sampler(part, batch_size * processes, drop_last, list(DEFAULT_LABEL_COLUMNS),
+                                               generator, shuffle_seed) for part in parts]
             concat = ConcatDataset(parts)
             sampler = self.get_multi_dataset_batch_sampler(concat, samplers, generator, shuffle_seed)
+            sampler = GlobalBatchSlicer(sampler, processes) if processes > 1 else sampler
             loader = DataLoader(concat, batch_sampler=sampler, **kwargs)
         else:
-            sampler = self.get_batch_sampler(dataset, batch_size, drop_last, list(DEFAULT_LABEL_COLUMNS), generator,
-                                             shuffle_seed)
+            sampler = self.get_batch_sampler(dataset, batch_size * processes, drop_last, list(DEFAULT_LABEL_COLUMNS),
+                                             generator, shuffle_seed)
+            sampler = GlobalBatchSlicer(sampler, processes) if processes > 1 else sampler
             loader = DataLoader(dataset, batch_sampler=sampler, **kwargs)
         return self.accelerator.prepare(loader)
 
@@ -515,15 +541,33 @@ class SparseEncoderTrainer(Trainer):
         return metrics
 
     def run_evaluator(self, metric_key_prefix: str = "eval") -> dict[str, float]:
-        """Runs the evaluator on the (unwrapped) model; keys get ``metric_key_prefix``."""
-        output_path = os.path.join(self.args.output_dir, "eval") if self.is_world_process_zero() else None
-        was_training = self.model.training
-        results = self.evaluator(self.model, output_path=output_path, epoch=self.state.epoch or -1,
-                                 steps=self.state.global_step)
-        if was_training:
-            self.model.train()
+        """Runs the evaluator on the (unwrapped) model; keys get ``metric_key_prefix``.
+
+        In distributed training it runs once, in the main process, and the other processes receive its
+        metrics (so that best-model selection and early stopping agree everywhere). Under DeepSpeed ZeRO-3 and
+        FSDP, where a forward pass needs every process, all processes run it and only the main one writes."""
+        main_only = self.args.world_size > 1 and not self._parameters_are_sharded()
+        results: dict[str, float] | None = None
+        if self.is_world_process_zero() or not main_only:
+            output_path = os.path.join(self.args.output_dir, "eval") if self.is_world_process_zero() else None
+            was_training = self.model.training
+            results = self.evaluator(self.model, output_path=output_path, epoch=self.state.epoch or -1,
+                                     steps=self.state.global_step)
+            if was_training:
+                self.model.train()
+        if main_only:
+            results = broadcast_object_list([results], from_process=0)[0]
         return {f"{metric_key_prefix}_{key}" if not key.startswith(f"{metric_key_prefix}_") else key: value
                 for key, value in results.items()}
+
+    def _parameters_are_sharded(self) -> bool:
+        """Whether processes hold only shards of the weights (DeepSpeed ZeRO-3, FSDP)."""
+        if self.is_fsdp_enabled:
+            return True
+        if self.is_deepspeed_enabled:
+            config = getattr(self.accelerator.state.deepspeed_plugin, "deepspeed_config", None) or {}
+            return config.get("zero_optimization", {}).get("stage", 0) == 3
+        return False
 
     # ----- saving and loading -----------------------------------------------------------------------------
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
@@ -558,6 +602,9 @@ class SparseEncoderTrainer(Trainer):
             self.args.save_total_limit = limit
         run_dir = self._get_output_dir(trial=trial)
         newest = os.path.join(run_dir, f"checkpoint-{self.state.global_step}")
+        # Every process writes part of a checkpoint (its RNG state; its optimizer shard under ZeRO / FSDP):
+        # it is complete once all of them are done.
+        self.accelerator.wait_for_everyone()
         if self.args.should_save and os.path.isdir(newest):
             mark_complete(newest)
             if limit is not None:
@@ -644,12 +691,29 @@ class SparseEncoderTrainer(Trainer):
         opt_model = self.model if model is None else model
         decay = set(self.get_decay_parameter_names(opt_model))
         patterns = [(re.compile(p), lr) for p, lr in self.args.learning_rate_mapping.items()]
+        classes = {name: type(module).__name__ for name, module in opt_model.named_modules()}
         groups: dict[tuple[float, float], list[nn.Parameter]] = defaultdict(list)
+        matched: set[str] = set()
         for name, param in opt_model.named_parameters():
             if not param.requires_grad:
                 continue
-            lr = next((rate for pattern, rate in patterns if pattern.search(name)), self.args.learning_rate)
-            groups[(float(lr), self.args.weight_decay if name in decay else 0.0)].append(param)
+            # A pattern may name the parameter ("0.sub_modules.query.0.weight") or its modules' classes
+            # ("Router.ModuleDict.ModuleList.SparseStaticEmbedding.weight"), as in r"SparseStaticEmbedding\.*".
+            parts = name.split(".")
+            typed = ".".join([classes[".".join(parts[:i])] for i in range(1, len(parts))] + parts[-1:])
+            rate = self.args.learning_rate
+            for pattern, value in patterns:
+                if pattern.search(name) or pattern.search(typed):
+                    rate = value
+                    matched.add(pattern.pattern)
+                    break
+            groups[(float(rate), self.args.weight_decay if name in decay else 0.0)].append(param)
+        unmatched = [p.pattern for p, _ in patterns if p.pattern not in matched]
+        if unmatched:
+            examples = [name for name, param in opt_model.named_parameters() if param.requires_grad][:3]
+            raise ValueError(f"learning_rate_mapping patterns {unmatched} match no trainable parameter. Patterns are "
+                             f"searched in parameter names (e.g. {examples}) and in their module class paths (e.g. "
+                             r"r'SparseStaticEmbedding\.weight'); fix or remove them.")
         optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
         optimizer_kwargs = {k: v for k, v in optimizer_kwargs.items() if k != "lr"}
         self.optimizer = optimizer_cls([{"params": params, "lr": lr, "weight_decay": wd}

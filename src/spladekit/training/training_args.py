@@ -53,7 +53,9 @@ class SparseEncoderTrainingArguments(TrainingArguments):
             negatives) or "group_by_label"; or a sampler class / callable with the same signature.
         multi_dataset_batch_sampler: "proportional" (every batch of every dataset) or "round_robin" (alternate,
             stop at the smallest); or a class / callable.
-        learning_rate_mapping: parameter-name regex -> learning rate, e.g. ``{r"SparseStaticEmbedding\.*": 1e-3}``.
+        learning_rate_mapping: regex -> learning rate for the parameters whose name (``0.sub_modules.query.0.weight``)
+            or module class path (``Router.ModuleDict.ModuleList.SparseStaticEmbedding.weight``) it matches, e.g.
+            ``{r"SparseStaticEmbedding\.*": 1e-3}``; a pattern that matches nothing is an error.
 
     Example::
 
