@@ -220,3 +220,14 @@ def test_malformed_folders(tmp_path, tiny_splade):
     modules_json.write_text(json.dumps({"idx": 0}))
     with pytest.raises(ConfigError, match="must be a non-empty JSON list"):
         SparseEncoder(str(tmp_path / "m"))
+
+
+def test_saved_folder_has_the_permissions_of_a_made_folder(tiny_splade, tmp_path):
+    import os
+    import stat
+
+    made = tmp_path / "made"
+    os.makedirs(made)
+    tiny_splade.save(str(tmp_path / "saved"))
+    mode = stat.S_IMODE(os.stat(tmp_path / "saved").st_mode)
+    assert mode == stat.S_IMODE(os.stat(made).st_mode)  # not mkdtemp's private 0700 (under umask 022)

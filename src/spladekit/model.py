@@ -7,7 +7,6 @@ import enum
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,6 +26,7 @@ from spladekit.modules.router import Router
 from spladekit.modules.sparse_auto_encoder import SparseAutoEncoder
 from spladekit.multi_process import MultiProcessPool, encode_with_pool
 from spladekit.peft_adapters import PeftAdapterMixin
+from spladekit.staging import staging_dir
 from spladekit.sparse_ops import SimilarityFunction, top_k_entries
 
 logger = logging.getLogger(__name__)
@@ -546,11 +546,11 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
         path = os.path.abspath(os.path.expanduser(path))
         parent = os.path.dirname(path)
         os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
+        tmp = staging_dir(parent, os.path.basename(path))
         try:
             self._write(tmp, layout)
             if os.path.isdir(path):
-                old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-", dir=parent)
+                old = staging_dir(parent, os.path.basename(path), "old")
                 os.rename(path, os.path.join(old, "model"))
                 os.rename(tmp, path)
                 shutil.rmtree(old, ignore_errors=True)

@@ -45,6 +45,14 @@ def test_save_and_load_round_trip(tmp_path, kwargs):
     assert loaded.search(np.ones((1, 200)), top_k=1)[0][0][0] == "new"
 
 
+def test_saved_index_folder_has_the_permissions_of_a_made_folder(tmp_path):
+    import stat
+
+    os.makedirs(tmp_path / "made")
+    make_index(0)[0].save(str(tmp_path / "index"))
+    assert stat.S_IMODE(os.stat(tmp_path / "index").st_mode) == stat.S_IMODE(os.stat(tmp_path / "made").st_mode)
+
+
 def test_saving_over_an_index_replaces_it_and_removes_the_old_files(tmp_path):
     path = str(tmp_path / "index")
     first, _ = make_index(1)

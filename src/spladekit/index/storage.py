@@ -25,11 +25,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import uuid
 from typing import Any
 
 import numpy as np
+
+from spladekit.staging import staging_dir
 
 MANIFEST = "manifest.json"
 _DATA_PREFIXES = ("arrays-", "ids-")
@@ -55,7 +56,7 @@ def save_directory(path: str | os.PathLike[str], manifest: dict[str, Any], array
     os.makedirs(parent, exist_ok=True)
     version = uuid.uuid4().hex[:16]
     names = {"arrays": f"arrays-{version}.safetensors", "ids": f"ids-{version}.json"}
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.tmp-", dir=parent)
+    tmp = staging_dir(parent, os.path.basename(target))
     moved: list[str] = []
     try:
         save_file({key: np.ascontiguousarray(value) for key, value in arrays.items()},
