@@ -243,3 +243,20 @@ def test_bad_mining_argument_names_the_key(saved_tiny, beir_folder, tmp_path, ca
     config = write_config(tmp_path, saved_tiny, beir_folder, data={"hard_negatives": {"negatives": 2}})
     assert main(["train", str(config)]) == 2
     assert "data.hard_negatives does not fit mine_hard_negatives" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["quickstart.yaml", "scifact_recipe.yaml"])
+def test_example_configs_are_valid(name):
+    import inspect
+
+    from spladekit.index import mine_hard_negatives
+    from spladekit.training import SpladeTargetSparsityCallback
+
+    root = Path(__file__).resolve().parents[1]
+    config = load_train_config(str(root / "examples" / name))
+    assert Path(config.model.name_or_path).samefile(root / "assets" / "models" / "splade-tiny")
+    assert Path(config.data.beir).samefile(root / "assets" / "data" / "scifact") and config.data.split == "train"
+    assert config.evaluation.split == "test" and config.training["seed"] == 12
+    accepted = set(inspect.signature(mine_hard_negatives).parameters)
+    assert set(config.data.hard_negatives or {}) <= accepted
+    assert set(config.loss.target_sparsity or {}) <= set(inspect.signature(SpladeTargetSparsityCallback).parameters)
