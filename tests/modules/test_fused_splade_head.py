@@ -309,3 +309,12 @@ def test_sparse_top_k_equals_dense_top_k(splade_tiny_path):
     dense = model.encode(TEXTS, max_active_dims=7, convert_to_sparse_tensor=False)
     assert torch.equal(sparse.to_dense(), dense)
     assert (sparse.to_dense() > 0).sum(dim=1).tolist() == [7, 7]
+
+
+def test_torch_compile_runs_the_fused_head_eagerly(tiny_splade):
+    # torch.compile cannot trace the head's data-dependent chunk planning; it must break the graph there
+    # (torch.compiler.disable) instead of failing on the first forward pass.
+    expected = tiny_splade.encode(TEXTS, convert_to_sparse_tensor=False)
+    tiny_splade.compile()
+    torch.testing.assert_close(tiny_splade.encode(TEXTS, convert_to_sparse_tensor=False), expected,
+                               rtol=1e-5, atol=1e-6)

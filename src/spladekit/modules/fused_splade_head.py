@@ -171,6 +171,7 @@ def run_modules(modules: list[nn.Module], features: dict[str, Any], kwargs: dict
     return features
 
 
+@torch.compiler.disable  # data-dependent chunk planning: under torch.compile this runs eagerly (a graph break)
 def splade_max_pool(
     hidden: Tensor,
     weight: Tensor,
