@@ -8,10 +8,10 @@ from accelerate.data_loader import BatchSamplerShard
 from datasets import Dataset
 from torch.utils.data import ConcatDataset
 
+from spladekit.training.global_batches import GlobalBatchSlicer
 from spladekit.training.multi_dataset_samplers import ProportionalBatchSampler, RoundRobinBatchSampler
 from spladekit.training.samplers import (
     DefaultBatchSampler,
-    GlobalBatchSlicer,
     GroupByLabelBatchSampler,
     NoDuplicatesBatchSampler,
 )

@@ -2,6 +2,7 @@
 
 from spladekit.training.callbacks import SchedulerType, SpladeRegularizerWeightSchedulerCallback
 from spladekit.training.data_collator import SparseEncoderDataCollator
+from spladekit.training.global_batches import GlobalBatchSlicer
 from spladekit.training.model_card_callback import SparseEncoderModelCardCallback
 from spladekit.training.multi_dataset_samplers import (
     MultiDatasetBatchSamplers,
@@ -22,6 +23,7 @@ from spladekit.training.training_args import SparseEncoderTrainingArguments
 __all__ = [
     "BatchSamplers",
     "DefaultBatchSampler",
+    "GlobalBatchSlicer",
     "GroupByLabelBatchSampler",
     "MultiDatasetBatchSamplers",
     "MultiDatasetDefaultBatchSampler",

@@ -41,12 +41,13 @@ from spladekit.training.data_collator import (
     SparseEncoderDataCollator,
 )
 from spladekit.training.divergence import DivergenceGuardCallback
+from spladekit.training.global_batches import GlobalBatchSlicer
 from spladekit.training.model_card_callback import SparseEncoderModelCardCallback
 from spladekit.training.multi_dataset_samplers import (
     MultiDatasetBatchSamplers,
     multi_dataset_batch_sampler_class,
 )
-from spladekit.training.samplers import BatchSamplers, GlobalBatchSlicer, batch_sampler_class
+from spladekit.training.samplers import BatchSamplers, batch_sampler_class
 from spladekit.training.target_sparsity import SpladeTargetSparsityCallback
 from spladekit.training.training_args import SparseEncoderTrainingArguments
 from spladekit.training.validation import as_dataset, check_loss_columns, validate_training_inputs
