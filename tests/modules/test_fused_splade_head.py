@@ -71,6 +71,35 @@ def test_outputs_and_gradients_equal_autograd_in_float64(activation, chunk_token
         torch.testing.assert_close(got, expected, rtol=0, atol=1e-12, msg=lambda m, n=name: f"d/d{n}: {m}")
 
 
+def test_sparse_weight_gradient_equals_the_dense_one():
+    hidden, weight, bias = random_inputs(seed=11)
+    upstream = torch.randn(MASK.shape[0], VOCAB, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    grads = {}
+    for sparse in (False, True):
+        leaf = weight.clone().requires_grad_()
+        (splade_max_pool(hidden, leaf, bias, MASK, sparse_weight_grad=sparse) * upstream).sum().backward()
+        grads[sparse] = leaf.grad
+    assert grads[True].is_sparse and not grads[False].is_sparse
+    assert grads[True]._nnz() < VOCAB  # only the rows of terms active in some text
+    torch.testing.assert_close(grads[True].to_dense(), grads[False], rtol=0, atol=0)
+
+
+def test_tied_decoder_gets_one_dense_gradient(tiny_splade):
+    """The fused head's sparse part and the embedding's dense part are summed before weight.grad is set."""
+    plain = copy.deepcopy(tiny_splade)
+    plain.fuse_splade_head = False
+    grads = []
+    for model in (tiny_splade, plain):
+        model.eval()  # no dropout: both paths see the same encoder outputs
+        features = model.tokenize(["a query about skin", "a longer document about skin and light"])
+        model(features)["sentence_embedding"].sum().backward()
+        decoder = model[0].auto_model.get_output_embeddings().weight
+        assert decoder is model[0].auto_model.get_input_embeddings().weight
+        grads.append(decoder.grad)
+    assert not grads[0].is_sparse
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+
+
 def test_no_grad_path_equals_the_autograd_path():
     hidden, weight, bias = random_inputs(seed=5)
     with torch.no_grad():

@@ -56,9 +56,9 @@ from spladekit.modules.transformer import MLMTransformer
 
 # Token positions projected at a time: (V, 256) fp32 logits of a 30k vocabulary are 31 MB, which stay in the
 # L3 cache of the CPUs this was tuned on (larger chunks were slower per token in fp32, smaller ones too).
-DEFAULT_CHUNK_TOKENS = 256
-# Active terms handled at a time in the backward pass: its (block, B, T) buffer is 16 MB at B x T = 4096.
-_BACKWARD_BLOCK = 1024
+DEFAULT_CHUNK_TOKENS = 128
+# Active terms handled at a time in the backward pass: its (block, B, T) fp32 buffer is 4 MB at B x T = 4096.
+_BACKWARD_BLOCK = 256
 
 
 @dataclass(frozen=True)
@@ -144,8 +144,13 @@ def fused_splade_forward(mlm: MLMTransformer, pooling: SpladePooling, features: 
                          f"{type(mlm.auto_model).__name__}. Check can_fuse(mlm, pooling) first, or run the modules "
                          "one after the other (SparseEncoder.fuse_splade_head = False).")
     hidden = head.hidden_states(mlm.model_inputs(features))  # (B, T, H)
+    # A decoder tied to the input embeddings, which this forward looks its input ids up in, also gets their dense
+    # gradient in the same backward pass: its own part can then be sparse (see splade_max_pool).
+    embeddings = mlm.auto_model.get_input_embeddings()
+    tied = embeddings is not None and embeddings.weight is head.decoder.weight and "input_ids" in features
     pooled = splade_max_pool(hidden, head.decoder.weight, head.decoder.bias, features["attention_mask"],
-                             pooling.activation, pooling.chunk_size or DEFAULT_CHUNK_TOKENS)
+                             pooling.activation, pooling.chunk_size or DEFAULT_CHUNK_TOKENS,
+                             sparse_weight_grad=tied)
     if pooling.embedding_dimension is None:
         pooling.embedding_dimension = pooled.shape[1]
     features["sentence_embedding"] = pooled
@@ -179,6 +184,7 @@ def splade_max_pool(
     attention_mask: Tensor,
     activation: SpladeActivation | str = SpladeActivation.RELU,
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    sparse_weight_grad: bool = False,
 ) -> Tensor:
     """SPLADE-max of ``hidden @ weight.T + bias`` over the tokens ``attention_mask`` keeps, without the logits.
 
@@ -190,6 +196,10 @@ def splade_max_pool(
         activation: "relu" (log(1 + relu(x))) or "log1p_relu" (log(1 + log(1 + relu(x)))).
         chunk_tokens: project this many token positions at a time (whole texts, cut to the longest of them,
             or pieces of a longer text); memory is O(chunk_tokens x V).
+        sparse_weight_grad: return the gradient of ``weight`` as a sparse COO tensor (rows of the active terms)
+            instead of a dense (V, H) one. Only for a weight that also gets a dense gradient in the same backward
+            pass (a decoder tied to the input embeddings): autograd sums the two before ``weight.grad`` is set, so
+            the dense (V, H) tensor is made once, by the embedding, when the activations are already freed.
 
     Returns: (B, V) non-negative, in the promoted dtype of ``hidden`` and ``weight`` (fp32 under bf16 autocast
     with fp32 weights). Under ``torch.autocast`` the projection runs in the autocast dtype, the rest in fp32.
@@ -208,7 +218,8 @@ def splade_max_pool(
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (hidden, weight, bias))
     if needs_grad:
-        return _SpladeMaxPool.apply(hidden, weight, bias, attention_mask, activation, chunk_tokens)
+        return _SpladeMaxPool.apply(hidden, weight, bias, attention_mask, activation, chunk_tokens,
+                                    bool(sparse_weight_grad))
     max_logits = _max_logits(hidden, weight, bias, attention_mask, chunk_tokens)
     return _activate(max_logits, activation).to(_result_dtype(hidden, weight))
 
@@ -318,6 +329,7 @@ def _max_logits(hidden: Tensor, weight: Tensor, bias: Tensor | None, attention_m
                 rows = torch.tensor(chunk.rows, device=padding.device)
                 logits.masked_fill_(padding.index_select(0, rows)[:, chunk.start:chunk.end], float("-inf"))
             _update_max(best, logits, chunk.rows, first=chunk.start == 0)
+            del logits  # before the next product allocates its own: one (V, chunk_tokens) block alive at a time
         max_logits = _finish_max(best, compute_dtype).to(_accumulate_dtype(hidden, weight))  # (B, V)
         if bias is not None:
             max_logits += bias.detach().to(max_logits.dtype)
@@ -387,11 +399,12 @@ class _SpladeMaxPool(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, hidden: Tensor, weight: Tensor, bias: Tensor | None, attention_mask: Tensor,
-                activation: SpladeActivation, chunk_tokens: int) -> Tensor:
+                activation: SpladeActivation, chunk_tokens: int, sparse_weight_grad: bool = False) -> Tensor:
         max_logits = _max_logits(hidden, weight, bias, attention_mask, chunk_tokens)
         ctx.save_for_backward(hidden, weight, max_logits, attention_mask)
         ctx.activation = activation
         ctx.bias_dtype = bias.dtype if bias is not None else None
+        ctx.sparse_weight_grad = sparse_weight_grad
         return _activate(max_logits, activation).to(_result_dtype(hidden, weight))  # (B, V)
 
     @staticmethod
@@ -403,7 +416,7 @@ class _SpladeMaxPool(torch.autograd.Function):
         grad_max = grad_output.to(acc) * _activation_grad(max_logits, ctx.activation)  # (B, V) d out / d max
         grad_hidden = torch.zeros(hidden.numel() // hidden.shape[-1], hidden.shape[-1], dtype=acc,
                                   device=hidden.device) if needs_hidden else None  # (B*T, H)
-        grad_weight = torch.zeros(weight.shape, dtype=acc, device=weight.device) if needs_weight else None
+        grad_weight = None
         if needs_hidden or needs_weight:
             batch, length, dim = hidden.shape
             terms = grad_max.ne(0).any(dim=0).nonzero().squeeze(1)  # (U,) terms with gradient in some text
@@ -411,6 +424,7 @@ class _SpladeMaxPool(torch.autograd.Function):
             padding = attention_mask.eq(0).unsqueeze(0)  # (1, B, T)
             # One (block, B*T) buffer for every block: the same allocation is reused, and memory stays bounded.
             buffer = torch.empty(_BACKWARD_BLOCK, batch * length, dtype=acc, device=hidden.device)
+            grad_rows = torch.empty(len(terms), dim, dtype=acc, device=hidden.device) if needs_weight else None
             for u0 in range(0, len(terms), _BACKWARD_BLOCK):
                 block = terms[u0:u0 + _BACKWARD_BLOCK]  # (u,)
                 rows = weight.index_select(0, block).to(acc)  # (u, H)
@@ -422,11 +436,18 @@ class _SpladeMaxPool(torch.autograd.Function):
                 grad_logits = grad_logits.view(len(block), -1)
                 if grad_hidden is not None:  # d h = grad_logits.T @ W[block]
                     grad_hidden += torch.mm(grad_logits.t(), rows)
-                if grad_weight is not None:  # d W[block] = grad_logits @ h
-                    grad_weight[block] = torch.mm(grad_logits, tokens)
+                if grad_rows is not None:  # d W[block] = grad_logits @ h
+                    torch.mm(grad_logits, tokens, out=grad_rows[u0:u0 + len(block)])
+            buffer = scores = grad_logits = None  # freed before the dense (V, H) weight gradient is allocated
+            if grad_rows is not None and ctx.sparse_weight_grad:
+                grad_weight = torch.sparse_coo_tensor(terms.unsqueeze(0), grad_rows, weight.shape,
+                                                      is_coalesced=True, check_invariants=False)
+            elif grad_rows is not None:
+                grad_weight = torch.zeros(weight.shape, dtype=acc, device=weight.device)
+                grad_weight.index_copy_(0, terms, grad_rows)
         grad_bias = grad_max.sum(dim=0).to(ctx.bias_dtype) if needs_bias else None
         if grad_hidden is not None:
             grad_hidden = grad_hidden.view(hidden.shape).to(hidden.dtype)
         if grad_weight is not None:
             grad_weight = grad_weight.to(weight.dtype)
-        return grad_hidden, grad_weight, grad_bias, None, None, None
+        return grad_hidden, grad_weight, grad_bias, None, None, None, None
