@@ -15,6 +15,7 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel
 
 from spladekit.modules.adapters import adapter_base_model, has_adapters, load_adapter, save_adapter
+from spladekit.modules.lean_attention import use_lean_attention
 from spladekit.modules.module import ConfigError, InputModule, Layout, read_json
 
 SBERT_CONFIG_NAME = "sentence_bert_config.json"
@@ -71,6 +72,9 @@ class Transformer(InputModule):
             capped by the model's ``max_position_embeddings``.
         do_lower_case: lowercase texts before tokenizing (for cased tokenizers of uncased models).
         model_kwargs, tokenizer_kwargs, config_kwargs: passed to the Hugging Face ``from_pretrained`` calls.
+            A model that loads with transformers' default ``"sdpa"`` attention is switched to
+            :mod:`~spladekit.modules.lean_attention` (the same outputs; less memory when training with attention
+            dropout on the CPU); ``model_kwargs={"attn_implementation": ...}`` keeps the one given.
         cache_folder, revision, token, local_files_only, trust_remote_code: Hub loading options.
 
     Example::
@@ -109,6 +113,8 @@ class Transformer(InputModule):
         source = base or model_name_or_path
         config = AutoConfig.from_pretrained(source, **hub, **(config_kwargs or {}))
         self.auto_model: PreTrainedModel = self._load_model(source, config, hub, model_kwargs or {})
+        if "attn_implementation" not in (model_kwargs or {}):
+            use_lean_attention(self.auto_model)
         if base is not None:
             load_adapter(self.auto_model, model_name_or_path, is_trainable=True)
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_name_or_path or model_name_or_path, **hub,
