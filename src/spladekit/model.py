@@ -22,6 +22,7 @@ from spladekit.loading import load_modules, resolve_model_path
 from spladekit.model_card import SparseEncoderModelCardData, generate_model_card
 from spladekit.modules.fused_splade_head import run_modules
 from spladekit.modules.module import InputModule, Layout, Module, write_json
+from spladekit.modules.padding import pad_to_multiple
 from spladekit.modules.router import Router
 from spladekit.modules.sparse_auto_encoder import SparseAutoEncoder
 from spladekit.multi_process import MultiProcessPool, encode_with_pool
@@ -251,11 +252,20 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
             backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
 
     # ----- forward ---------------------------------------------------------------------------------------
-    def tokenize(self, texts: list[str], task: str | None = None) -> dict[str, Any]:
-        """Tokenizes texts with the input module (for a Router, the one of ``task``'s route)."""
-        if isinstance(self.input_module, Router):
-            return self.input_module.tokenize(texts, task=task)
-        return self.input_module.tokenize(texts)
+    def tokenize(self, texts: list[str], task: str | None = None,
+                 pad_to_multiple_of: int | None = None) -> dict[str, Any]:
+        """Tokenizes texts with the input module (for a Router, the one of ``task``'s route).
+
+        ``pad_to_multiple_of`` right-pads the batch (attention mask 0) to a multiple of that many tokens, but not
+        past ``max_seq_length``; the trainer uses it so that steps see few distinct shapes."""
+        module = self.input_module
+        features = module.tokenize(texts, task=task) if isinstance(module, Router) else module.tokenize(texts)
+        if pad_to_multiple_of is not None:
+            route_module = module.input_module(task) if isinstance(module, Router) else module
+            tokenizer = getattr(route_module, "tokenizer", None)
+            features = pad_to_multiple(features, pad_to_multiple_of, getattr(tokenizer, "pad_token_id", None),
+                                       route_module.max_seq_length)
+        return features
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """Runs the modules in order; each gets only the keyword arguments it declares (``forward_kwargs``).

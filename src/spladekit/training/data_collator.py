@@ -46,6 +46,8 @@ class SparseEncoderDataCollator:
             ``default_routes[0]`` ("query") and the others to ``default_routes[1]`` ("document"). None for
             models without a Router.
         prompt_length_fn: ``(prompt, task) -> number of prompt tokens``, for Pooling(include_prompt=False).
+        pad_to_multiple_of: passed to ``tokenize_fn`` (as ``pad_to_multiple_of=``) when set: batches padded to a
+            multiple of this many tokens (see :meth:`SparseEncoder.tokenize`).
     """
 
     tokenize_fn: Callable[..., dict[str, Any]]
@@ -54,6 +56,7 @@ class SparseEncoderDataCollator:
     prompts: str | dict[str, Any] | None = None
     default_routes: tuple[str, str] | None = None
     prompt_length_fn: Callable[[str, str | None], int] | None = None
+    pad_to_multiple_of: int | None = None
 
     def route_for(self, column: str, position: int, dataset_name: str | None) -> str | None:
         mapping = resolve_per_dataset(self.router_mapping, dataset_name, "router_mapping") or {}
@@ -102,7 +105,8 @@ class SparseEncoderDataCollator:
             prompt = self.prompt_for(column, dataset_name)
             if prompt:
                 texts = [prompt + text for text in texts]
-            for key, value in self.tokenize_fn(texts, task=task).items():
+            padding = {} if self.pad_to_multiple_of is None else {"pad_to_multiple_of": self.pad_to_multiple_of}
+            for key, value in self.tokenize_fn(texts, task=task, **padding).items():
                 batch[f"{column}_{key}"] = value
             if task is not None:
                 batch[f"{column}_task"] = task

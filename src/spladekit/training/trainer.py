@@ -215,15 +215,17 @@ class SparseEncoderTrainer(Trainer):
         if router is not None and {"query", "document"} <= set(router.routes):
             default_routes = ("query", "document")
 
-        def tokenize(texts: list[str], task: str | None = None) -> dict[str, Any]:
-            return self.model.tokenize(texts, task=task)
+        def tokenize(texts: list[str], task: str | None = None, pad_to_multiple_of: int | None = None
+                     ) -> dict[str, Any]:
+            return self.model.tokenize(texts, task=task, pad_to_multiple_of=pad_to_multiple_of)
 
         def prompt_length(prompt: str, task: str | None) -> int:
             return self.model._prompt_length(prompt, task)
 
         return self.data_collator_class(tokenize_fn=tokenize, router_mapping=self.args.router_mapping,
                                         prompts=self.args.prompts, default_routes=default_routes,
-                                        prompt_length_fn=prompt_length)
+                                        prompt_length_fn=prompt_length,
+                                        pad_to_multiple_of=getattr(self.args, "pad_to_multiple_of", None))
 
     def get_default_loss(self, model: SparseEncoder) -> nn.Module:
         if any(isinstance(m, SparseAutoEncoder) for m in model.modules()):

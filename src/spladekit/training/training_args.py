@@ -56,6 +56,10 @@ class SparseEncoderTrainingArguments(TrainingArguments):
         learning_rate_mapping: regex -> learning rate for the parameters whose name (``0.sub_modules.query.0.weight``)
             or module class path (``Router.ModuleDict.ModuleList.SparseStaticEmbedding.weight``) it matches, e.g.
             ``{r"SparseStaticEmbedding\.*": 1e-3}``; a pattern that matches nothing is an error.
+        pad_to_multiple_of: training batches are right-padded (attention mask 0, so the outputs do not change) to
+            a multiple of this many tokens, never past ``max_seq_length``: steps then see few distinct shapes, which
+            keeps the CPU kernels' primitive cache and the allocator from growing step after step (see
+            :mod:`spladekit.modules.padding`). Default 16; None pads to the longest text only.
 
     Example::
 
@@ -86,8 +90,19 @@ class SparseEncoderTrainingArguments(TrainingArguments):
         metadata={"help": "Parameter-name regex -> learning rate, e.g. {'SparseStaticEmbedding\\\\.*': 1e-3}."},
     )
 
+    pad_to_multiple_of: Union[int, None] = field(  # noqa: UP007
+        default=16,
+        metadata={"help": "Pad training batches to a multiple of this many tokens (never past max_seq_length); "
+                          "None pads to the longest text only."},
+    )
+
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.pad_to_multiple_of is not None and (isinstance(self.pad_to_multiple_of, bool)
+                                                    or not isinstance(self.pad_to_multiple_of, int)
+                                                    or self.pad_to_multiple_of <= 0):
+            raise ValueError(f"pad_to_multiple_of must be a positive integer or None, got "
+                             f"{self.pad_to_multiple_of!r}.")
         self.batch_sampler = _parse_enum(self.batch_sampler, BatchSamplers, "batch_sampler")
         self.multi_dataset_batch_sampler = _parse_enum(self.multi_dataset_batch_sampler, MultiDatasetBatchSamplers,
                                                        "multi_dataset_batch_sampler")
