@@ -89,7 +89,6 @@ class SparseEncoderTrainingArguments(TrainingArguments):
         default_factory=dict,
         metadata={"help": "Parameter-name regex -> learning rate, e.g. {'SparseStaticEmbedding\\\\.*': 1e-3}."},
     )
-
     pad_to_multiple_of: Union[int, None] = field(  # noqa: UP007
         default=16,
         metadata={"help": "Pad training batches to a multiple of this many tokens (never past max_seq_length); "
