@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
+from collections.abc import Callable
 
 
 def staging_dir(parent: str, name: str, role: str = "tmp") -> str:
@@ -19,3 +21,21 @@ def staging_dir(parent: str, name: str, role: str = "tmp") -> str:
             return path
         except FileExistsError:  # a 48-bit name collision: draw again
             continue
+
+
+def write_into(output_dir: str, write: Callable[[str], None]) -> None:
+    """Runs ``write(folder)`` on a new folder inside ``output_dir``, then moves each entry it wrote into
+    ``output_dir`` (replacing entries of the same name): a write that fails midway leaves ``output_dir`` as it was,
+    and each entry appears complete."""
+    os.makedirs(output_dir, exist_ok=True)
+    staging = staging_dir(output_dir, "write")
+    try:
+        written = os.path.join(staging, "out")
+        write(written)
+        for name in os.listdir(written):
+            target = os.path.join(output_dir, name)
+            if os.path.isdir(target):
+                shutil.rmtree(target)
+            os.replace(os.path.join(written, name), target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

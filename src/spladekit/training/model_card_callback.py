@@ -130,6 +130,33 @@ def _citations(loss: nn.Module, model: Any) -> list[str]:
     return found
 
 
+def update_card_data(data: SparseEncoderModelCardData, language: str | None = None, license: str | None = None,
+                     tags: str | list[str] | None = None, model_name: str | None = None,
+                     finetuned_from: str | None = None, tasks: str | list[str] | None = None,
+                     dataset_tags: str | list[str] | None = None, dataset: str | list[str] | None = None,
+                     **kwargs: Any) -> None:
+    """Sets the metadata ``Trainer.create_model_card`` is given on the model's card data; tags are added to the
+    existing ones, other keyword arguments set the card-data attribute of that name (unknown ones are ignored)."""
+    if language is not None:
+        data.language = language
+    if license is not None:
+        data.license = license
+    if tags:
+        data.tags = list(dict.fromkeys([*(data.tags or []), *([tags] if isinstance(tags, str) else tags)]))
+    if model_name is not None:
+        data.model_name = model_name
+    if finetuned_from is not None:
+        data.set_base_model(finetuned_from)
+    if tasks is not None:
+        data.task_name = tasks if isinstance(tasks, str) else ", ".join(tasks)
+    names = dataset if dataset is not None else dataset_tags
+    if names:
+        data.train_datasets = [{"name": n, "id": n} for n in ([names] if isinstance(names, str) else names)]
+    for key, value in kwargs.items():
+        if hasattr(data, key):
+            setattr(data, key, value)
+
+
 class SparseEncoderModelCardCallback(TrainerCallback):
     """Fills ``model.model_card_data`` while a trainer runs, so that ``model.save`` writes a complete card.
 

@@ -5,13 +5,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import shutil
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from functools import partial
 from typing import Any
 
 import torch
@@ -33,16 +30,22 @@ from spladekit.model import SparseEncoder
 from spladekit.model_card import generate_model_card
 from spladekit.modules.router import Router
 from spladekit.modules.sparse_auto_encoder import SparseAutoEncoder
+from spladekit.staging import write_into
 from spladekit.training.callbacks import SpladeRegularizerWeightSchedulerCallback
 from spladekit.training.checkpoints import last_complete_checkpoint, mark_complete
 from spladekit.training.data_collator import (
     DATASET_NAME_COLUMN,
-    DEFAULT_LABEL_COLUMNS,
     SparseEncoderDataCollator,
 )
+from spladekit.training.dataloaders import build_dataloader
+from spladekit.training.dataset_names import (
+    add_dataset_name_column,
+    add_dataset_name_transform,
+    is_per_dataset,
+)
 from spladekit.training.divergence import DivergenceGuardCallback
-from spladekit.training.global_batches import GlobalBatchSlicer
-from spladekit.training.model_card_callback import SparseEncoderModelCardCallback
+from spladekit.training.learning_rate_mapping import parameter_groups
+from spladekit.training.model_card_callback import SparseEncoderModelCardCallback, update_card_data
 from spladekit.training.multi_dataset_samplers import (
     MultiDatasetBatchSamplers,
     multi_dataset_batch_sampler_class,
@@ -55,13 +58,6 @@ from spladekit.training.validation import as_dataset, check_loss_columns, valida
 logger = logging.getLogger(__name__)
 
 _INPUT_SUFFIX = "_input_ids"
-
-
-def _is_per_dataset(mapping: Any, dataset_names: set[str]) -> bool:
-    """Whether a prompts / router_mapping value is keyed by dataset name."""
-    if not isinstance(mapping, dict) or not mapping:
-        return False
-    return bool(set(mapping) & dataset_names) or all(isinstance(v, dict) for v in mapping.values())
 
 
 class SparseEncoderTrainer(Trainer):
@@ -321,16 +317,7 @@ class SparseEncoderTrainer(Trainer):
         return self.loss[dataset_name]
 
     # ----- datasets ---------------------------------------------------------------------------------------
-    @staticmethod
-    def add_dataset_name_transform(batch: dict[str, list[Any]], dataset_name: str | None = None,
-                                   transform: Callable[[dict[str, list[Any]]], dict[str, list[Any]]] | None = None,
-                                   **kwargs: Any) -> dict[str, list[Any]]:
-        """An on-the-fly transform: applies ``transform`` (if any), then adds a ``dataset_name`` column."""
-        if transform is not None:
-            batch = transform(batch)
-        if dataset_name is not None and batch:
-            batch[DATASET_NAME_COLUMN] = [dataset_name] * len(next(iter(batch.values())))
-        return batch
+    add_dataset_name_transform = staticmethod(add_dataset_name_transform)
 
     def maybe_add_dataset_name_column(self, dataset: DatasetDict | Dataset | None, prompts: Any = None,
                                       router_mapping: Any = None, dataset_name: str | None = None
@@ -340,19 +327,9 @@ class SparseEncoderTrainer(Trainer):
         if not isinstance(dataset, (DatasetDict, IterableDatasetDict)):
             return dataset
         names = set(dataset)
-        needed = isinstance(self.loss, dict) or _is_per_dataset(prompts, names) or _is_per_dataset(router_mapping,
-                                                                                                   names)
-        if not needed:
-            return dataset
-        out = {}
-        for name, ds in dataset.items():
-            if isinstance(ds, IterableDataset):
-                out[name] = ds.map(lambda row, n=name: {DATASET_NAME_COLUMN: n})
-            else:
-                existing = ds.format.get("format_kwargs", {}).get("transform") if ds.format["type"] == "custom" else None
-                out[name] = ds.with_transform(partial(self.add_dataset_name_transform, dataset_name=name,
-                                                      transform=existing))
-        return type(dataset)(out)
+        if isinstance(self.loss, dict) or is_per_dataset(prompts, names) or is_per_dataset(router_mapping, names):
+            return add_dataset_name_column(dataset)
+        return dataset
 
     def preprocess_dataset(self, dataset: DatasetDict | Dataset | None = None, prompts: Any = None,
                            router_mapping: Any = None, dataset_name: str | None = None) -> DatasetDict | Dataset | None:
@@ -383,35 +360,10 @@ class SparseEncoderTrainer(Trainer):
         return sampler_cls(dataset=dataset, batch_samplers=batch_samplers, generator=generator, seed=seed or 0)
 
     def _dataloader(self, dataset: Any, batch_size: int, shuffle_seed: int) -> DataLoader:
-        drop_last = self.args.dataloader_drop_last
-        kwargs: dict[str, Any] = dict(collate_fn=self.data_collator, num_workers=self.args.dataloader_num_workers,
-                                      pin_memory=self.args.dataloader_pin_memory,
-                                      persistent_workers=self.args.dataloader_persistent_workers
-                                      and self.args.dataloader_num_workers > 0)
-        if self.args.dataloader_num_workers > 0 and self.args.dataloader_prefetch_factor is not None:
-            kwargs["prefetch_factor"] = self.args.dataloader_prefetch_factor
-        generator = torch.Generator()
-        generator.manual_seed(shuffle_seed)
         # Data parallel: the samplers build global batches, one slice per process (see GlobalBatchSlicer).
         processes = 1 if self.accelerator.split_batches else self.accelerator.num_processes
-        if isinstance(dataset, (IterableDataset, IterableDatasetDict)):
-            if isinstance(dataset, IterableDatasetDict):
-                raise ValueError("Several IterableDatasets cannot be mixed; give a DatasetDict of (map-style) Datasets "
-                                 "or a single IterableDataset.")
-            loader = DataLoader(dataset, batch_size=batch_size, drop_last=drop_last, **kwargs)
-        elif isinstance(dataset, DatasetDict):
-            parts = list(dataset.values())
-            samplers = [self.get_batch_sampler(part, batch_size * processes, drop_last, list(DEFAULT_LABEL_COLUMNS),
-                                               generator, shuffle_seed) for part in parts]
-            concat = ConcatDataset(parts)
-            sampler = self.get_multi_dataset_batch_sampler(concat, samplers, generator, shuffle_seed)
-            sampler = GlobalBatchSlicer(sampler, processes) if processes > 1 else sampler
-            loader = DataLoader(concat, batch_sampler=sampler, **kwargs)
-        else:
-            sampler = self.get_batch_sampler(dataset, batch_size * processes, drop_last, list(DEFAULT_LABEL_COLUMNS),
-                                             generator, shuffle_seed)
-            sampler = GlobalBatchSlicer(sampler, processes) if processes > 1 else sampler
-            loader = DataLoader(dataset, batch_sampler=sampler, **kwargs)
+        loader = build_dataloader(dataset, batch_size, shuffle_seed, self.args, self.data_collator, processes,
+                                  self.get_batch_sampler, self.get_multi_dataset_batch_sampler)
         return self.accelerator.prepare(loader)
 
     def get_train_dataloader(self) -> DataLoader:
@@ -578,18 +530,7 @@ class SparseEncoderTrainer(Trainer):
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if not self.args.should_save:
             return
-        os.makedirs(output_dir, exist_ok=True)
-        # The model is written complete in a temporary folder first, then moved in file by file.
-        staging = tempfile.mkdtemp(prefix=".model-", dir=output_dir)
-        try:
-            self.model.save(os.path.join(staging, "model"))
-            for name in os.listdir(os.path.join(staging, "model")):
-                target = os.path.join(output_dir, name)
-                if os.path.isdir(target):
-                    shutil.rmtree(target)
-                os.replace(os.path.join(staging, "model", name), target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        write_into(output_dir, self.model.save)  # written complete in a staging folder, then moved in
         if self.processing_class is not None and hasattr(self.processing_class, "save_pretrained") and not \
                 os.path.isfile(os.path.join(output_dir, "tokenizer_config.json")):
             self.processing_class.save_pretrained(output_dir)
@@ -663,25 +604,9 @@ class SparseEncoderTrainer(Trainer):
         """Writes README.md (the model card) into ``args.output_dir``, with the given metadata."""
         if not self.is_world_process_zero():
             return
-        data = self.model.model_card_data
-        if language is not None:
-            data.language = language
-        if license is not None:
-            data.license = license
-        if tags:
-            data.tags = list(dict.fromkeys([*(data.tags or []), *([tags] if isinstance(tags, str) else tags)]))
-        if model_name is not None:
-            data.model_name = model_name
-        if finetuned_from is not None:
-            data.set_base_model(finetuned_from)
-        if tasks is not None:
-            data.task_name = tasks if isinstance(tasks, str) else ", ".join(tasks)
-        names = dataset if dataset is not None else dataset_tags
-        if names:
-            data.train_datasets = [{"name": n, "id": n} for n in ([names] if isinstance(names, str) else names)]
-        for key, value in kwargs.items():
-            if hasattr(data, key):
-                setattr(data, key, value)
+        update_card_data(self.model.model_card_data, language=language, license=license, tags=tags,
+                         model_name=model_name, finetuned_from=finetuned_from, tasks=tasks, dataset_tags=dataset_tags,
+                         dataset=dataset, **kwargs)
         os.makedirs(self.args.output_dir, exist_ok=True)
         with open(os.path.join(self.args.output_dir, "README.md"), "w", encoding="utf8") as f:
             f.write(generate_model_card(self.model))
@@ -692,35 +617,11 @@ class SparseEncoderTrainer(Trainer):
         if self.optimizer is not None or not self.args.learning_rate_mapping:
             return super().create_optimizer(model) if model is not None else super().create_optimizer()
         opt_model = self.model if model is None else model
-        decay = set(self.get_decay_parameter_names(opt_model))
-        patterns = [(re.compile(p), lr) for p, lr in self.args.learning_rate_mapping.items()]
-        classes = {name: type(module).__name__ for name, module in opt_model.named_modules()}
-        groups: dict[tuple[float, float], list[nn.Parameter]] = defaultdict(list)
-        matched: set[str] = set()
-        for name, param in opt_model.named_parameters():
-            if not param.requires_grad:
-                continue
-            # A pattern may name the parameter ("0.sub_modules.query.0.weight") or its modules' classes
-            # ("Router.ModuleDict.ModuleList.SparseStaticEmbedding.weight"), as in r"SparseStaticEmbedding\.*".
-            parts = name.split(".")
-            typed = ".".join([classes[".".join(parts[:i])] for i in range(1, len(parts))] + parts[-1:])
-            rate = self.args.learning_rate
-            for pattern, value in patterns:
-                if pattern.search(name) or pattern.search(typed):
-                    rate = value
-                    matched.add(pattern.pattern)
-                    break
-            groups[(float(rate), self.args.weight_decay if name in decay else 0.0)].append(param)
-        unmatched = [p.pattern for p, _ in patterns if p.pattern not in matched]
-        if unmatched:
-            examples = [name for name, param in opt_model.named_parameters() if param.requires_grad][:3]
-            raise ValueError(f"learning_rate_mapping patterns {unmatched} match no trainable parameter. Patterns are "
-                             f"searched in parameter names (e.g. {examples}) and in their module class paths (e.g. "
-                             r"r'SparseStaticEmbedding\.weight'); fix or remove them.")
+        groups = parameter_groups(opt_model, self.args.learning_rate_mapping, self.args.learning_rate,
+                                  self.args.weight_decay, set(self.get_decay_parameter_names(opt_model)))
         optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
         optimizer_kwargs = {k: v for k, v in optimizer_kwargs.items() if k != "lr"}
-        self.optimizer = optimizer_cls([{"params": params, "lr": lr, "weight_decay": wd}
-                                        for (lr, wd), params in groups.items()], **optimizer_kwargs)
+        self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return self.optimizer
 
     def propagate_args_to_deepspeed(self, auto_find_batch_size: bool = False) -> None:
