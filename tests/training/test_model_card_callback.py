@@ -213,6 +213,13 @@ def test_describe_column_kinds() -> None:
     assert describe_column("e", [None, None])["dtype"] == "null"
 
 
+def test_token_lengths_are_counted_in_batches(model) -> None:
+    texts = [" ".join(["word"] * (i % 17 + 1)) + f" number {i}" for i in range(150)]  # three tokenizer batches
+    lengths = [len(model.tokenizer(text)["input_ids"]) for text in texts]
+    assert describe_column("text", texts, model.tokenizer)["stats"] == {
+        "min": min(lengths), "mean": sum(lengths) / len(lengths), "max": max(lengths)}
+
+
 def test_errors(model, args) -> None:
     with pytest.raises(TypeError, match="default_args_dict must be the to_dict\\(\\) .* got TrainingArguments"):
         SparseEncoderModelCardCallback(args)

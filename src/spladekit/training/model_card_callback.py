@@ -25,6 +25,8 @@ _IGNORED_ARGS = frozenset({
 _RUN_KEYS = frozenset({"runtime", "samples_per_second", "steps_per_second", "epoch", "sequential_score"})
 _CODECARBON_KEYS = ("emissions", "energy_consumed", "duration", "cpu_model", "gpu_model", "ram_total_size",
                     "country_name", "region", "cloud_provider")
+# Texts tokenized at a time for the card's length statistics.
+_TOKENIZE_BATCH = 64
 
 
 def _numbers(values: list[Any]) -> dict[str, float]:
@@ -46,7 +48,10 @@ def describe_column(name: str, values: list[Any], tokenizer: Any | None = None) 
         lengths = None
         if tokenizer is not None:
             try:
-                lengths = [len(ids) for ids in tokenizer(present, add_special_tokens=True)["input_ids"]]
+                # In small batches: the tokenizer's encodings of a thousand long texts at once are tens of MB.
+                lengths = [len(ids) for start in range(0, len(present), _TOKENIZE_BATCH)
+                           for ids in tokenizer(present[start:start + _TOKENIZE_BATCH],
+                                                add_special_tokens=True)["input_ids"]]
                 column["unit"] = "tokens"
             except (TypeError, ValueError, RuntimeError) as error:  # e.g. a non-text tokenizer: count characters
                 logger.debug("Could not tokenize column %r for the model card: %s", name, error)
