@@ -277,3 +277,18 @@ def test_bad_inputs_fail_before_training(tiny_splade, tmp_path):
     with pytest.raises(ValueError, match="Column 'document' holds a int"):
         trainer.data_collator([{"query": "a", "document": 3}])
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_subclass_transform_adds_the_dataset_name_column(tiny_splade, tmp_path):
+    class MarkingTrainer(SparseEncoderTrainer):
+        @staticmethod
+        def add_dataset_name_transform(batch, dataset_name=None, transform=None, **kwargs):
+            batch = SparseEncoderTrainer.add_dataset_name_transform(batch, dataset_name, transform)
+            batch["marked"] = [True] * len(batch["query"])
+            return batch
+
+    train = {"a": pairs(4), "b": pairs(4)}
+    trainer = MarkingTrainer(model=tiny_splade, args=args_for(tmp_path, prompts={"a": "A: ", "b": "B: "}),
+                             train_dataset=train)
+    row = trainer.train_dataset["b"][0]
+    assert row["dataset_name"] == "b" and row["marked"] is True

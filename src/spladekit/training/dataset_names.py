@@ -30,13 +30,17 @@ def add_dataset_name_transform(batch: dict[str, list[Any]], dataset_name: str | 
     return batch
 
 
-def add_dataset_name_column(dataset: DatasetDict | IterableDatasetDict) -> DatasetDict | IterableDatasetDict:
-    """Each dataset of ``dataset`` with a lazy ``dataset_name`` column (kept after any transform it had)."""
+def add_dataset_name_column(dataset: DatasetDict | IterableDatasetDict,
+                            name_transform: Callable[..., dict[str, list[Any]]] = add_dataset_name_transform
+                            ) -> DatasetDict | IterableDatasetDict:
+    """Each dataset of ``dataset`` with a lazy ``dataset_name`` column (kept after any transform it had), added
+    by ``name_transform`` (a trainer passes its own ``add_dataset_name_transform``, which subclasses may change)."""
     out: dict[str, Dataset | IterableDataset] = {}
     for name, part in dataset.items():
         if isinstance(part, IterableDataset):
             out[name] = part.map(lambda row, n=name: {DATASET_NAME_COLUMN: n})
         else:
-            existing = part.format.get("format_kwargs", {}).get("transform") if part.format["type"] == "custom" else None
-            out[name] = part.with_transform(partial(add_dataset_name_transform, dataset_name=name, transform=existing))
+            custom = part.format["type"] == "custom"
+            existing = part.format.get("format_kwargs", {}).get("transform") if custom else None
+            out[name] = part.with_transform(partial(name_transform, dataset_name=name, transform=existing))
     return type(dataset)(out)

@@ -328,7 +328,7 @@ class SparseEncoderTrainer(Trainer):
             return dataset
         names = set(dataset)
         if isinstance(self.loss, dict) or is_per_dataset(prompts, names) or is_per_dataset(router_mapping, names):
-            return add_dataset_name_column(dataset)
+            return add_dataset_name_column(dataset, self.add_dataset_name_transform)
         return dataset
 
     def preprocess_dataset(self, dataset: DatasetDict | Dataset | None = None, prompts: Any = None,
