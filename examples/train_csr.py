@@ -40,7 +40,7 @@ import torch
 from datasets import Dataset
 
 from spladekit import Pooling, SparseAutoEncoder, SparseEncoder, Transformer
-from spladekit.data import load_beir, load_beir_corpus, load_beir_qrels, load_beir_queries
+from spladekit.data import load_beir, load_beir_pairs
 from spladekit.evaluation import SparseInformationRetrievalEvaluator
 from spladekit.losses import CSRLoss, SparseMultipleNegativesRankingLoss
 from spladekit.training import SparseEncoderTrainer, SparseEncoderTrainingArguments
@@ -101,9 +101,7 @@ def csr_model(options: argparse.Namespace) -> SparseEncoder:
 
 def training_pairs(options: argparse.Namespace) -> Dataset:
     if options.small:
-        corpus, queries = load_beir_corpus(options.beir), load_beir_queries(options.beir)
-        rows = [(queries[qid], corpus[did]) for qid, docs in load_beir_qrels(options.beir, "train").items()
-                for did, score in docs.items() if score > 0][:options.max_pairs]
+        rows = load_beir_pairs(options.beir, "train")[:options.max_pairs]
         return Dataset.from_dict({"query": [q for q, _ in rows], "document": [d for _, d in rows]})
     from datasets import load_dataset
 

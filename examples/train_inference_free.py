@@ -38,7 +38,7 @@ from typing import Any
 from datasets import Dataset
 
 from spladekit import MLMTransformer, Router, SparseEncoder, SparseStaticEmbedding, SpladePooling
-from spladekit.data import load_beir, load_beir_corpus, load_beir_qrels, load_beir_queries
+from spladekit.data import load_beir, load_beir_corpus, load_beir_pairs
 from spladekit.evaluation import SparseInformationRetrievalEvaluator
 from spladekit.losses import SparseMultipleNegativesRankingLoss, SpladeLoss
 from spladekit.training import SparseEncoderTrainer, SparseEncoderTrainingArguments
@@ -78,9 +78,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def training_pairs(options: argparse.Namespace) -> tuple[Dataset, list[str]]:
     """(query, document) pairs and the documents the IDF is computed on."""
     if options.small:
-        corpus, queries = load_beir_corpus(options.beir), load_beir_queries(options.beir)
-        rows = [(queries[qid], corpus[did]) for qid, docs in load_beir_qrels(options.beir, "train").items()
-                for did, score in docs.items() if score > 0][:options.max_pairs]
+        corpus = load_beir_corpus(options.beir)
+        rows = load_beir_pairs(options.beir, "train", corpus=corpus)[:options.max_pairs]
         pairs = Dataset.from_dict({"query": [q for q, _ in rows], "document": [d for _, d in rows]})
         return pairs, list(corpus.values())
     from datasets import load_dataset

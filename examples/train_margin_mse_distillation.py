@@ -43,7 +43,7 @@ import torch
 from datasets import Dataset
 
 from spladekit import SparseEncoder, mine_hard_negatives
-from spladekit.data import load_beir_corpus, load_beir_qrels, load_beir_queries
+from spladekit.data import load_beir_corpus, load_beir_pairs
 from spladekit.losses import SparseMarginMSELoss, SpladeLoss
 from spladekit.training import (
     SparseEncoderTrainer,
@@ -99,9 +99,8 @@ def msmarco_margins(dataset: str, max_rows: int) -> Dataset:
 
 def scifact_teacher_triplets(beir: str, split: str, max_rows: int, teacher: SparseEncoder) -> Dataset:
     """(claim, cited abstract, mined negative, [t(q, d+), t(q, d-)]) with the teacher's own scores as label."""
-    corpus, queries = load_beir_corpus(beir), load_beir_queries(beir)
-    rows = [(queries[qid], corpus[did]) for qid, docs in load_beir_qrels(beir, split).items()
-            for did, score in docs.items() if score > 0][:max_rows]
+    corpus = load_beir_corpus(beir)
+    rows = load_beir_pairs(beir, split, corpus=corpus)[:max_rows]
     positives = {document for _, document in rows}
     extra = [text for text in corpus.values() if text not in positives][:100]
     pairs = Dataset.from_dict({"query": [q for q, _ in rows], "positive": [d for _, d in rows]})

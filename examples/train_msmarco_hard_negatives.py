@@ -41,7 +41,7 @@ from typing import Any
 from datasets import Dataset
 
 from spladekit import SparseEncoder, mine_hard_negatives
-from spladekit.data import load_beir, load_beir_corpus, load_beir_qrels, load_beir_queries
+from spladekit.data import load_beir, load_beir_corpus, load_beir_pairs
 from spladekit.evaluation import SparseInformationRetrievalEvaluator
 from spladekit.losses import SparseMultipleNegativesRankingLoss, SpladeLoss
 from spladekit.training import (
@@ -97,9 +97,8 @@ def msmarco_pairs(dataset: str, max_pairs: int) -> Dataset:
 
 def scifact_pairs(beir: str, max_pairs: int) -> tuple[Dataset, list[str]]:
     """(claim, cited abstract) pairs of SciFact's train qrels, and 100 other abstracts as extra candidates."""
-    corpus, queries = load_beir_corpus(beir), load_beir_queries(beir)
-    rows = [(queries[qid], corpus[did]) for qid, docs in load_beir_qrels(beir, "train").items()
-            for did, score in docs.items() if score > 0][:max_pairs]
+    corpus = load_beir_corpus(beir)
+    rows = load_beir_pairs(beir, "train", corpus=corpus)[:max_pairs]
     positives = {document for _, document in rows}
     extra = [text for text in corpus.values() if text not in positives][:100]
     return Dataset.from_dict({"query": [q for q, _ in rows], "positive": [d for _, d in rows]}), extra

@@ -41,7 +41,7 @@ from typing import Any
 from datasets import Dataset
 
 from spladekit import SparseEncoder, mine_hard_negatives
-from spladekit.data import load_beir_corpus, load_beir_qrels, load_beir_queries
+from spladekit.data import load_beir_corpus, load_beir_pairs
 from spladekit.evaluation import SparseEmbeddingSimilarityEvaluator
 from spladekit.losses import SparseCoSENTLoss, SpladeLoss
 from spladekit.training import SparseEncoderTrainer, SparseEncoderTrainingArguments
@@ -75,9 +75,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def scifact_graded_pairs(model: SparseEncoder, split: str, num_claims: int) -> Dataset:
     """(sentence1, sentence2, score) by the synthetic rule of the module docstring: 1.0 cited abstract, 0.5 the
     model's best-ranked uncited abstract, 0.0 an unrelated abstract."""
-    corpus, queries = load_beir_corpus(SCIFACT), load_beir_queries(SCIFACT)
-    cited = [(queries[qid], corpus[did]) for qid, docs in load_beir_qrels(SCIFACT, split).items()
-             for did, score in docs.items() if score > 0]
+    corpus = load_beir_corpus(SCIFACT)
+    cited = load_beir_pairs(SCIFACT, split, corpus=corpus)
     claims = list(dict.fromkeys(claim for claim, _ in cited))[:num_claims]
     first_cited = {}
     for claim, abstract in cited:

@@ -23,11 +23,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 def train_pairs() -> tuple[list[str], list[str]]:
     """SciFact (query, relevant document) pairs of the train qrels, in qrels order."""
-    from spladekit.data import load_beir_corpus, load_beir_qrels, load_beir_queries
+    from spladekit.data import load_beir_pairs
 
-    corpus, queries = load_beir_corpus(SCIFACT), load_beir_queries(SCIFACT)
-    rows = [(queries[qid], corpus[did]) for qid, docs in load_beir_qrels(SCIFACT, "train").items()
-            for did, score in docs.items() if score > 0]
+    rows = load_beir_pairs(SCIFACT, "train")
     return [q for q, _ in rows], [d for _, d in rows]
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from datasets import Dataset
 
 from spladekit import SparseEncoder
-from spladekit.data import load_beir, load_beir_corpus, load_beir_qrels, load_beir_queries
+from spladekit.data import load_beir, load_beir_pairs
 from spladekit.evaluation import SparseInformationRetrievalEvaluator
 from spladekit.losses import SparseMultipleNegativesRankingLoss, SpladeLoss
 from spladekit.training import SparseEncoderTrainer, SparseEncoderTrainingArguments
@@ -42,9 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def train_pairs(beir: str) -> Dataset:
-    corpus, queries = load_beir_corpus(beir), load_beir_queries(beir)
-    rows = [(queries[qid], corpus[did]) for qid, docs in load_beir_qrels(beir, "train").items()
-            for did, score in docs.items() if score > 0]
+    rows = load_beir_pairs(beir, "train")
     return Dataset.from_dict({"query": [q for q, _ in rows], "document": [d for _, d in rows]})
 
 

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from spladekit.data import BeirFormatError, load_beir, load_beir_corpus, load_beir_qrels, load_beir_queries
+from spladekit.data import (
+    BeirFormatError,
+    load_beir,
+    load_beir_corpus,
+    load_beir_pairs,
+    load_beir_qrels,
+    load_beir_queries,
+)
 
 SCIFACT = Path(__file__).resolve().parents[2] / "assets" / "data" / "scifact"
 
@@ -91,6 +98,20 @@ def test_qrels_without_header_and_repeated_pairs(tmp_path):
     root = make_beir(tmp_path / "b", qrels={"dev": "q1\td1\t1\r\nq1\td1\t3\r\nq2\td2\t-1\r\n"})
     assert load_beir_qrels(root, "dev") == {"q1": {"d1": 3}, "q2": {"d2": -1}}
     assert load_beir(root, "dev")[2] == {"q1": {"d1"}}
+
+
+def test_pairs_are_the_relevant_judgments_in_qrels_order(tmp_path):
+    root = make_beir(tmp_path / "p")
+    assert load_beir_pairs(root, "test") == [("first?", "Title one Body one."), ("first?", "Body two."),
+                                             ("second?", "Only a title")]
+    assert load_beir_pairs(root, "train", corpus=load_beir_corpus(root)) == [("never judged", "Null title.")]
+    corpus, queries = load_beir_corpus(SCIFACT), load_beir_queries(SCIFACT)
+    pairs = load_beir_pairs(SCIFACT, "train", corpus=corpus, queries=queries)
+    assert len(pairs) == 919  # as many as the relevant (query, document) judgments counted above
+    assert pairs[0] == (queries[next(iter(load_beir_qrels(SCIFACT, "train")))], pairs[0][1])
+    (root / "qrels" / "bad.tsv").write_text("q1\tmissing\t1\n", encoding="utf-8")
+    with pytest.raises(BeirFormatError, match=r"bad.tsv, line 1: document 'missing' \(for query 'q1'\)"):
+        load_beir_pairs(root, "bad")
 
 
 def replace_line(path: Path, line_index: int, new_line: str):

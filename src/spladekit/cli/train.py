@@ -19,7 +19,7 @@ from spladekit.cli.config import (
     ModelConfig,
     TrainConfig,
 )
-from spladekit.data import load_beir, load_beir_corpus, load_beir_qrels, load_beir_queries
+from spladekit.data import load_beir, load_beir_corpus, load_beir_pairs
 from spladekit.evaluation import SequentialEvaluator, SparseInformationRetrievalEvaluator
 from spladekit.losses import SpladeLoss
 from spladekit.model import SparseEncoder
@@ -51,9 +51,7 @@ def _loss_classes() -> dict[str, type]:
 def load_training_data(config: DataConfig) -> Dataset:
     """The training dataset: BEIR (query, document) pairs, a local file, or a Hub dataset."""
     if config.beir:
-        corpus, queries = load_beir_corpus(config.beir), load_beir_queries(config.beir)
-        rows = [(queries[qid], corpus[did]) for qid, docs in load_beir_qrels(config.beir, config.split).items()
-                for did, score in docs.items() if score > 0]
+        rows = load_beir_pairs(config.beir, config.split)
         dataset = Dataset.from_dict({"query": [q for q, _ in rows], "document": [d for _, d in rows]})
     elif config.file:
         from datasets import load_dataset

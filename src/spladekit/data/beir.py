@@ -121,6 +121,32 @@ def load_beir_qrels(path: PathLike, split: str = "test") -> dict[str, dict[str, 
     return _read_qrels(path, split, corpus=None, queries=None)
 
 
+def load_beir_pairs(path: PathLike, split: str = "train", corpus: dict[str, str] | None = None,
+                    queries: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """The (query text, relevant document text) pairs of a split: one per judged pair with score > 0, in the
+    order of ``qrels/<split>.tsv``; the usual training data made from a BEIR data set.
+
+    Args:
+        path: the data set folder.
+        split: the qrels file, ``qrels/<split>.tsv``.
+        corpus, queries: the folder's corpus and queries when already loaded (:func:`load_beir_corpus`,
+            :func:`load_beir_queries`), so that they are not read again.
+
+    Raises:
+        BeirFormatError: as :func:`load_beir`, also for a qrels line naming an unknown document or query.
+
+    Example:
+        >>> pairs = load_beir_pairs("assets/data/scifact", "train")  # doctest: +SKIP
+        >>> len(pairs)  # doctest: +SKIP
+        919
+    """
+    corpus = load_beir_corpus(path) if corpus is None else corpus
+    queries = load_beir_queries(path) if queries is None else queries
+    qrels = _read_qrels(path, split, corpus, queries)
+    return [(queries[query_id], corpus[doc_id]) for query_id, judged in qrels.items()
+            for doc_id, score in judged.items() if score > 0]
+
+
 def _read_qrels(path: PathLike, split: str, corpus, queries) -> dict[str, dict[str, int]]:
     file_path = _qrels_file(path, split)
     qrels: dict[str, dict[str, int]] = {}
