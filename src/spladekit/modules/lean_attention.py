@@ -16,25 +16,16 @@ for models loaded with the default sdpa attention; ``model_kwargs={"attn_impleme
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
 ATTENTION_NAME = "spladekit_sdpa"
-
-
-@functools.cache
-def register() -> str:
-    """Registers the attention (and sdpa's mask builder under the same name) with transformers; returns its name."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
-
-    AttentionInterface.register(ATTENTION_NAME, lean_attention_forward)
-    ALL_MASK_ATTENTION_FUNCTIONS.register(ATTENTION_NAME, sdpa_mask)
-    return ATTENTION_NAME
 
 
 def use_lean_attention(model: Any) -> bool:
@@ -46,7 +37,7 @@ def use_lean_attention(model: Any) -> bool:
     if getattr(config, "_attn_implementation", None) != "sdpa" or not getattr(model, "_supports_attention_backend",
                                                                            False):
         return False
-    model.set_attn_implementation(register())
+    model.set_attn_implementation(ATTENTION_NAME)
     return True
 
 
@@ -69,8 +60,6 @@ def lean_attention_forward(module: Any, query: Tensor, key: Tensor, value: Tenso
                            **kwargs: Any) -> tuple[Tensor, None]:
     """transformers' attention-function signature: (B, heads, T, d) inputs -> ((B, T, heads, d) output, None)."""
     if not _runs_lean(module, query, key, value, dropout, is_causal, kwargs):
-        from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
@@ -159,6 +148,8 @@ class _LeanAttention(torch.autograd.Function):
         return (*(g.to(t.dtype) for g, t in zip(grads, (query, key, value))), None, None, None)
 
 
-# At import: a model unpickled in another process (multi-process encoding, spawn) names this attention in its
-# config, and importing its module classes brings this module in before the first forward.
-register()
+# Registered at import, with sdpa's mask builder under the same name: a model unpickled in another process
+# (multi-process encoding, spawn) names this attention in its config, and importing its module classes brings
+# this module in before the first forward.
+AttentionInterface.register(ATTENTION_NAME, lean_attention_forward)
+ALL_MASK_ATTENTION_FUNCTIONS.register(ATTENTION_NAME, sdpa_mask)
