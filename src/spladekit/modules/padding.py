@@ -13,11 +13,18 @@ from typing import Any
 import torch
 
 
+def check_pad_to_multiple_of(multiple: object) -> None:
+    """Raises a ValueError naming ``pad_to_multiple_of`` unless ``multiple`` is a positive integer or None."""
+    if multiple is not None and (isinstance(multiple, bool) or not isinstance(multiple, int) or multiple <= 0):
+        raise ValueError(f"pad_to_multiple_of must be a positive integer or None, got {multiple!r}.")
+
+
 def padded_length(length: int, multiple: int, max_length: int | None) -> int:
     """``length`` rounded up to a multiple of ``multiple``, but never past ``max_length`` (if it is longer than
     ``length``): position embeddings end there."""
-    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple <= 0:
-        raise ValueError(f"pad_to_multiple_of must be a positive integer or None, got {multiple!r}.")
+    if multiple is None:
+        raise ValueError("pad_to_multiple_of must be a positive integer here, got None.")
+    check_pad_to_multiple_of(multiple)
     target = -(-length // multiple) * multiple
     if max_length is not None and target > max_length:
         target = max(length, max_length)

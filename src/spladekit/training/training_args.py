@@ -9,6 +9,7 @@ from typing import Any, Callable, Union
 
 from transformers import TrainingArguments
 
+from spladekit.modules.padding import check_pad_to_multiple_of
 from spladekit.training.multi_dataset_samplers import MultiDatasetBatchSamplers
 from spladekit.training.samplers import BatchSamplers
 
@@ -97,11 +98,7 @@ class SparseEncoderTrainingArguments(TrainingArguments):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.pad_to_multiple_of is not None and (isinstance(self.pad_to_multiple_of, bool)
-                                                    or not isinstance(self.pad_to_multiple_of, int)
-                                                    or self.pad_to_multiple_of <= 0):
-            raise ValueError(f"pad_to_multiple_of must be a positive integer or None, got "
-                             f"{self.pad_to_multiple_of!r}.")
+        check_pad_to_multiple_of(self.pad_to_multiple_of)
         self.batch_sampler = _parse_enum(self.batch_sampler, BatchSamplers, "batch_sampler")
         self.multi_dataset_batch_sampler = _parse_enum(self.multi_dataset_batch_sampler, MultiDatasetBatchSamplers,
                                                        "multi_dataset_batch_sampler")
