@@ -1,6 +1,6 @@
 """spladekit: train, evaluate and serve learned sparse retrieval encoders."""
 
-__version__ = "0.1.0"
+from spladekit._version import __version__  # noqa: E402
 
 from spladekit.export import export_onnx, export_openvino, quantize_onnx  # noqa: E402
 from spladekit.index import mine_hard_negatives, semantic_search  # noqa: E402

@@ -540,7 +540,7 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
 
     # ----- saving ----------------------------------------------------------------------------------------
     def _versions(self) -> dict[str, str]:
-        from spladekit import __version__
+        from spladekit._version import __version__
 
         return {"spladekit": __version__, "transformers": transformers.__version__, "pytorch": torch.__version__}
 

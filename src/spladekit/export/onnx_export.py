@@ -170,7 +170,7 @@ def export_onnx(
     if getattr(model, "backend", "torch") != "torch":
         raise ValueError(f"This model runs on the {model.backend} backend; export a model loaded with "
                          "backend='torch' (the graphs are traced from the PyTorch modules).")
-    from spladekit import __version__
+    from spladekit._version import __version__
 
     folder = os.path.join(os.path.abspath(os.path.expanduser(path)), ONNX_FOLDER)
     os.makedirs(folder, exist_ok=True)

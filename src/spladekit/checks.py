@@ -1,0 +1,95 @@
+"""Argument checks shared by every layer: one definition of "integer", one enum parser, one optional import.
+
+Errors say what was received, what is required and how to fix it. :class:`ArgumentError` derives from both
+``ValueError`` and ``TypeError``, so callers that catch either (the convention differs between Python APIs for
+"wrong type" and "wrong value") catch it.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import math
+import numbers
+from types import ModuleType
+from typing import Any, TypeVar
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+class ArgumentError(ValueError, TypeError):
+    """A bad argument: its name, the value received and what is accepted."""
+
+
+def is_integer(value: Any) -> bool:
+    """True for Python and NumPy integers; False for bools (``True`` is an ``int`` to Python, not to users)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int | None = None,
+              allow_none: bool = False, meaning: str | None = None) -> int | None:
+    """``value`` as a Python int, after checking it is an integer within [minimum, maximum]."""
+    if value is None and allow_none:
+        return None
+    if not is_integer(value) or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        bounds = [f">= {minimum}"] if minimum is not None else []
+        bounds += [f"<= {maximum}"] if maximum is not None else []
+        wanted = "an integer" + (" " + " and ".join(bounds) if bounds else "") + (" or None" if allow_none else "")
+        raise ArgumentError(f"{name} must be {wanted}{f' ({meaning})' if meaning else ''}, got {value!r}"
+                            f"{'' if is_integer(value) or value is None else f' ({type(value).__name__})'}.")
+    return int(value)
+
+
+def check_positive_int(value: Any, name: str, meaning: str | None = None, *, allow_none: bool = False) -> int | None:
+    """``value`` as a Python int, after checking it is an integer >= 1."""
+    return check_int(value, name, minimum=1, allow_none=allow_none, meaning=meaning)
+
+
+def check_number(value: Any, name: str, *, minimum: float | None = None, maximum: float | None = None,
+                 exclusive_minimum: bool = False, allow_none: bool = False, meaning: str | None = None
+                 ) -> float | None:
+    """``value`` as a Python float, after checking it is a finite real number within the bounds."""
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and minimum is not None:
+        ok = value > minimum if exclusive_minimum else value >= minimum
+    if ok and maximum is not None:
+        ok = value <= maximum
+    if not ok:
+        bounds = [f"{'>' if exclusive_minimum else '>='} {minimum}"] if minimum is not None else []
+        bounds += [f"<= {maximum}"] if maximum is not None else []
+        wanted = "a finite number" + (" " + " and ".join(bounds) if bounds else "") + (" or None" if allow_none else "")
+        raise ArgumentError(f"{name} must be {wanted}{f' ({meaning})' if meaning else ''}, got {value!r}.")
+    return float(value)
+
+
+def parse_enum(enum_cls: type[E], value: Any, name: str, aliases: dict[str, E] | None = None) -> E:
+    """The member of ``enum_cls`` that ``value`` is or names (its value, or one of ``aliases``).
+
+    Strings are matched on the members' values, then case-insensitively on their values and names.
+    """
+    if isinstance(value, enum_cls):
+        return value
+    if aliases and isinstance(value, str) and value in aliases:
+        return aliases[value]
+    try:
+        return enum_cls(value)
+    except (ValueError, TypeError):
+        pass
+    if isinstance(value, str):
+        for member in enum_cls:
+            if value.lower() in (str(member.value).lower(), member.name.lower()):
+                return member
+    accepted = [member.value for member in enum_cls] + sorted(aliases or ())
+    raise ArgumentError(f"{name} must be one of {accepted}, got {value!r}.")
+
+
+def require(package: str, extra: str, pip_name: str | None = None) -> ModuleType:
+    """Imports the optional ``package``, or raises an ImportError naming the spladekit extra that installs it
+    (and the pip package, where its name differs from the import name)."""
+    try:
+        return importlib.import_module(package)
+    except ImportError:
+        raise ImportError(f"This needs the {package!r} package, which is not installed: "
+                          f"pip install 'spladekit[{extra}]' (or pip install '{pip_name or package}').") from None

@@ -1,0 +1,51 @@
+import enum
+
+import numpy as np
+import pytest
+
+from spladekit.checks import ArgumentError, check_int, check_number, check_positive_int, is_integer, parse_enum, require
+
+
+def test_is_integer_accepts_numpy_and_rejects_bool_and_float():
+    assert [is_integer(v) for v in (3, np.int64(3), np.uint8(1), True, 3.0, "3", None)] == [
+        True, True, True, False, False, False, False]
+
+
+def test_check_int_returns_python_int_and_names_the_argument():
+    value = check_int(np.int32(7), "top_k", minimum=1)
+    assert value == 7 and type(value) is int
+    assert check_int(None, "top_k", allow_none=True) is None
+    with pytest.raises(ArgumentError, match=r"top_k must be an integer >= 1 and <= 5, got 6\."):
+        check_int(6, "top_k", minimum=1, maximum=5)
+    with pytest.raises(TypeError, match=r"batch_size must be an integer >= 1 \(texts per batch\), got 2\.5 \(float\)"):
+        check_positive_int(2.5, "batch_size", "texts per batch")
+    with pytest.raises(ValueError, match="got True"):
+        check_positive_int(True, "n")
+
+
+def test_check_number_rejects_nan_and_bounds():
+    assert check_number(np.float32(0.5), "w", minimum=0) == 0.5
+    for bad in (float("nan"), float("inf"), -1, "1", True):
+        with pytest.raises(ArgumentError, match="w must be a finite number >= 0"):
+            check_number(bad, "w", minimum=0)
+    with pytest.raises(ArgumentError, match="> 0"):
+        check_number(0, "w", minimum=0, exclusive_minimum=True)
+
+
+class Color(str, enum.Enum):
+    RED = "red"
+    DARK_BLUE = "dark-blue"
+
+
+def test_parse_enum_by_value_name_and_alias():
+    assert parse_enum(Color, "red", "color") is Color.RED
+    assert parse_enum(Color, "DARK_BLUE", "color") is Color.DARK_BLUE
+    assert parse_enum(Color, "navy", "color", aliases={"navy": Color.DARK_BLUE}) is Color.DARK_BLUE
+    with pytest.raises(ArgumentError, match=r"color must be one of \['red', 'dark-blue', 'navy'\], got 'green'"):
+        parse_enum(Color, "green", "color", aliases={"navy": Color.DARK_BLUE})
+
+
+def test_require_names_the_extra_and_pip_package():
+    assert require("json", "none").dumps([1]) == "[1]"
+    with pytest.raises(ImportError, match=r"pip install 'spladekit\[seismic\]' \(or pip install 'pyseismic-lsr'\)"):
+        require("no_such_package_xyz", "seismic", pip_name="pyseismic-lsr")
