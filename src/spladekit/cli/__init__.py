@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         print(f"top terms of {text[:60]!r}: " + ", ".join(f"{t} {w:.2f}" for t, w in terms))
                 elif key != "architecture":
                     print(f"{key}: {value}")
-    except (ConfigKeyError, FileNotFoundError, FileExistsError, ValueError, ImportError) as exc:
+    except (ConfigKeyError, OSError, ValueError, ImportError) as exc:  # OSError: missing files, a full disk, ...
         print(f"spladekit {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from typing import Any
@@ -11,7 +12,7 @@ import torch
 from spladekit.data import iter_corpus, load_beir
 from spladekit.evaluation import SparseInformationRetrievalEvaluator
 from spladekit.model import SparseEncoder
-from spladekit.staging import atomic_file
+from spladekit.staging import atomic_file, write_bytes_atomic
 
 SAMPLE_TEXTS = ["What causes the common cold?",
                 "The common cold is a viral infection of the nose and throat, mostly caused by rhinoviruses."]
@@ -80,8 +81,9 @@ def run_encode(model_path: str, input_path: str, output_path: str, batch_size: i
     embeddings = encode(texts, batch_size=batch_size, max_active_dims=max_active_dims, save_to_cpu=True)
     os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
     if output_path.endswith(".pt"):
-        with atomic_file(output_path, "wb") as f:
-            torch.save({"ids": ids, "embeddings": embeddings}, f)
+        buffer = io.BytesIO()  # serialized first: torch's zip writer turns a full disk into a RuntimeError
+        torch.save({"ids": ids, "embeddings": embeddings}, buffer)
+        write_bytes_atomic(output_path, buffer.getvalue())
         return len(ids)
     decoded = model.decode(embeddings) if len(texts) else []
     with atomic_file(output_path) as f:
