@@ -2,9 +2,11 @@
 
 Writes synthetic corpora of short documents (8 to 24 words drawn from splade-tiny's whole-word vocabulary with
 a Zipf-like popularity, fixed seed) and encodes each into Parquet shards with ``spladekit.encode_corpus`` in a
-fresh process, reporting that process's peak resident memory (VmHWM), wall time and throughput. For the
-smaller corpora it also measures the in-memory alternative, ``model.encode_document(all texts)``, whose peak
-grows with the corpus. Results go to ``benchmarks/corpus_encode_memory.json``.
+fresh process, reporting that process's peak resident memory (VmHWM), wall time and throughput. While it runs,
+the parent reads the child's VmHWM and the manifest's document count every second, so one run also gives the
+peak memory after 1, 2, ... shards: the peak of a corpus of that many documents. For the smaller corpora it
+also measures the in-memory alternative, ``model.encode_document(all texts)``. Results go to
+``benchmarks/corpus_encode_memory.json``.
 
     python benchmarks/corpus_encode_memory.py --sizes 10000 100000 1000000 --in-memory-sizes 10000 100000
 """
@@ -66,11 +68,37 @@ def write_corpus(path: str, size: int, seed: int = 0) -> None:
                 f.write(json.dumps({"_id": f"doc{start + i}", "text": text}) + "\n")
 
 
+def _peak_rss_mb(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            status = dict(line.split(":", 1) for line in f if ":" in line)
+        return int(status["VmHWM"].split()[0]) / 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 def run(mode: str, corpus: str, out: str, shard_size: int, batch_size: int) -> dict:
-    result = subprocess.run([sys.executable, "-c", _CHILD, mode, MODEL, corpus, out, str(shard_size),
-                             str(batch_size)], capture_output=True, text=True, check=True,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    process = subprocess.Popen([sys.executable, "-c", _CHILD, mode, MODEL, corpus, out, str(shard_size),
+                                str(batch_size)], stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    trace: dict[int, float] = {}  # documents in complete shards -> the process's peak RSS when they were done
+    while process.poll() is None:
+        time.sleep(1.0)
+        peak = _peak_rss_mb(process.pid)
+        try:
+            with open(os.path.join(out, "manifest.json")) as f:
+                done = sum(entry["rows"] for entry in json.load(f)["shards"])
+        except (OSError, ValueError):
+            continue
+        if peak is not None and done:
+            trace.setdefault(done, peak)
+    stdout, _ = process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"{mode} run failed with exit code {process.returncode}")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    if trace:
+        result["peak_rss_mb_after_documents"] = sorted(trace.items())
+    return result
 
 
 def main() -> None:

@@ -91,7 +91,7 @@ def small_tmpfs(tmp_path):
     mount_point.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root; the injected-ENOSPC test covers the write path")
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)], check=False,
                             capture_output=True, text=True)
     if result.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
@@ -110,3 +110,14 @@ def test_a_real_full_disk_leaves_the_old_output(saved_tiny, corpus, small_tmpfs,
     assert "No space left on device" in capsys.readouterr().err
     assert target.read_bytes() == old
     assert os.listdir(small_tmpfs) == [target.name]
+
+
+def test_a_full_disk_during_shard_encoding_keeps_the_complete_shards(saved_tiny, corpus, small_tmpfs, capsys):
+    out = small_tmpfs / "shards"
+    assert main(["encode", saved_tiny, str(corpus), str(out), "--shard-size", "2", "--max-active-dims", "4000"]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    manifest = read_manifest(out)
+    assert not manifest["complete"] and 0 < len(manifest["shards"]) < 7
+    assert sorted(os.listdir(out)) == sorted(["manifest.json", *(e["file"] for e in manifest["shards"])])
+    listed = list(iter_shards(out, allow_incomplete=True))
+    assert [ids for ids, _ in listed] == [list(DOCS)[i:i + 2] for i in range(0, 2 * len(listed), 2)]

@@ -39,10 +39,9 @@ def test_a_full_disk_leaves_the_old_file_intact(tmp_path, monkeypatch):
 def test_an_error_midway_leaves_the_old_file_and_no_temporary(tmp_path):
     target = tmp_path / "out.txt"
     target.write_text("old")
-    with pytest.raises(RuntimeError):
-        with atomic_file(str(target)) as f:
-            f.write("half")
-            raise RuntimeError("crash")
+    with pytest.raises(RuntimeError), atomic_file(str(target)) as f:
+        f.write("half")
+        raise RuntimeError("crash")
     assert target.read_text() == "old" and os.listdir(tmp_path) == ["out.txt"]
 
 

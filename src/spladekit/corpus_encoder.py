@@ -133,9 +133,12 @@ class ShardedOutput:
                     "). Encode into a new folder, or pass overwrite=True (--overwrite) to replace them.")
             existing = None
         kept = self._kept_shards(existing) if existing is not None else []
+        self._remove_unlisted_shards({entry["file"] for entry in kept})
+        if existing is not None and existing["complete"] and len(kept) == len(existing["shards"]):
+            self.manifest = existing  # finished and intact: readers never see it marked unfinished
+            return
         self.manifest: dict[str, Any] = {**header, "complete": False, "documents": None, "nnz": None,
                                          "shards": kept}
-        self._remove_unlisted_shards({entry["file"] for entry in kept})
         shards.write_manifest(self.folder, self.manifest)
 
     @property

@@ -4,16 +4,14 @@ encoding, byte for byte, and it resumes what either left unfinished."""
 from __future__ import annotations
 
 import gzip
-import json
 from pathlib import Path
 
 import pytest
+from markers import requires_ray
 
 from spladekit import SparseEncoder, encode_corpus
 from spladekit.index import shards
 from spladekit.index.shards import iter_shards, read_manifest
-
-from markers import requires_ray
 
 pytestmark = requires_ray
 
