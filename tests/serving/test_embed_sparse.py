@@ -173,3 +173,27 @@ def test_query_and_document_routes_of_an_inference_free_model(inference_free_mod
     assert {entry["index"] for entry in query[0]} == tokens
     assert not torch.allclose(expected_query, expected_document)
     assert bad_task.status_code == 422 and bad_task.json()["field"] == "task"
+
+
+def test_mounted_in_an_existing_app(tiny_model):
+    from fastapi import FastAPI
+
+    from spladekit.serving import create_app
+
+    parent = FastAPI()
+
+    @parent.get("/ping")
+    async def ping():
+        return {"pong": True}
+
+    parent.mount("/sparse", create_app(copy.deepcopy(tiny_model), api_key="k"))
+    with serve(parent) as server:  # the parent's lifespan does not start the mounted app's encoder
+        response = server.client.post("/sparse/embed_sparse", json={"inputs": TEXTS[1]},
+                                      headers={"Authorization": "Bearer k"})
+        refused = server.client.post("/sparse/embed_sparse", json={"inputs": TEXTS[1]})
+        page = server.client.get("/sparse/")
+        assert server.client.get("/ping").json() == {"pong": True}
+    assert response.status_code == 200 and refused.status_code == 401
+    assert page.status_code == 200 and 'src="static/app.js"' in page.text
+    expected = tiny_model.encode([TEXTS[1]]).to_dense()
+    torch.testing.assert_close(dense(response.json(), expected.shape[1]), expected, atol=1e-5, rtol=1e-5)
