@@ -224,7 +224,7 @@ def main() -> None:
     results["summary"] = summary
     with open(args.output, "w", encoding="utf8") as f:
         json.dump(results, f, indent=2)
-    print(f"\n| server | requests/s | p50 ms | p99 ms |\n|---|---|---|---|")
+    print("\n| server | requests/s | p50 ms | p99 ms |\n|---|---|---|---|")
     for name in ("one at a time", "batching"):
         s = summary[name]
         print(f"| {name} | {s['throughput_rps']:.1f} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} |")

@@ -332,6 +332,13 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
             prompt_name = self.task_prompt_name(task)
         return self._resolve_prompt(None, prompt_name)
 
+    def route_for(self, task: str | None) -> str | None:
+        """The Router route that ``encode(..., task=task)`` runs ("query" / "document" for an inference-free
+        model); None for a model without a Router. Raises ValueError for a task the model cannot route."""
+        if not isinstance(self.input_module, Router):
+            return None
+        return self.input_module.resolve_route(self._route_task(task))
+
     def _route_task(self, task: str | None) -> str | None:
         """The task passed to a Router; a model without one ignores it."""
         if task is None or not isinstance(self.input_module, Router):

@@ -14,7 +14,7 @@ from spladekit.cli import main
 
 from .conftest import httpx
 
-DOCUMENTS = {f"doc-{i}": f"document {i} about {'proteins cells genes vitamins'.split()[i % 4]} and topic {i}"
+DOCUMENTS = {f"doc-{i}": f"document {i} about {['proteins', 'cells', 'genes', 'vitamins'][i % 4]} and topic {i}"
              for i in range(12)}
 
 

@@ -16,7 +16,7 @@ def strip_accents(text: str) -> str:
 
 
 def test_search_equals_sparse_index_search(search_server, splade_model, scifact_index):
-    _, texts, index = scifact_index
+    _, _texts, index = scifact_index
     response = search_server.client.post("/search", json={"query": SCIFACT_QUERIES, "top_k": 10})
     assert response.status_code == 200
     results = response.json()["results"]

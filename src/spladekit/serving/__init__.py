@@ -12,8 +12,8 @@ from spladekit.checks import require
 
 require("fastapi", "serve")
 
-from spladekit.serving.app import create_app  # noqa: E402
-from spladekit.serving.batcher import DynamicBatcher  # noqa: E402
-from spladekit.serving.config import ServingConfig  # noqa: E402
+from spladekit.serving.app import create_app
+from spladekit.serving.batcher import DynamicBatcher
+from spladekit.serving.config import ServingConfig
 
 __all__ = ["DynamicBatcher", "ServingConfig", "create_app"]

@@ -128,12 +128,10 @@ def create_app(model: Any, index: SparseIndex | None = None, *, texts: Mapping[H
                                 f"{sorted(model.prompts)}.", field="prompt_name")
 
     def check_task(task: str | None) -> None:
-        module = model.input_module
-        if isinstance(module, Router):
-            try:
-                module.resolve_route(model._route_task(task) if task else None)
-            except ValueError as exc:
-                raise ApiError(422, str(exc), field="task") from None
+        try:
+            model.route_for(task)
+        except ValueError as exc:
+            raise ApiError(422, str(exc), field="task") from None
 
     # ----- errors -------------------------------------------------------------------------------------
     @app.exception_handler(ApiError)
@@ -201,7 +199,7 @@ def create_app(model: Any, index: SparseIndex | None = None, *, texts: Mapping[H
         (indices, values), = await within_timeout(encode(EncodeKey(task=body.task, prompt_name=body.prompt_name),
                                                          job))
         return JSONResponse({"terms": term_weights(indices, values, names, body.top_k),
-                             "active_dims": int(len(indices))})
+                             "active_dims": len(indices)})
 
     @app.get("/health", summary="200 while the encoder runs")
     async def health():

@@ -168,8 +168,8 @@ class BatchEncoder:
         module = self._input_module(key.task)
         tokenizer = module.tokenizer
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        task = key.task if isinstance(model.input_module, Router) else None
-        kwargs: dict[str, Any] = {"task": model._route_task(task) if task else None}
+        route = model.route_for(key.task)
+        kwargs: dict[str, Any] = {"task": route}
         if model.max_active_dims is not None:
             kwargs["max_active_dims"] = model.max_active_dims
         model.eval()
@@ -186,8 +186,8 @@ class BatchEncoder:
                                         "attention_mask": attention_mask.to(model.device)}
             if "token_type_ids" in getattr(tokenizer, "model_input_names", ()):
                 features["token_type_ids"] = torch.zeros_like(features["input_ids"])
-            if isinstance(model.input_module, Router):
-                features["task"] = model.input_module.resolve_route(kwargs["task"])
+            if route is not None:
+                features["task"] = route
             embeddings = model(features, **kwargs)["sentence_embedding"]  # (B, D)
             r, c, v = top_k_entries(embeddings, model.max_active_dims)
             batch = torch.sparse_coo_tensor(torch.stack([r, c]), v, tuple(embeddings.shape),
@@ -197,9 +197,7 @@ class BatchEncoder:
 
     def _input_module(self, task: str | None) -> Any:
         module = self.model.input_module
-        if isinstance(module, Router):
-            return module.input_module(self.model._route_task(task) if task else None)
-        return module
+        return module.input_module(self.model.route_for(task)) if isinstance(module, Router) else module
 
 
 def _max_length(module: Any) -> int | None:

@@ -79,7 +79,7 @@ class Highlighter:
     def __init__(self, model: Any) -> None:
         module = model.input_module
         if isinstance(module, Router):
-            module = module.input_module(model._route_task("document"))
+            module = module.input_module(model.route_for("document"))
         self.tokenizer = module.tokenizer
         self.available = bool(getattr(self.tokenizer, "is_fast", False))
 

@@ -14,7 +14,7 @@ element at fault (``inputs[3]``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
@@ -92,7 +92,7 @@ class Highlight(BaseModel):
 
 
 class Hit(BaseModel):
-    id: Union[str, int]
+    id: str | int
     score: float
     text: str | None = None
     terms: list[MatchedTerm] | None = None
