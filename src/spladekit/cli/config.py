@@ -240,7 +240,8 @@ def check_training_arguments(training: dict[str, Any]) -> None:
         if default is dataclasses.MISSING or default is None or value is None:
             continue
         if isinstance(default, bool):
-            ok = isinstance(value, bool)
+            # fields such as bf16 also take a string ("auto"), which the arguments class itself checks
+            ok = isinstance(value, bool) or (isinstance(value, str) and "str" in str(fields[key].type))
         elif isinstance(default, enum.Enum) or isinstance(default, str):
             ok = isinstance(value, str)
         elif isinstance(default, int):
