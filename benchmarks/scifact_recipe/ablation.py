@@ -116,8 +116,10 @@ def machine() -> dict[str, Any]:
                     flags = set(value.split())
     except OSError:
         pass
-    return {"cpu": model, "cores": os.cpu_count(), "bf16_flags": sorted(flags & {"avx512_bf16", "amx_bf16"}),
-            "load": [round(x, 2) for x in os.getloadavg()]}
+    import torch
+
+    return {"cpu": model, "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+            "bf16_flags": sorted(flags & {"avx512_bf16", "amx_bf16"}), "load": [round(x, 2) for x in os.getloadavg()]}
 
 
 def source_commit() -> str:
