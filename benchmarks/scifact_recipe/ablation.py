@@ -32,6 +32,8 @@ RECIPE = ROOT / "examples" / "scifact_recipe.yaml"
 NO_NEGATIVES = "data.hard_negatives=null"
 NEGATIVES_10 = "data.hard_negatives={num_negatives: 1, relative_margin: 0.05, range_max: 10, batch_size: 64}"
 NEGATIVES_50 = "data.hard_negatives={num_negatives: 1, relative_margin: 0.05, range_max: 50, batch_size: 64}"
+# BM25 (spladekit.index.bm25: bm25s tokens, Snowball stemming, k1 1.5, b 0.75) negatives, same selection rule
+BM25_50 = "data.bm25_negatives={num_negatives: 1, relative_margin: 0.05, range_max: 50}"
 VARIANTS: dict[str, list[str]] = {
     "zero-shot": [],  # no training
     "1 epoch (peer default)": [NO_NEGATIVES, "training.num_train_epochs=1", "training.bf16=false"],
@@ -44,6 +46,15 @@ VARIANTS: dict[str, list[str]] = {
                                                        "training.bf16=true"],
     "+ lr 1e-4 (= the recipe)": [NEGATIVES_50, "training.num_train_epochs=4", "training.bf16=true",
                                  "training.learning_rate=1e-4"],
+    # screening for the raised recipe (issue 23), each one change to the 2026-11 recipe above
+    "recipe + BM25 negatives": [NEGATIVES_50, BM25_50, "training.num_train_epochs=4", "training.bf16=true",
+                                "training.learning_rate=1e-4"],
+    "recipe + 2 model negatives": [NEGATIVES_50.replace("num_negatives: 1", "num_negatives: 2"),
+                                   "training.num_train_epochs=4", "training.bf16=true", "training.learning_rate=1e-4"],
+    "recipe + 512 tokens": [NEGATIVES_50, "training.num_train_epochs=4", "training.bf16=true",
+                            "training.learning_rate=1e-4", "model.max_seq_length=512"],
+    "recipe + lr 2e-4": [NEGATIVES_50, "training.num_train_epochs=4", "training.bf16=true",
+                         "training.learning_rate=2e-4"],
     # not a step: the recipe asked for sparser vectors through SpladeTargetSparsityCallback
     "recipe + target sparsity q40/d200": [NEGATIVES_50, "training.num_train_epochs=4", "training.bf16=true",
                                          "training.learning_rate=1e-4",
