@@ -85,7 +85,7 @@ class DataConfig:
     # Arguments of mine_hard_negatives, e.g. {num_negatives: 3}; its corpus is a BEIR folder or a list of texts
     # (default: the whole corpus of data.beir; else the dataset's own positives).
     hard_negatives: dict[str, Any] | None = None
-    # BM25 negatives (spladekit.index.BM25, needs the bm25 extra), mined from the same corpus with the same rules:
+    # BM25 negatives (spladekit.index.bm25.BM25, needs the bm25 extra), mined from the same corpus with the same rules:
     # mine_hard_negatives arguments plus BM25's k1, b, stopwords and stemmer, e.g. {num_negatives: 1, range_max: 50}.
     # With hard_negatives too, the two mined datasets are concatenated (their columns must agree).
     bm25_negatives: dict[str, Any] | None = None

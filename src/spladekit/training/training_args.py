@@ -106,7 +106,6 @@ class SparseEncoderTrainingArguments(TrainingArguments):
         metadata={"help": "Pad training batches to a multiple of this many tokens (never past max_seq_length); "
                           "None pads to the longest text only."},
     )
-
     bf16: Union[bool, str] = field(  # noqa: UP007
         default=False,
         metadata={"help": "bf16 mixed precision: True, False, or 'auto' (only where the training device computes "
