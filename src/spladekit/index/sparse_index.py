@@ -246,6 +246,31 @@ class SparseIndex(SparseSearchIndex):
         index._merge_pending()
         return index
 
+    @classmethod
+    def from_shards(
+        cls,
+        path: str,
+        *,
+        dtype: np.dtype | type = np.float32,
+        max_active_dims: int | None = None,
+        min_weight: float | None = None,
+        quantization: Quantization | str | None = None,
+    ) -> SparseIndex:
+        """Builds an index from the Parquet shards of an encoded corpus (:func:`spladekit.encode_corpus`,
+        ``spladekit encode MODEL CORPUS OUT``), reading one shard at a time and encoding nothing.
+
+        Args:
+            path: the shard folder (format: :mod:`spladekit.index.shards`); the ids are its string ids.
+            dtype, max_active_dims, min_weight, quantization: see the class docstring.
+        """
+        from spladekit.index.shards import add_shards, read_manifest
+
+        index = cls(read_manifest(path)["vocab_size"], dtype=dtype, max_active_dims=max_active_dims,
+                    min_weight=min_weight, quantization=quantization)
+        add_shards(index, path)
+        index._merge_pending()
+        return index
+
     def add(self, embeddings: SparseInput, ids: Iterable[Hashable] | None = None) -> None:
         """Appends documents to the index (pruned as configured).
 

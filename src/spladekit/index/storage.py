@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from spladekit.staging import staging_dir
+from spladekit.staging import fsync_dir, fsync_file, staging_dir
 
 MANIFEST = "manifest.json"
 _DATA_PREFIXES = ("arrays-", "ids-")
@@ -61,23 +61,23 @@ def save_directory(path: str | os.PathLike[str], manifest: dict[str, Any], array
     try:
         save_file({key: np.ascontiguousarray(value) for key, value in arrays.items()},
                   os.path.join(tmp, names["arrays"]))
-        _fsync_file(os.path.join(tmp, names["arrays"]))
+        fsync_file(os.path.join(tmp, names["arrays"]))
         _write_json(os.path.join(tmp, names["ids"]), ids)
         sizes = {key: os.path.getsize(os.path.join(tmp, name)) for key, name in names.items()}
         _write_json(os.path.join(tmp, MANIFEST), {"format": format_name, **manifest, "files": names,
                                                   "file_sizes": sizes})
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         if not os.path.exists(target):
             os.rename(tmp, target)
-            _fsync_dir(parent)
+            fsync_dir(parent)
             return
         for name in names.values():
             os.rename(os.path.join(tmp, name), os.path.join(target, name))
             moved.append(os.path.join(target, name))
-        _fsync_dir(target)
+        fsync_dir(target)
         _commit(os.path.join(tmp, MANIFEST), os.path.join(target, MANIFEST))
         moved = []  # committed: the moved files now belong to the index
-        _fsync_dir(target)
+        fsync_dir(target)
         _remove_unreferenced(target, set(names.values()))
     except BaseException:
         for file in moved:
@@ -159,21 +159,6 @@ def _write_json(file: str, value: Any) -> None:
         json.dump(value, f, ensure_ascii=False)
         f.flush()
         os.fsync(f.fileno())
-
-
-def _fsync_file(file: str) -> None:
-    with open(file, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(folder: str) -> None:
-    if os.name != "posix":  # directories cannot be opened for fsync on Windows; renames are durable there
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _remove_quietly(file: str) -> None:
