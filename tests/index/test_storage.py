@@ -9,6 +9,8 @@ import textwrap
 import numpy as np
 import pytest
 
+from fault_injection import CrashPoint, inject_file_faults
+
 from spladekit.index import SparseIndex, storage
 
 from .helpers import random_sparse_csr
@@ -65,45 +67,6 @@ def test_saving_over_an_index_replaces_it_and_removes_the_old_files(tmp_path):
     assert [name for name in os.listdir(tmp_path) if name != "index"] == []  # no temporary folder left
 
 
-class _CrashPoint(Exception):
-    """Raised by an injected fault."""
-
-
-def _inject(monkeypatch, fail_at: int, error: BaseException, kill: bool) -> list[str]:
-    """Makes the ``fail_at``-th file operation of a save (a file opened for writing, a rename, a replace, an
-    fsync) raise ``error``. With ``kill``, nothing runs after it either (no clean-up), as when the process is
-    killed there: the folder is left as the crash left it."""
-    import builtins
-    import shutil
-
-    calls: list[str] = []
-    real = {"open": builtins.open, "rename": os.rename, "replace": os.replace, "fsync": os.fsync}
-
-    def step(name, *args):
-        calls.append(name)
-        if len(calls) == fail_at:
-            if kill:  # a killed process runs no clean-up: disable it from here on
-                monkeypatch.setattr(shutil, "rmtree", lambda *a, **k: None)
-                monkeypatch.setattr(storage, "_remove_quietly", lambda file: None)
-            raise error
-
-    def fake_open(file, mode="r", *args, **kwargs):
-        if any(flag in mode for flag in "wax"):
-            step(f"open {os.path.basename(str(file))}")
-        return real["open"](file, mode, *args, **kwargs)
-
-    def fake(name):
-        def call(*args, **kwargs):
-            step(name)
-            return real[name](*args, **kwargs)
-        return call
-
-    monkeypatch.setattr(builtins, "open", fake_open)
-    for name in ("rename", "replace", "fsync"):
-        monkeypatch.setattr(os, name, fake(name))
-    return calls
-
-
 @pytest.mark.parametrize("kill", [False, True], ids=["exception", "killed"])
 def test_a_fault_at_any_file_of_a_save_leaves_the_old_or_the_new_index(tmp_path, monkeypatch, kill):
     """A fault injected at every file operation of a save over an existing index, in turn: the folder then
@@ -120,10 +83,11 @@ def test_a_fault_at_any_file_of_a_save_leaves_the_old_or_the_new_index(tmp_path,
             shutil.rmtree(path)
         old.save(path)
         files_before = sorted(os.listdir(path))
-        calls = _inject(monkeypatch, fail_at, _CrashPoint(f"fault at step {fail_at}"), kill)
+        calls = inject_file_faults(monkeypatch, fail_at, CrashPoint(f"fault at step {fail_at}"), kill,
+                                   no_cleanup=((storage, "_remove_quietly"),))
         try:
             new.save(path)
-        except _CrashPoint:
+        except CrashPoint:
             pass
         else:
             monkeypatch.undo()
@@ -161,7 +125,7 @@ def test_a_full_disk_at_any_file_of_a_save_keeps_the_old_index(tmp_path, monkeyp
     new, _ = make_index(7, num_docs=15)
     failures = 0
     for fail_at in range(1, 100):
-        _inject(monkeypatch, fail_at, OSError(errno.ENOSPC, "No space left on device"), kill=False)
+        inject_file_faults(monkeypatch, fail_at, OSError(errno.ENOSPC, "No space left on device"))
         try:
             new.save(path)
         except OSError as exc:
