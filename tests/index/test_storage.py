@@ -13,7 +13,7 @@ from fault_injection import CrashPoint, inject_file_faults
 
 from spladekit.index import SparseIndex, storage
 
-from .helpers import random_sparse_csr
+from .helpers import on_disk, random_sparse_csr
 
 
 def make_index(seed, num_docs=60, **kwargs):
@@ -251,23 +251,13 @@ def test_indexes_saved_in_format_1_still_load_search_and_upgrade(tmp_path):
     assert_same_index(SparseIndex.load(str(tmp_path / "old")), index, queries)
 
 
-def _on_disk(array):
-    import mmap
-
-    while array is not None:
-        if isinstance(array, mmap.mmap):
-            return True
-        array = getattr(array, "base", None)
-    return False
-
-
 def test_memory_mapped_and_in_memory_loads_search_alike(tmp_path):
     index, queries = make_index(10, num_docs=80)
     index.save(str(tmp_path / "index"))
     mapped = SparseIndex.load(str(tmp_path / "index"))
     in_memory = SparseIndex.load(str(tmp_path / "index"), mmap=False)
-    assert _on_disk(mapped._store.indices) and _on_disk(mapped._store.data)  # views of the files, not copies
-    assert not _on_disk(in_memory._store.indices)
+    assert on_disk(mapped._store.indices) and on_disk(mapped._store.data)  # views of the files, not copies
+    assert not on_disk(in_memory._store.indices)
     for mode in ("exact", "exhaustive"):
         assert mapped.search(queries, top_k=9, mode=mode) == in_memory.search(queries, top_k=9, mode=mode) \
             == index.search(queries, top_k=9, mode="exhaustive")

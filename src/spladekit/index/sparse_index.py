@@ -281,6 +281,89 @@ class SparseIndex(SparseSearchIndex):
         index._merge_pending()
         return index
 
+    @classmethod
+    def from_shards(
+        cls,
+        path: str,
+        *,
+        index_dir: str | None = None,
+        dtype: np.dtype | type = np.float32,
+        max_active_dims: int | None = None,
+        min_weight: float | None = None,
+        quantization: Quantization | str | None = None,
+        show_progress_bar: bool = False,
+    ) -> SparseIndex:
+        """Builds an index from the Parquet shards of an encoded corpus (:func:`spladekit.encode_corpus`,
+        ``spladekit encode MODEL CORPUS OUT``), reading one shard at a time and encoding nothing.
+
+        Args:
+            path: the shard folder (format: :mod:`spladekit.index.shards`); the ids are its string ids.
+            index_dir: build the index on disk in this directory, with memory bounded by a shard and a chunk of
+                postings (:mod:`spladekit.index.disk_build`), and return it memory-mapped; None builds it in
+                memory (which then holds the corpus, as the index).
+            dtype, max_active_dims, min_weight, quantization: see the class docstring.
+            show_progress_bar: show the progress of an on-disk build.
+        """
+        from spladekit.index.shards import add_shards, iter_shards, read_manifest
+
+        vocab_size = read_manifest(path)["vocab_size"]
+        if index_dir is not None:
+            return cls.from_batches(iter_shards(path), index_dir, vocab_size=vocab_size, dtype=dtype,
+                                    max_active_dims=max_active_dims, min_weight=min_weight,
+                                    quantization=quantization, show_progress_bar=show_progress_bar)
+        index = cls(vocab_size, dtype=dtype, max_active_dims=max_active_dims, min_weight=min_weight,
+                    quantization=quantization)
+        add_shards(index, path)
+        index._merge_pending()
+        return index
+
+    @classmethod
+    def from_batches(
+        cls,
+        batches: Iterable[tuple[Iterable[Hashable] | None, SparseInput]],
+        index_dir: str,
+        *,
+        vocab_size: int,
+        dtype: np.dtype | type = np.float32,
+        max_active_dims: int | None = None,
+        min_weight: float | None = None,
+        quantization: Quantization | str | None = None,
+        chunk_postings: int = 8_000_000,
+        show_progress_bar: bool = False,
+    ) -> SparseIndex:
+        """Builds a saved index in ``index_dir`` from ``(ids, vectors)`` batches without holding the corpus in
+        memory, and returns it memory-mapped (:meth:`load`). Searching it gives what
+        ``SparseIndex.from_embeddings`` of all the batches gives (same ids, scores and ties).
+
+        Args:
+            batches: ``(ids, matrix)`` pairs (ids None: positions), e.g. ``shards.iter_shards(folder)``.
+            index_dir: the index directory (created, or replaced if it holds an index; crash-safe).
+            vocab_size: the vectors' dimension.
+            dtype, max_active_dims, min_weight, quantization: see the class docstring.
+            chunk_postings: (term, document) entries held in memory at a time while inverting and sorting.
+            show_progress_bar: show the progress of the passes.
+
+        Example:
+            >>> from spladekit.index.shards import iter_shards  # doctest: +SKIP
+            >>> index = SparseIndex.from_batches(iter_shards("msmarco.shards"), "msmarco.index",  # doctest: +SKIP
+            ...                                  vocab_size=30522)
+        """
+        from spladekit.index.disk_build import build_index_directory
+
+        index = cls(vocab_size, dtype=dtype, max_active_dims=max_active_dims, min_weight=min_weight,
+                    quantization=quantization)  # checks the settings
+        check_positive_int(chunk_postings, "chunk_postings", "entries held in memory at a time, e.g. 8000000")
+        manifest = index._manifest(0)
+        for key in ("num_documents", "num_postings"):
+            manifest.pop(key)
+        build_index_directory(batches, index_dir, vocab_size=index._vocab_size, manifest=manifest,
+                              dtype=index._dtype, storage_dtype=index._storage_dtype,
+                              quantization=None if index._quantization is None else index._quantization.value,
+                              max_active_dims=index._max_active_dims, min_weight=index._min_weight,
+                              format_name=_FORMAT, chunk_postings=int(chunk_postings),
+                              show_progress_bar=show_progress_bar)
+        return cls.load(index_dir)
+
     def add(self, embeddings: SparseInput, ids: Iterable[Hashable] | None = None) -> None:
         """Appends documents to the index (pruned as configured).
 

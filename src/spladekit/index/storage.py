@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from spladekit.staging import remove_stale_staging, staging_dir
+from spladekit.staging import fsync_dir, fsync_file, remove_stale_staging, staging_dir
 
 MANIFEST = "manifest.json"
 _VERSIONED = re.compile(r"^[A-Za-z0-9_]+-[0-9a-f]{16}\.[A-Za-z0-9.]+$")  # <key>-<version>.<ext>
@@ -244,21 +244,6 @@ def write_json(file: str, value: Any) -> None:
         json.dump(value, f, ensure_ascii=False)
         f.flush()
         os.fsync(f.fileno())
-
-
-def fsync_file(file: str) -> None:
-    with open(file, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def fsync_dir(folder: str) -> None:
-    if os.name != "posix":  # directories cannot be opened for fsync on Windows; renames are durable there
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _remove_quietly(file: str) -> None:
