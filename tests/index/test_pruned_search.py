@@ -15,6 +15,8 @@ from .helpers import random_sparse_csr
 def always_prune(monkeypatch):
     """Prune every query however short its lists (the index scans short lists exhaustively otherwise)."""
     monkeypatch.setattr(sparse_index_module, "_PRUNE_MIN_POSTINGS", 0)
+    monkeypatch.setattr(sparse_index_module, "_PRUNE_MAX_K", 10**9)
+    monkeypatch.setattr(pruned_search, "_MAX_READ_FRACTION", 1.0)  # never give up on a query
 
 
 def splade_like(rng, num_docs, vocab, terms, query=False):
@@ -142,3 +144,17 @@ def test_large_k_and_tiny_corpora_fall_back_to_the_scan(always_prune):
     for k in (1, 12, 13, 49, 50, 500):
         exact, exhaustive = both(index, queries, k)
         assert exact == exhaustive
+
+
+def test_queries_whose_bounds_are_too_loose_fall_back_to_the_scan(monkeypatch):
+    """With the default give-up rule (prefixes over a fifth of the postings), results are still the scan's."""
+    monkeypatch.setattr(sparse_index_module, "_PRUNE_MIN_POSTINGS", 0)
+    gave_up = []
+    real = pruned_search._deepen
+    monkeypatch.setattr(pruned_search, "_deepen", lambda *a: gave_up.append(1) or real(*a))
+    rng = np.random.default_rng(12)
+    docs = random_sparse_csr(rng, 2000, 100, 20)  # uniform weights: loose bounds
+    queries = random_sparse_csr(rng, 10, 100, 15)
+    index = SparseIndex.from_embeddings(docs)
+    exact, exhaustive = both(index, queries, 10)
+    assert exact == exhaustive and gave_up

@@ -18,6 +18,12 @@ to the document vectors) in batches, plus the candidate filter of MaxScore-style
   index), and the top k of them is the answer, ties included (every document scoring ``>= theta`` is among
   them). Otherwise the prefixes grow, choosing the cheapest steps (fewest postings per unit of bound removed)
   until ``L <= beta * theta``, and the round repeats; with whole lists ``L`` is 0 and the result is exact too.
+  When the prefixes a round needs would hold more than a fifth of the query's postings, the bounds are too
+  loose for pruning to pay (reading a posting here costs about five times what the plain scan pays) and the
+  exhaustive scan answers instead: the result is the same, and a query costs at most one cheap round more.
+
+How much this saves depends on the data: it needs a top-k score well above what a document can collect from
+the tails of the lists. ``benchmarks/index_benchmark.py`` measures it on SPLADE-like corpora.
 
 Exact scores are computed by scipy's ``csr_matvec``, which adds a document's products in ascending term order
 like the term-at-a-time exhaustive scan, so both give the same float64 numbers, bit for bit. The bounds are
@@ -43,7 +49,10 @@ __all__ = ["ImpactLists", "pruned_top_k"]
 
 _SLACK = 1e-9  # relative safety margin of every bound comparison (float64 rounding is ~1e-16 per operation)
 _BETA = 0.5  # each round deepens the prefixes until L <= _BETA * theta
-_FIRST_PREFIX = 64  # postings per term read in the first round (at least 2 * k)
+_FIRST_PREFIX = 64  # postings per term read in the first round (at least k / 4)
+# Reading a posting here costs ~5x what the exhaustive scan pays (bounds, distinct documents): when the prefixes
+# a round needs hold more than this share of the query's postings, the scan is faster and is used instead.
+_MAX_READ_FRACTION = 0.2
 
 
 @dataclass
@@ -133,9 +142,9 @@ def pruned_top_k(lists: ImpactLists, terms: np.ndarray, weights: np.ndarray, k: 
         return exhaustive()
     dense_query = np.zeros(lists.forward.shape[1], dtype=np.float64)
     dense_query[terms] = weights
-    heaviest = np.array([float(decode(values[s:s + 1])[0]) for s in starts])
+    heaviest = decode(values[starts])
     total_bound = constant + float(np.dot(q, np.maximum(heaviest, 0.0)))
-    prefix = np.minimum(lengths, max(_FIRST_PREFIX, 2 * k))
+    prefix = np.minimum(lengths, max(_FIRST_PREFIX, k // 4))
     known_positions = np.zeros(0, dtype=np.int64)
     known_scores = np.zeros(0, dtype=np.float64)
     while True:
@@ -156,6 +165,8 @@ def pruned_top_k(lists: ImpactLists, terms: np.ndarray, weights: np.ndarray, k: 
         if np.array_equal(prefix, lengths) or theta <= 0:
             return exhaustive()  # whole lists and still no pruning: at most k documents score above 0
         prefix = _deepen(values, decode, starts, lengths, prefix, q, constant, _BETA * theta)
+        if prefix.sum() > _MAX_READ_FRACTION * lengths.sum():
+            return exhaustive()  # the bounds are too loose for this query: pruning would cost more
     candidates = seen[upper >= theta - slack]
     candidates = candidates[~np.isin(candidates, known_positions)]
     positions = np.concatenate((known_positions, candidates))
@@ -205,43 +216,29 @@ def _top_indices(values: np.ndarray, k: int) -> np.ndarray:
 def _deepen(values: np.ndarray, decode: Callable, starts: np.ndarray, lengths: np.ndarray, prefix: np.ndarray,
             q: np.ndarray, constant: float, target: float) -> np.ndarray:
     """Longer prefixes whose unseen bound ``L`` is at most ``target``, chosen greedily by bound removed per
-    posting read, over prefix lengths that double (each list's candidate steps in order)."""
-    num_terms = len(q)
-    # Candidate prefix lengths per term: the current one, then doubling up to the whole list.
-    steps = []
-    for t in range(num_terms):
-        p, n = int(prefix[t]), int(lengths[t])
-        levels = [p]
-        while levels[-1] < n:
-            levels.append(min(n, max(2 * levels[-1], 1)))
-        steps.append(levels)
-    term_of, cost, gain, level = [], [], [], []
-    for t, levels in enumerate(steps):
-        if len(levels) == 1:
-            continue
-        arr = np.array(levels, dtype=np.int64)
-        taus = _tails(values, decode, np.full(len(arr), starts[t]), np.full(len(arr), lengths[t]), arr)
-        contributions = q[t] * taus
-        step_gain = contributions[:-1] - contributions[1:]
-        step_cost = np.diff(arr)
-        term_of.append(np.full(len(step_cost), t))
-        cost.append(step_cost)
-        gain.append(step_gain)
-        level.append(arr[1:])
-    if not term_of:
+    posting read, over prefix lengths that double. (Taking a step of a list also takes the steps before it, which
+    only lowers ``L`` further.)"""
+    base = np.maximum(prefix, 1)
+    doublings = np.ceil(np.log2(np.maximum(lengths, 1) / base)).astype(np.int64).clip(min=0)  # (T,)
+    term = np.repeat(np.arange(len(q)), doublings + 1)  # one entry per (term, level)
+    first = np.zeros(len(q) + 1, dtype=np.int64)
+    np.cumsum(doublings + 1, out=first[1:])
+    j = np.arange(len(term)) - first[term]
+    level = np.where(j == 0, prefix[term], np.minimum(base[term] << j, lengths[term]))
+    inside = level < lengths[term]
+    taus = np.zeros(len(term))
+    taus[inside] = np.maximum(decode(values[starts[term[inside]] + level[inside]]), 0.0)
+    contribution = q[term] * taus
+    step = j > 0  # a step from the previous level of the same term to this one
+    gain = contribution[np.flatnonzero(step) - 1] - contribution[step]
+    cost = level[step] - level[np.flatnonzero(step) - 1]
+    if not len(cost):
         return lengths.copy()
-    term_of, cost = np.concatenate(term_of), np.concatenate(cost)
-    gain, level = np.concatenate(gain), np.concatenate(level)
-    ratio = gain / cost
-    # Within a term the steps must be taken in order: make the ratios non-increasing along each list.
-    for t in np.unique(term_of):
-        mask = term_of == t
-        ratio[mask] = np.minimum.accumulate(ratio[mask])
-    order = np.lexsort((level, -ratio))
-    current = constant + float(np.dot(q, _tails(values, decode, starts, lengths, prefix)))
+    order = np.argsort(-(gain / np.maximum(cost, 1)), kind="stable")
+    current = constant + float(contribution[j == 0].sum())
     removed = np.cumsum(gain[order])
-    needed = np.searchsorted(removed, current - target, side="left")  # steps up to and including this one
+    needed = int(np.searchsorted(removed, current - target, side="left"))  # steps up to this one
     taken = order[:needed + 1]
     new_prefix = prefix.copy()
-    np.maximum.at(new_prefix, term_of[taken], level[taken])
+    np.maximum.at(new_prefix, term[step][taken], level[step][taken])
     return new_prefix

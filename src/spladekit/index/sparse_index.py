@@ -82,6 +82,8 @@ except ImportError:  # pragma: no cover
 _GATHER_LIMIT = 16384  # mean postings per query term below which the lists are copied and scored at once
 # Postings of a query's lists below which mode="exact" scans them all (faster than bounding at that size).
 _PRUNE_MIN_POSTINGS = 100_000
+# Largest k pruned: finding the k-th best score costs k exact scorings, which above this outweighs the scan.
+_PRUNE_MAX_K = 100
 
 _FORMAT = "spladekit.SparseIndex"
 _FORMAT_VERSION = 2  # 1: one safetensors file of doc-ordered postings (still loaded)
@@ -671,7 +673,7 @@ class SparseIndex(SparseSearchIndex):
         """Whether bounding can beat the plain scan: long enough lists, and k well below the corpus size."""
         indptr = self._store.indptr
         postings = int((indptr[terms + 1] - indptr[terms]).sum())
-        return postings >= _PRUNE_MIN_POSTINGS and 4 * k <= self._store.shape[1]
+        return postings >= _PRUNE_MIN_POSTINGS and k <= _PRUNE_MAX_K and 4 * k <= self._store.shape[1]
 
     def _impact_lists(self) -> pruned_search.ImpactLists:
         store = self._store
