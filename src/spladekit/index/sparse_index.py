@@ -570,6 +570,20 @@ class SparseIndex(SparseSearchIndex):
         postings.sort_indices()
         return postings
 
+    def document_vectors(self, positions: Sequence[int] | np.ndarray) -> sp.csr_matrix:
+        """The stored vectors of the documents at ``positions`` (insertion order), as a (len(positions),
+        vocab_size) CSR matrix in ``dtype``, decoded (and pruned as stored): the rows the search scores.
+
+        Example:
+            >>> index.document_vectors([0, 2]).toarray()  # doctest: +SKIP
+        """
+        self._merge_pending()
+        positions = np.asarray(positions, dtype=np.int64).reshape(-1)
+        if len(positions) and (positions.min() < 0 or positions.max() >= len(self)):
+            raise IndexError(f"positions must be in [0, {len(self)}), got {positions.min()}..{positions.max()}.")
+        rows = self._forward_matrix()[positions]
+        return sp.csr_matrix((self._decode(rows.data, rows.indices), rows.indices, rows.indptr), shape=rows.shape)
+
     @property
     def ids(self) -> tuple[Hashable, ...]:
         """The document ids, in insertion order (position ``i`` is the ``i``-th column of ``postings``)."""
