@@ -440,7 +440,7 @@ class SparseIndex(SparseSearchIndex):
         step = 100_000
         for start in range(0, forward.shape[0], step):  # decoded a slice at a time
             part = forward[start:start + step]
-            values = self._decode(part.data, None, part.indices).astype(np.float32)
+            values = self._decode(part.data, part.indices).astype(np.float32)
             approximate.add(sp.csr_matrix((values, part.indices, part.indptr), shape=part.shape))
         approximate.build()
         self._approximate, self._approximate_options = approximate, dict(options)
