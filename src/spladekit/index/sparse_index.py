@@ -55,7 +55,7 @@ import torch
 from tqdm.auto import tqdm
 
 from spladekit.checks import parse_enum
-from spladekit.index import pruned_search, storage
+from spladekit.index import exhaustive, pruned_search, storage
 from spladekit.index._vectors import (
     SparseInput,
     as_id_list,
@@ -71,15 +71,6 @@ from spladekit.index.static_pruning import drop_zeros, prune
 
 __all__ = ["Quantization", "SearchMode", "SparseIndex"]
 
-# scipy's compiled kernels behind sparse indexing and products: csr_row_index (copy rows) and csc_matvec
-# (y += A @ x). They are private to scipy (unchanged for over a decade); called directly they skip the
-# per-call overhead of the public wrappers (which dominates for short postings lists) and let long lists be
-# scored in place. Without them the public API does the same work.
-try:
-    from scipy.sparse import _sparsetools
-except ImportError:  # pragma: no cover
-    _sparsetools = None
-_GATHER_LIMIT = 16384  # mean postings per query term below which the lists are copied and scored at once
 # Postings of a query's lists below which mode="exact" scans them all (faster than bounding at that size).
 _PRUNE_MIN_POSTINGS = 100_000
 # Largest k pruned: finding the k-th best score costs k exact scorings, which above this outweighs the scan.
@@ -462,16 +453,10 @@ class SparseIndex(SparseSearchIndex):
             >>> index.save("scifact-index")  # doctest: +SKIP
             >>> SparseIndex.load("scifact-index").search(queries, top_k=10)  # doctest: +SKIP
         """
+        from spladekit.index.index_files import write_index
+
         check_json_ids(self._ids, "SparseIndex.save")
-        self._merge_pending()
-        store, forward = self._store, self._forward_matrix()
-        arrays = {"term_ptr": store.indptr.astype(np.int64, copy=False), "term_docs": store.indices,
-                  "term_values": store.data, "doc_ptr": forward.indptr.astype(np.int64, copy=False),
-                  "doc_terms": forward.indices, "doc_values": forward.data}
-        if self._term_scales is not None:
-            arrays["term_scales"] = self._term_scales
-        storage.save_directory(path, self._manifest(int(store.nnz)), arrays, self._ids, format_name=_FORMAT,
-                               attachments=attachments)
+        write_index(self, path, format_name=_FORMAT, attachments=attachments)
 
     def _manifest(self, num_postings: int) -> dict[str, Any]:
         return {
@@ -496,59 +481,9 @@ class SparseIndex(SparseSearchIndex):
                 (and cached by the operating system); False reads them into memory. Adding documents to a
                 memory-mapped index merges them into new in-memory arrays.
         """
-        manifest = storage.read_manifest(path, _FORMAT)
-        version = manifest.get("format_version")
-        if version not in (1, _FORMAT_VERSION):
-            raise storage.IndexFileError(f"{path!r} was saved in index format version {version}, but this "
-                                         f"spladekit reads versions 1 and {_FORMAT_VERSION}. Upgrade spladekit.")
-        try:
-            index = cls(manifest["vocab_size"], dtype=np.dtype(manifest["dtype"]),
-                        max_active_dims=manifest["max_active_dims"], min_weight=manifest["min_weight"],
-                        quantization=manifest["quantization"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise storage.IndexFileError(f"{os.path.join(path, storage.MANIFEST)}: invalid index settings "
-                                         f"({exc}). The manifest is corrupt; save the index again.") from None
-        ids = storage.read_json(storage.file_path(path, manifest, "ids"))
-        if not isinstance(ids, list):
-            raise storage.IndexFileError(f"{storage.file_path(path, manifest, 'ids')}: expected a JSON list of "
-                                         "ids. The file is corrupt; save the index again.")
-        num_docs = len(ids)
-        if version == 1:
-            arrays = storage.load_safetensors(storage.file_path(path, manifest, "arrays"))
-            indptr, indices, data = arrays["indptr"], arrays["indices"], arrays["data"]
-            if index._quantization is Quantization.FLOAT16:
-                data = data.view(np.uint16)
-            scales = arrays.get("term_scales")
-            forward = None
-        else:
-            def array(key: str) -> np.ndarray:
-                return storage.load_array(storage.file_path(path, manifest, key), mmap)
+        from spladekit.index.index_files import read_index
 
-            indptr, indices, data = array("term_ptr"), array("term_docs"), array("term_values")
-            scales = array("term_scales") if "term_scales" in manifest["files"] else None
-            doc_ptr, doc_terms, doc_values = array("doc_ptr"), array("doc_terms"), array("doc_values")
-            if (len(doc_ptr) != num_docs + 1 or doc_ptr[-1] != len(doc_terms) or len(doc_terms) != len(doc_values)
-                    or len(doc_terms) != len(indices) or doc_values.dtype != index._storage_dtype):
-                raise storage.IndexFileError(f"The document arrays in {path!r} are inconsistent with its "
-                                             f"manifest ({num_docs} ids). The files are corrupt; save the index "
-                                             "again.")
-            forward = sp.csr_matrix((doc_values, doc_terms, doc_ptr), shape=(num_docs, index._vocab_size))
-        if (len(indptr) != index._vocab_size + 1 or indptr[0] != 0 or indptr[-1] != len(indices)
-                or len(indices) != len(data) or data.dtype != index._storage_dtype
-                or (version == 1 and (np.any(np.diff(indptr) < 0)
-                                      or (len(indices) and (indices.min() < 0 or indices.max() >= num_docs))))):
-            raise storage.IndexFileError(f"The postings arrays in {path!r} are inconsistent with its manifest "
-                                         f"(vocab_size={index._vocab_size}, {num_docs} ids). The files are "
-                                         "corrupt; save the index again.")
-        index._store = sp.csr_matrix((data, indices, indptr), shape=(index._vocab_size, num_docs))
-        if scales is not None:
-            index._term_scales = np.asarray(scales, dtype=index._dtype)
-        if version == 1:  # doc-ordered lists: put them in impact order
-            index._store = index._impact_sorted(index._store)
-        index._forward = forward
-        index._ids = ids
-        index._position = {doc_id: position for position, doc_id in enumerate(ids)}
-        return index
+        return read_index(cls, path, mmap=mmap, format_name=_FORMAT, format_version=_FORMAT_VERSION)
 
     @staticmethod
     def attachment(path: str, key: str) -> str | None:
@@ -665,11 +600,12 @@ class SparseIndex(SparseSearchIndex):
                                       np.split(batch.data, batch.indptr[1:-1])):
                 weights = self._query_weights(terms, weights)
                 if mode is SearchMode.EXACT and self._worth_pruning(terms, k):
-                    positions, values = pruned_search.pruned_top_k(
-                        self._impact_lists(), terms, weights, k,
-                        exhaustive=lambda terms=terms, weights=weights: _top_k(self._score(terms, weights), k))
+                    def scan(terms: np.ndarray = terms, weights: np.ndarray = weights) -> tuple[np.ndarray, ...]:
+                        return exhaustive.top_k(self._score(terms, weights), k)
+
+                    positions, values = pruned_search.pruned_top_k(self._impact_lists(), terms, weights, k, scan)
                 else:
-                    positions, values = _top_k(self._score(terms, weights), k)  # (N,) scores, then the top k
+                    positions, values = exhaustive.top_k(self._score(terms, weights), k)  # (N,) scores -> top k
                 if np.isnan(values).any():  # NaN sorts above every number, so it reaches the top k
                     raise ValueError("Some dot products overflowed to NaN (+inf plus -inf): the weights are too "
                                      f"large for {self._dtype.name}. Rescale the embeddings or use "
@@ -701,43 +637,8 @@ class SparseIndex(SparseSearchIndex):
         return self._forward
 
     def _score(self, terms: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Dense scores (N,) of one query, term-at-a-time: ``scores[d] += q_t * d_t`` over each postings list,
-        the terms in query order (so every path below sums in the same order and gives the same floats).
-
-        ``weights`` come from :meth:`_query_weights`. The sums are kept in float64 whatever the stored dtype:
-        float32 sums of ~50 products of weights up to ~100 drift by ~2e-5, float64 ones give the float64 dot
-        product of the stored weights to ~1e-12."""
-        store = self._store
-        scores = np.zeros(store.shape[1], dtype=np.float64)  # (N,)
-        indptr, indices, data = store.indptr, store.indices, store.data
-        lengths = indptr[terms + 1] - indptr[terms]  # (T,)
-        if _sparsetools is None:  # public scipy only: gather the postings lists, then one product
-            postings = store[terms]  # (T, N)
-            values = postings.data if self._quantization is None else self._decode_codes(postings.data)
-            postings = sp.csr_matrix((values.astype(np.float64), postings.indices, postings.indptr),
-                                     shape=postings.shape)
-            return postings.T @ weights
-        if lengths.sum() <= _GATHER_LIMIT * len(terms):
-            # Short lists: copying them into one matrix costs less than a call per term.
-            column_ptr = np.zeros(len(terms) + 1, dtype=indptr.dtype)
-            np.cumsum(lengths, out=column_ptr[1:])
-            positions = np.empty(column_ptr[-1], dtype=indices.dtype)
-            values = np.empty(column_ptr[-1], dtype=data.dtype)
-            _sparsetools.csr_row_index(len(terms), terms.astype(indptr.dtype), indptr, indices, data, positions,
-                                       values)
-            values = values.astype(np.float64) if self._quantization is None else self._decode_codes(values)
-            _sparsetools.csc_matvec(len(scores), len(terms), column_ptr, positions, values, weights, scores)
-            return scores
-        # Long lists: one product per list on views of the postings, nothing copied.
-        for term, weight, length in zip(terms.tolist(), weights, lengths.tolist()):
-            if length:
-                start = indptr[term]
-                values = data[start:start + length]
-                values = values.astype(np.float64) if self._quantization is None else self._decode_codes(values)
-                column_ptr = np.array([0, length], dtype=indptr.dtype)
-                _sparsetools.csc_matvec(len(scores), 1, column_ptr, indices[start:start + length], values,
-                                        weight.reshape(1), scores)
-        return scores
+        """Dense scores (N,) of one query by the exhaustive scan (:func:`exhaustive.scan_scores`)."""
+        return exhaustive.scan_scores(self._store, terms, weights, self._decode_codes)
 
     def _decode_codes(self, codes: np.ndarray) -> np.ndarray:
         """Stored values -> float64 numbers, without the int8 scale (the query weight carries it)."""
@@ -830,27 +731,3 @@ class SparseIndex(SparseSearchIndex):
         rows = np.repeat(np.arange(self._vocab_size), np.diff(new.indptr))
         codes = np.clip(np.rint(new.data / scales[rows]), -_INT8_LEVELS, _INT8_LEVELS).astype(np.int8)
         return drop_zeros(new, codes)
-
-
-def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions and values of the ``k`` largest of ``scores`` (N,), best first; equal values are ordered by
-    position (lower first), and at the k-th value the lowest positions are kept."""
-    n = scores.shape[0]
-    if k >= n:
-        positions = np.argsort(-scores, kind="stable")
-        return positions, scores[positions]
-    # torch.topk selects several times faster than numpy.argpartition; which of several equal values at the
-    # k-th place it keeps is unspecified, so ties are settled below.
-    values, candidates = torch.topk(torch.from_numpy(scores), k, sorted=True)
-    candidates = candidates.numpy()
-    kth = values[-1].item()
-    if np.isnan(kth):  # NaN sorts above every number: return it for the caller to report
-        return candidates, scores[candidates]
-    if np.count_nonzero(scores >= kth) != k:
-        # More documents share the k-th value than there are places left: keep the lowest positions.
-        num_above = int(np.count_nonzero(scores > kth))
-        ties = np.flatnonzero(scores == kth)[: k - num_above]
-        candidates = np.concatenate((np.flatnonzero(scores > kth), ties))
-    values = scores[candidates]
-    order = np.lexsort((candidates, -values))  # score descending, then position ascending
-    return candidates[order], values[order]
