@@ -591,7 +591,8 @@ class SparseIndex(SparseSearchIndex):
         if mode is SearchMode.APPROXIMATE:
             if self._approximate is None:
                 self.build_approximate(**self._approximate_options)
-            return self._approximate.search(queries, top_k=top_k)
+            found = self._approximate.search(queries, top_k=top_k)  # ids: positions in this index
+            return [[(self._ids[position], score) for position, score in row] for row in found]
         k = min(top_k, num_docs)
         results: Hits = []
         for start in range(0, queries.shape[0], batch_size):
