@@ -158,3 +158,13 @@ def test_queries_whose_bounds_are_too_loose_fall_back_to_the_scan(monkeypatch):
     index = SparseIndex.from_embeddings(docs)
     exact, exhaustive = both(index, queries, 10)
     assert exact == exhaustive and gave_up
+
+
+def test_an_index_whose_queries_keep_giving_up_stops_trying_most_of_the_time(monkeypatch):
+    monkeypatch.setattr(sparse_index_module, "_PRUNE_MIN_POSTINGS", 0)
+    rng = np.random.default_rng(13)
+    docs, queries = random_sparse_csr(rng, 1000, 80, 20), random_sparse_csr(rng, 200, 80, 15)
+    index = SparseIndex.from_embeddings(docs)
+    exact, exhaustive = both(index, queries, 10)
+    assert exact == exhaustive
+    assert index._prune_skipped > 100 and index._prune_attempts < 40  # about one query in 32 still tries

@@ -180,6 +180,9 @@ class SparseIndex(SparseSearchIndex):
         self._forward: sp.csr_matrix | None = None
         self._approximate: Any = None
         self._approximate_options: dict[str, Any] = {}
+        # Recent pruning attempts and how many gave up to the scan (halved every 64 attempts): when pruning
+        # keeps failing on this index's queries, only one query in 32 tries it (results are the same).
+        self._prune_attempts, self._prune_give_ups, self._prune_skipped = 0, 0, 0
 
     # ----- building ---------------------------------------------------------------------------------------
     @classmethod
@@ -602,8 +605,12 @@ class SparseIndex(SparseSearchIndex):
                 weights = self._query_weights(terms, weights)
                 if mode is SearchMode.EXACT and self._worth_pruning(terms, k):
                     def scan(terms: np.ndarray = terms, weights: np.ndarray = weights) -> tuple[np.ndarray, ...]:
+                        self._prune_give_ups += 1
                         return exhaustive.top_k(self._score(terms, weights), k)
 
+                    self._prune_attempts += 1
+                    if self._prune_attempts >= 64:
+                        self._prune_attempts, self._prune_give_ups = 32, self._prune_give_ups // 2
                     positions, values = pruned_search.pruned_top_k(self._impact_lists(), terms, weights, k, scan)
                 else:
                     positions, values = exhaustive.top_k(self._score(terms, weights), k)  # (N,) scores -> top k
@@ -624,7 +631,12 @@ class SparseIndex(SparseSearchIndex):
         """Whether bounding can beat the plain scan: long enough lists, and k well below the corpus size."""
         indptr = self._store.indptr
         postings = int((indptr[terms + 1] - indptr[terms]).sum())
-        return postings >= _PRUNE_MIN_POSTINGS and k <= _PRUNE_MAX_K and 4 * k <= self._store.shape[1]
+        if not (postings >= _PRUNE_MIN_POSTINGS and k <= _PRUNE_MAX_K and 4 * k <= self._store.shape[1]):
+            return False
+        if self._prune_attempts >= 16 and self._prune_give_ups > 0.8 * self._prune_attempts:
+            self._prune_skipped += 1  # pruning keeps failing here: try again one query in 32
+            return self._prune_skipped % 32 == 0
+        return True
 
     def _impact_lists(self) -> pruned_search.ImpactLists:
         store = self._store
