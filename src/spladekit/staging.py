@@ -25,6 +25,23 @@ def staging_dir(parent: str, name: str, role: str = "tmp") -> str:
             continue
 
 
+def remove_stale_staging(parent: str, name: str, role: str = "tmp") -> list[str]:
+    """Removes the staging folders ``parent/.{name}.{role}-*`` that a crashed earlier write left behind (one
+    writer at a time is assumed, so none of them belongs to a live write); returns their paths."""
+    prefix = f".{name}.{role}-"
+    removed = []
+    try:
+        entries = os.listdir(parent)
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        path = os.path.join(parent, entry)
+        if entry.startswith(prefix) and os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def write_into(output_dir: str, write: Callable[[str], None]) -> None:
     """Runs ``write(folder)`` on a new folder inside ``output_dir``, then moves each entry it wrote into
     ``output_dir`` (replacing entries of the same name): a write that fails midway leaves ``output_dir`` as it was,

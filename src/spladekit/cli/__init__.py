@@ -143,7 +143,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "index":
             from spladekit.cli.commands import run_index
 
-            summary = run_index(args.model, args.corpus, args.index_dir, args.batch_size)
+            try:
+                summary = run_index(args.model, args.corpus, args.index_dir, args.batch_size)
+            except OSError as exc:
+                if isinstance(exc, FileNotFoundError):
+                    raise
+                print(f"spladekit index: error: could not write {args.index_dir!r}: {exc}. Nothing was changed: "
+                      "the previous index there (if any) is complete and still loads.", file=sys.stderr)
+                return 2
             print(f"Indexed {summary['documents']} documents ({summary['postings']} postings, "
                   f"{summary['megabytes']:.1f} MB) into {args.index_dir}")
         elif args.command == "search":
