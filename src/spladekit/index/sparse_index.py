@@ -22,10 +22,9 @@ Two optional, lossy reductions of the stored postings trade quality for size and
 Three ways to search (``search(..., mode=...)``):
 
 * ``"exact"`` (the default): the exhaustive result (same ids, same float64 scores, same tie order) found by
-  safe early termination (:mod:`spladekit.index.pruned_search`): each term's list is kept in impact order
-  (weight descending), only the prefixes that can still change the top k are read, and the few candidate
-  documents are scored from a document-major copy of the vectors (the forward layout). Queries whose lists
-  are short are scanned exhaustively, which is then faster.
+  block-max pruning (:mod:`spladekit.index.block_max`): documents are grouped into blocks of similar ones,
+  each block keeps per-term upper bounds of its weights, and only the blocks whose bound can still reach the
+  k-th best score are scored, exactly, from a document-major copy of the vectors (the forward layout).
 * ``"exhaustive"``: the term-at-a-time scan above, the reference.
 * ``"approximate"``: Seismic (:mod:`spladekit.index.seismic`, the ``seismic`` extra), built from the same
   vectors on first use; its recall of the exact top k is below 1 (``benchmarks/index_benchmark.py``).
@@ -55,7 +54,7 @@ import torch
 from tqdm.auto import tqdm
 
 from spladekit.checks import parse_enum
-from spladekit.index import exhaustive, pruned_search, storage
+from spladekit.index import block_max, exhaustive, storage
 from spladekit.index._vectors import (
     SparseInput,
     as_id_list,
@@ -71,13 +70,9 @@ from spladekit.index.static_pruning import drop_zeros, prune
 
 __all__ = ["Quantization", "SearchMode", "SparseIndex"]
 
-# Postings of a query's lists below which mode="exact" scans them all (faster than bounding at that size).
-_PRUNE_MIN_POSTINGS = 100_000
-# Largest k pruned: finding the k-th best score costs k exact scorings, which above this outweighs the scan.
-_PRUNE_MAX_K = 100
-
 _FORMAT = "spladekit.SparseIndex"
-_FORMAT_VERSION = 2  # 1: one safetensors file of doc-ordered postings (still loaded)
+# 3: format 2 plus the block-max arrays; 2: one .npy per array; 1: one safetensors file (2 and 1 still load)
+_FORMAT_VERSION = 3
 _INT8_LEVELS = 127  # symmetric codes -127..127, so that negative weights keep their sign
 _FP16_MAX = float(np.finfo(np.float16).max)
 
@@ -92,7 +87,7 @@ class Quantization(str, enum.Enum):
 class SearchMode(str, enum.Enum):
     """How :meth:`SparseIndex.search` finds the top k (see the module docstring)."""
 
-    EXACT = "exact"  # safe early termination: always the exhaustive result
+    EXACT = "exact"  # block-max pruning: always the exhaustive result
     EXHAUSTIVE = "exhaustive"  # every posting of every query term: the reference
     APPROXIMATE = "approximate"  # Seismic: faster, recall below 1
 
@@ -176,13 +171,15 @@ class SparseIndex(SparseSearchIndex):
         self._pending: list[sp.csr_matrix] = []
         self._ids: list[Hashable] = []
         self._position: dict[Hashable, int] = {}
-        # Derived from _store, rebuilt after a merge: the document-major layout and the Seismic index.
+        # Derived from _store, rebuilt after a merge: the document-major layout, the Seismic index, each term's
+        # smallest and largest decoded weight, and the blocks of block-max pruning (extended after a merge).
         self._forward: sp.csr_matrix | None = None
         self._approximate: Any = None
         self._approximate_options: dict[str, Any] = {}
-        # Recent pruning attempts and how many gave up to the scan (halved every 64 attempts): when pruning
-        # keeps failing on this index's queries, only one query in 32 tries it (results are the same).
-        self._prune_attempts, self._prune_give_ups, self._prune_skipped = 0, 0, 0
+        self._forward_view: block_max.Forward | None = None
+        self._term_range: tuple[np.ndarray, np.ndarray] | None = None
+        self._blocks: block_max.BlockMax | None = None
+        self._block_size = block_max.BLOCK_SIZE
 
     # ----- building ---------------------------------------------------------------------------------------
     @classmethod
@@ -603,15 +600,8 @@ class SparseIndex(SparseSearchIndex):
             for terms, weights in zip(np.split(batch.indices, batch.indptr[1:-1]),
                                       np.split(batch.data, batch.indptr[1:-1])):
                 weights = self._query_weights(terms, weights)
-                if mode is SearchMode.EXACT and self._worth_pruning(terms, k):
-                    def scan(terms: np.ndarray = terms, weights: np.ndarray = weights) -> tuple[np.ndarray, ...]:
-                        self._prune_give_ups += 1
-                        return exhaustive.top_k(self._score(terms, weights), k)
-
-                    self._prune_attempts += 1
-                    if self._prune_attempts >= 64:
-                        self._prune_attempts, self._prune_give_ups = 32, self._prune_give_ups // 2
-                    positions, values = pruned_search.pruned_top_k(self._impact_lists(), terms, weights, k, scan)
+                if mode is SearchMode.EXACT and k < num_docs:
+                    positions, values = self._block_max_top_k(terms, weights, k)
                 else:
                     positions, values = exhaustive.top_k(self._score(terms, weights), k)  # (N,) scores -> top k
                 if np.isnan(values).any():  # NaN sorts above every number, so it reaches the top k
@@ -627,21 +617,46 @@ class SparseIndex(SparseSearchIndex):
             weights = weights * self._term_scales[terms]  # the term's scale moves onto the query weight
         return weights.astype(np.float64, copy=False)
 
-    def _worth_pruning(self, terms: np.ndarray, k: int) -> bool:
-        """Whether bounding can beat the plain scan: long enough lists, and k well below the corpus size."""
-        indptr = self._store.indptr
-        postings = int((indptr[terms + 1] - indptr[terms]).sum())
-        if not (postings >= _PRUNE_MIN_POSTINGS and k <= _PRUNE_MAX_K and 4 * k <= self._store.shape[1]):
-            return False
-        if self._prune_attempts >= 16 and self._prune_give_ups > 0.8 * self._prune_attempts:
-            self._prune_skipped += 1  # pruning keeps failing here: try again one query in 32
-            return self._prune_skipped % 32 == 0
-        return True
+    def _block_max_top_k(self, terms: np.ndarray, weights: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The exact top k by block-max pruning (the scan's result); a NaN score rescans, which reports it."""
+        blocks = self.block_max()
+        low, high = self._term_extremes()
+        positions, values, nan, _ = block_max.search_block_max(
+            blocks, self._forward_arrays(), self._vocab_size, terms, weights, low[terms],
+            np.maximum(np.abs(low[terms]), np.abs(high[terms])), k)
+        if nan:
+            return exhaustive.top_k(self._score(terms, weights), k)
+        return positions, values
 
-    def _impact_lists(self) -> pruned_search.ImpactLists:
-        store = self._store
-        return pruned_search.ImpactLists(store.indptr, store.indices, store.data, self._forward_matrix(),
-                                         self._decode_codes)
+    def block_max(self) -> block_max.BlockMax:
+        """The blocks of ``mode="exact"`` (:mod:`spladekit.index.block_max`), built on first use: documents
+        added since the last build get blocks of their own."""
+        self._merge_pending()
+        if self._blocks is None or self._blocks.num_documents < len(self):
+            previous = self._blocks if self._blocks is not None and self._blocks.num_documents else None
+            self._blocks = block_max.build_block_max(self._forward_arrays(), self._vocab_size,
+                                                     self._term_extremes()[1], block_size=self._block_size,
+                                                     previous=previous)
+        return self._blocks
+
+    def _forward_arrays(self) -> block_max.Forward:
+        if self._forward_view is None:
+            self._forward_view = block_max.Forward.of(self._forward_matrix(),
+                                                      self._quantization is Quantization.FLOAT16)
+        return self._forward_view
+
+    def _term_extremes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(V,) smallest and largest decoded stored value of each term (0 for terms without postings): the
+        last and first entries of its impact-ordered list."""
+        if self._term_range is None:
+            indptr, data = self._store.indptr, self._store.data
+            low, high = np.zeros(self._vocab_size), np.zeros(self._vocab_size)
+            nonempty = np.flatnonzero(np.diff(indptr))
+            if len(nonempty):
+                high[nonempty] = self._decode_codes(np.asarray(data[indptr[nonempty]]))
+                low[nonempty] = self._decode_codes(np.asarray(data[indptr[nonempty + 1] - 1]))
+            self._term_range = low, high
+        return self._term_range
 
     def _forward_matrix(self) -> sp.csr_matrix:
         """The document-major layout (N, V) of the stored values, term ids ascending per row (built once)."""
@@ -719,7 +734,7 @@ class SparseIndex(SparseSearchIndex):
             merged.sort_indices()  # position order, as the impact sort below expects
         self._store = self._impact_sorted(merged.astype(self._storage_dtype, copy=False))
         self._pending = []
-        self._forward = None  # derived layouts: rebuilt when next needed
+        self._forward = self._forward_view = self._term_range = None  # derived layouts: rebuilt when next needed
         self._approximate = None
 
     def _encode_int8(self, new: sp.csr_matrix) -> sp.csr_matrix:
@@ -740,6 +755,7 @@ class SparseIndex(SparseSearchIndex):
             factor[grown] = old_scales[grown] / scales[grown]
             recoded = np.rint(store.data * factor[rows]).astype(np.int8)
             self._store = drop_zeros(store, recoded)
+            self._blocks = None  # the stored codes changed: every block is rebuilt
         self._term_scales = scales
         rows = np.repeat(np.arange(self._vocab_size), np.diff(new.indptr))
         codes = np.clip(np.rint(new.data / scales[rows]), -_INT8_LEVELS, _INT8_LEVELS).astype(np.int8)

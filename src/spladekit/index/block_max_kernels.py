@@ -1,0 +1,186 @@
+"""Compiled inner loops of block-max pruning (numba, one thread, compiled once and cached on disk).
+
+See :mod:`spladekit.index.block_max` for the algorithm. Stored values reach these loops as they are stored
+(float32/float64 weights, int8 codes, or the uint16 bit patterns of float16 weights, decoded through a
+65,536-entry table); every score is a float64 sum in ascending term order, as the exhaustive scan adds them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["block_entries", "block_top_k", "fp16_table"]
+
+
+def fp16_table() -> np.ndarray:
+    """float64 value of each of the 65,536 float16 bit patterns."""
+    return np.arange(65536, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float64)
+
+
+@njit(cache=True, nogil=True)
+def _value(values, table, use_table, e):
+    if use_table:
+        return table[np.int64(values[e])]  # uint16 bit patterns (never taken for float values)
+    return np.float64(values[e])
+
+
+@njit(cache=True, nogil=True)
+def block_entries(order, block_size, first_block, last_block, doc_ptr, doc_terms, doc_values, table, use_table,
+                  scales):
+    """(term, block, code) of every term present with a positive weight in blocks ``[first_block,
+    last_block)``, block by block: ``code = ceil(max_{d in block} d_t / scales[t])`` (so ``code * scale >=`` the
+    block's largest weight of ``t``)."""
+    num_docs = len(order)
+    first_doc = first_block * block_size
+    last_doc = min(last_block * block_size, num_docs)
+    total = 0
+    for j in range(first_doc, last_doc):
+        p = order[j]
+        total += doc_ptr[p + 1] - doc_ptr[p]
+    out_terms = np.empty(total, dtype=np.int32)
+    out_blocks = np.empty(total, dtype=np.int32)
+    out_codes = np.empty(total, dtype=np.uint8)
+    best = np.zeros(len(scales), dtype=np.float64)
+    touched = np.empty(len(scales), dtype=np.int32)
+    m = 0
+    for b in range(first_block, last_block):
+        num_touched = 0
+        for j in range(b * block_size, min((b + 1) * block_size, num_docs)):
+            p = order[j]
+            for e in range(doc_ptr[p], doc_ptr[p + 1]):
+                v = _value(doc_values, table, use_table, e)
+                t = doc_terms[e]
+                if v > best[t]:
+                    if best[t] == 0.0:
+                        touched[num_touched] = t
+                        num_touched += 1
+                    best[t] = v
+        for i in range(num_touched):
+            t = touched[i]
+            code = np.ceil(best[t] / scales[t])
+            out_terms[m] = t
+            out_blocks[m] = b
+            out_codes[m] = np.uint8(min(max(code, 1.0), 255.0))
+            m += 1
+            best[t] = 0.0
+    return out_terms[:m], out_blocks[:m], out_codes[:m]
+
+
+@njit(cache=True, nogil=True)
+def _worse(s1, p1, s2, p2):
+    """Whether hit (s1, p1) ranks below (s2, p2): lower score, or the same score at a later position."""
+    return s1 < s2 or (s1 == s2 and p1 > p2)
+
+
+@njit(cache=True, nogil=True)
+def _push(heap_s, heap_p, size, k, s, p):
+    """Offers hit (s, p) to the min-heap of the k best (root: the worst kept); returns the new size."""
+    if size < k:
+        i = size
+        heap_s[i] = s
+        heap_p[i] = p
+        while i > 0:
+            parent = (i - 1) // 2
+            if _worse(heap_s[i], heap_p[i], heap_s[parent], heap_p[parent]):
+                heap_s[i], heap_s[parent] = heap_s[parent], heap_s[i]
+                heap_p[i], heap_p[parent] = heap_p[parent], heap_p[i]
+                i = parent
+            else:
+                break
+        return size + 1
+    if not _worse(heap_s[0], heap_p[0], s, p):
+        return size
+    heap_s[0] = s
+    heap_p[0] = p
+    i = 0
+    while True:
+        left = 2 * i + 1
+        if left >= size:
+            break
+        child = left
+        if left + 1 < size and _worse(heap_s[left + 1], heap_p[left + 1], heap_s[left], heap_p[left]):
+            child = left + 1
+        if _worse(heap_s[child], heap_p[child], heap_s[i], heap_p[i]):
+            heap_s[i], heap_s[child] = heap_s[child], heap_s[i]
+            heap_p[i], heap_p[child] = heap_p[child], heap_p[i]
+            i = child
+        else:
+            break
+    return size
+
+
+@njit(cache=True, nogil=True)
+def _visit(b, block_size, order, doc_ptr, doc_terms, doc_values, table, use_table, dense, heap_s, heap_p,
+           size, k):
+    """Scores the documents of block ``b`` exactly and offers them to the heap; returns (size, NaN seen)."""
+    num_docs = len(order)
+    for j in range(b * block_size, min((b + 1) * block_size, num_docs)):
+        p = order[j]
+        s = 0.0
+        for e in range(doc_ptr[p], doc_ptr[p + 1]):
+            w = dense[doc_terms[e]]
+            if w != 0.0:
+                s += w * _value(doc_values, table, use_table, e)
+        if s != s:
+            return size, True
+        size = _push(heap_s, heap_p, size, k, s, np.int64(p))
+    return size, False
+
+
+@njit(cache=True, nogil=True)
+def block_top_k(terms, weights, vocab_size, bm_ptr, bm_blocks, bm_codes, bm_scales, constant, slack, order,
+                block_size, doc_ptr, doc_terms, doc_values, table, use_table, k, first_blocks):
+    """The exact top ``k`` of one query by block-max pruning.
+
+    Returns (positions, scores, nan, visited): best first, ties by position; ``nan`` when a score was NaN
+    (the caller rescans to report it); ``visited`` the number of blocks scored.
+    """
+    num_docs = len(order)
+    num_blocks = (num_docs + block_size - 1) // block_size
+    upper = np.full(num_blocks, constant)
+    for i in range(len(terms)):
+        w = weights[i]
+        if w > 0.0:
+            t = terms[i]
+            f = w * bm_scales[t]
+            for e in range(bm_ptr[t], bm_ptr[t + 1]):
+                upper[bm_blocks[e]] += f * bm_codes[e]
+    dense = np.zeros(vocab_size, dtype=np.float64)
+    for i in range(len(terms)):
+        dense[terms[i]] = weights[i]
+    heap_s = np.empty(k, dtype=np.float64)
+    heap_p = np.empty(k, dtype=np.int64)
+    size = 0
+    visited = 0
+    # Round 1: the blocks with the highest bounds give a first k-th score (theta).
+    m = min(first_blocks, num_blocks)
+    cut = -np.inf
+    if m < num_blocks:
+        cut = -np.partition(-upper, m - 1)[m - 1]
+    first = np.nonzero(upper >= cut)[0]
+    first = first[np.argsort(-upper[first])]
+    for b in first:
+        size, nan = _visit(b, block_size, order, doc_ptr, doc_terms, doc_values, table, use_table, dense,
+                           heap_s, heap_p, size, k)
+        visited += 1
+        if nan:
+            return heap_p[:0], heap_s[:0], True, visited
+    # Round 2: the other blocks whose bound reaches theta, best bound first, until none can.
+    theta = heap_s[0] if size == k else -np.inf
+    rest = np.nonzero((upper < cut) & (upper + slack >= theta))[0]
+    rest = rest[np.argsort(-upper[rest])]
+    for b in rest:
+        if size == k and upper[b] + slack < heap_s[0]:
+            break  # a document of this block (or any later one) scores below the k-th: it cannot enter
+        size, nan = _visit(b, block_size, order, doc_ptr, doc_terms, doc_values, table, use_table, dense,
+                           heap_s, heap_p, size, k)
+        visited += 1
+        if nan:
+            return heap_p[:0], heap_s[:0], True, visited
+    positions = heap_p[:size]
+    scores = heap_s[:size]
+    by_position = np.argsort(positions)
+    positions, scores = positions[by_position], scores[by_position]
+    ranked = np.argsort(-scores, kind="mergesort")  # stable: equal scores stay in position order
+    return positions[ranked], scores[ranked], False, visited
