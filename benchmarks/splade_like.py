@@ -140,8 +140,10 @@ def topic_vectors(model: dict[str, Any], num: int, seed: int, query: bool = Fals
         keep = rank < lengths[rows]
         rows, terms = rows[keep], terms[keep]
         # Weights: the term's log-normal, correlated with the term's affinity to the document's mixture.
-        affinity = np.log(np.einsum("ik,ki->i", theta[rows], topics[:, terms]) * (1 - BACKGROUND)
-                          + BACKGROUND * background[terms] + 1e-30)
+        mixture = np.zeros(len(rows))
+        for k in range(num_topics):  # p(t | document) = sum_k theta_k p(t | k), one topic at a time
+            mixture += theta[rows, k] * topics[k, terms]
+        affinity = np.log(mixture * (1 - BACKGROUND) + BACKGROUND * background[terms] + 1e-30)
         count = np.bincount(rows, minlength=n).astype(np.float64)
         mean = np.bincount(rows, weights=affinity, minlength=n) / np.maximum(count, 1)
         spread = np.sqrt(np.maximum(np.bincount(rows, weights=affinity ** 2, minlength=n) / np.maximum(count, 1)

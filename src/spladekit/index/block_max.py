@@ -1,34 +1,35 @@
-"""Block-max pruning: the exact top k, scoring only the blocks of documents that can still enter it.
+"""Block-max pruning: the exact top k, reading only the blocks of documents that can still enter it.
 
 The exhaustive scan adds ``q_t * d_t`` over every postings list of the query. Block-max pruning (BMP: Mallia,
 Suel, Tonellotto, SIGIR 2024) skips most of that work while returning exactly the same result:
 
 * the documents are put in an order where similar ones are neighbours (:mod:`spladekit.index.reorder`) and
-  cut into fixed-size blocks of ``block_size`` documents;
-* for every term ``t`` and block ``b`` the index keeps an upper bound of the block's weights,
-  ``M[t, b] >= max_{d in b} max(d_t, 0)``, stored as a one-byte code times a per-term scale, rounded up
-  (``code = ceil(max / scale_t)``, ``scale_t = max_d d_t / 255`` enlarged by 2^-20): never below the maximum;
+  cut into fixed-size blocks of ``block_size`` documents; every postings list is stored in that order, so the
+  postings of term ``t`` in block ``b`` are one run of its list;
+* for every run the index keeps an upper bound of its weights, ``M[t, b] >= max_{d in b} max(d_t, 0)``, as a
+  one-byte code times a per-term scale, rounded up (``code = ceil(max / scale_t)``, ``scale_t = max_d d_t /
+  255`` enlarged by 2^-20: never below the maximum), and the run's length;
 * a query's bound of block ``b`` is ``U_b = sum_{t: q_t > 0} q_t * M[t, b] + sum_{t: q_t < 0} q_t * min(min_d
-  d_t, 0)``, which no document of the block can exceed (computed for every block at once from term-major
-  lists of ``(b, code)``);
-* blocks are scored in decreasing order of ``U_b`` -- each of their documents exactly, from the
-  document-major copy of the vectors, in float64 and ascending term order like the scan, so the scores are the
-  scan's floats bit for bit -- into a heap of the ``k`` best (ties: lower insertion position first), and the
-  search stops at the first block with ``U_b + slack < theta``, the current k-th score. A block whose bound
-  equals ``theta`` is still scored: one of its documents could tie at ``theta`` with an earlier position, and
-  the scan keeps the earliest. ``slack = 1e-9 * sum_t |q_t| * max_d |d_t|`` covers float rounding of the sums
-  (about 1e-15 of that), so no document that can enter the top k is ever skipped.
+  d_t, 0)``, which no document of the block can exceed; it is computed for all blocks at once by walking the
+  query terms' runs;
+* the ``first_blocks`` blocks with the highest bounds are scored exactly (from the document-major copy of the
+  vectors): their k-th best score ``theta`` is a lower bound of the true k-th score;
+* every block with ``U_b + slack >= theta`` is a candidate; the others cannot hold a document of the top k (nor
+  one tying with the k-th: the scan breaks ties by insertion position, so a bound *equal* to ``theta`` keeps
+  its block). The candidates are scored term-at-a-time like the scan -- the query terms in ascending order,
+  walking each list's runs and reading only the candidates' -- into float64 sums, so every score is the scan's
+  float bit for bit, and the top k of the candidates (ties: lower insertion position first) is the answer.
+  ``slack = 1e-9 * sum_t |q_t| * max_d |d_t|`` covers the float rounding of the sums (about 1e-15 of that).
 
-The result (ids, float64 scores, tie order) is the exhaustive scan's; the document order and the blocks are
-internal and never visible. The bounds are built over the stored values as the search decodes them (fp16
-values, int8 codes: the query weight carries the int8 term scale), so quantized indexes prune exactly too.
-
-Documents added to an index after its blocks were built get blocks of their own (clustered among themselves)
-at the next search; int8 indexes whose term scales grow rebuild all blocks.
+The document order and the blocks are internal: ids, scores and the tie order are the exhaustive scan's. The
+bounds are built over the stored values as the search decodes them (fp16 values, int8 codes: the query weight
+carries the int8 term scale), so quantized indexes prune exactly too.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,27 +37,32 @@ import scipy.sparse as sp
 
 from spladekit.index import reorder
 
-__all__ = ["BLOCK_SIZE", "BlockMax", "build_block_max", "search_block_max"]
+__all__ = ["BLOCK_SIZE", "BlockMax", "Forward", "block_order", "search_block_max", "sort_into_blocks"]
 
-BLOCK_SIZE = 32  # documents per block (BMP's choice too; 16 and 64 measured in benchmarks/index_benchmark.py)
+BLOCK_SIZE = 16  # documents per block (8, 16 and 32 measured in benchmarks/index_benchmark.py)
 _CODES = 255
 _SCALE_MARGIN = 1.0 + 2.0**-20  # scales a little above max/255, so that every code is at most 255
 _SLACK = 1e-9
-_FIRST_BLOCKS = 16  # blocks of the first round (at least enough for k documents)
+_FIRST_BLOCKS = 32  # blocks scored first to find theta (at least enough for 2k documents)
+BLOCK_ARRAYS = ("block_order", "block_ptr", "block_ids", "block_codes", "block_counts", "block_scales",
+                "term_low", "term_high")
 
 
 @dataclass
 class BlockMax:
-    """The arrays of block-max pruning (any may be memory-mapped).
+    """The arrays of block-max pruning (any may be memory-mapped); the postings lists they describe are the
+    index's term-major arrays, each list in block order.
 
     Attributes:
         block_size: documents per block.
         order: (N,) document positions in block order; block ``b`` is ``order[b * block_size:(b + 1) *
             block_size]``.
-        ptr: (V + 1,) offsets of each term's entries in ``blocks`` / ``codes``.
-        blocks: (E,) int32 block numbers, ascending within each term.
-        codes: (E,) uint8 codes: ``codes * scales[t]`` bounds the term's weights in that block.
+        ptr: (V + 1,) offsets of each term's runs in ``blocks`` / ``codes`` / ``counts``.
+        blocks: (E,) int32 block of each run, ascending within a term.
+        codes: (E,) uint8: ``codes * scales[t]`` bounds the run's weights (and 0).
+        counts: (E,) uint8 postings in the run.
         scales: (V,) float64 per-term scale of the codes.
+        low, high: (V,) each term's smallest and largest decoded weight (0 for a term without postings).
     """
 
     block_size: int
@@ -64,7 +70,10 @@ class BlockMax:
     ptr: np.ndarray
     blocks: np.ndarray
     codes: np.ndarray
+    counts: np.ndarray
     scales: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
 
     @property
     def num_documents(self) -> int:
@@ -72,22 +81,22 @@ class BlockMax:
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.order, self.ptr, self.blocks, self.codes, self.scales))
+        return sum(a.nbytes for a in self.arrays().values())
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The arrays under the names a saved index stores them."""
-        return {"block_order": self.order, "block_ptr": self.ptr, "block_ids": self.blocks,
-                "block_codes": self.codes, "block_scales": self.scales}
+        return dict(zip(BLOCK_ARRAYS, (self.order, self.ptr, self.blocks, self.codes, self.counts, self.scales,
+                                       self.low, self.high)))
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], block_size: int) -> BlockMax:
-        return cls(block_size, arrays["block_order"], arrays["block_ptr"], arrays["block_ids"],
-                   arrays["block_codes"], arrays["block_scales"])
+        return cls(block_size, *(arrays[key] for key in BLOCK_ARRAYS))
 
 
 @dataclass
 class Forward:
-    """The document-major arrays the blocks are scored from (as stored; see :mod:`block_max_kernels`)."""
+    """Document-major arrays (as stored; see :mod:`block_max_kernels`): what the first blocks are scored from
+    and what the documents are sketched from."""
 
     ptr: np.ndarray  # (N + 1,) int64
     terms: np.ndarray  # (P,) term ids, ascending within each document
@@ -106,6 +115,108 @@ class Forward:
         return sp.csr_matrix((values.astype(np.float32), np.asarray(self.terms[start:end]),
                               np.asarray(self.ptr[a:b + 1]) - start), shape=(b - a, vocab_size))
 
+    def rows_at(self, positions: np.ndarray, vocab_size: int) -> sp.csr_matrix:
+        """The documents at ``positions`` (any order), decoded, as a (len(positions), V) CSR matrix."""
+        starts, ends = self.ptr[positions], self.ptr[positions + 1]
+        row_ptr = np.zeros(len(positions) + 1, dtype=np.int64)
+        np.cumsum(ends - starts, out=row_ptr[1:])
+        flat = np.repeat(starts - row_ptr[:-1], ends - starts) + np.arange(row_ptr[-1])
+        values = np.asarray(self.values[flat])
+        values = values.view(np.float16) if self.fp16 else values
+        return sp.csr_matrix((values.astype(np.float32), np.asarray(self.terms[flat]), row_ptr),
+                             shape=(len(positions), vocab_size))
+
+
+def block_order(forward: Forward, vocab_size: int, block_size: int = BLOCK_SIZE,
+                previous: np.ndarray | None = None) -> np.ndarray:
+    """Document positions in block order: similar documents together (:mod:`reorder`). With ``previous`` (the
+    order of the first documents, whole blocks), those keep their places and the others are ordered among
+    themselves after them."""
+    num_docs = len(forward.ptr) - 1
+    if previous is None:
+        sketches = reorder.sketch_documents(lambda a, b: forward.rows(a, b, vocab_size), num_docs, vocab_size)
+        order = reorder.bisection_order(sketches, block_size)
+    else:
+        rest = np.ones(num_docs, dtype=bool)
+        rest[np.asarray(previous)] = False
+        rest = np.flatnonzero(rest)
+        sketches = reorder.sketch_documents(lambda a, b: forward.rows_at(rest[a:b], vocab_size), len(rest),
+                                            vocab_size)
+        order = np.concatenate((np.asarray(previous, dtype=np.int64),
+                                rest[reorder.bisection_order(sketches, block_size)]))
+    return order.astype(np.int32 if num_docs < 2**31 else np.int64)
+
+
+def sort_into_blocks(term_ptr: np.ndarray, term_docs: np.ndarray, term_values: np.ndarray, order: np.ndarray,
+                     decode: Callable[[np.ndarray], np.ndarray], *, block_size: int = BLOCK_SIZE,
+                     chunk_postings: int = 8_000_000,
+                     allocate: Callable[[str, np.dtype, int], np.ndarray] | None = None) -> BlockMax:
+    """Puts every postings list of ``(term_ptr, term_docs, term_values)`` in block order (in place) and returns
+    the runs' bounds, a range of terms holding at most ``chunk_postings`` postings at a time.
+
+    Args:
+        term_ptr, term_docs, term_values: the term-major arrays (documents as insertion positions), any order
+            within a list; rewritten in block order.
+        order: the block order (:func:`block_order`).
+        decode: stored values -> float64 (int8: the codes).
+        block_size: documents per block.
+        chunk_postings: postings handled at a time.
+        allocate: ``allocate(name, dtype, size)`` returns the array to fill for ``name`` (e.g. a memory-mapped
+            ``.npy`` file); default: in memory.
+    """
+    allocate = allocate or (lambda name, dtype, size: np.empty(size, dtype=dtype))
+    vocab_size = len(term_ptr) - 1
+    num_docs = len(order)
+    rank = np.empty(num_docs, dtype=np.int64)
+    rank[np.asarray(order)] = np.arange(num_docs)
+    num_blocks = -(-num_docs // block_size)
+    low, high, scales = np.zeros(vocab_size), np.zeros(vocab_size), np.zeros(vocab_size)
+    runs = np.zeros(vocab_size, dtype=np.int64)
+    pieces = []
+    first_term = 0
+    while first_term < vocab_size:  # pass 1: sort each list by rank, find its runs
+        last_term = int(np.searchsorted(term_ptr, term_ptr[first_term] + chunk_postings, side="right")) - 1
+        last_term = min(max(last_term, first_term + 1), vocab_size)
+        a, z = int(term_ptr[first_term]), int(term_ptr[last_term])
+        if z > a:
+            lengths = np.diff(np.asarray(term_ptr[first_term:last_term + 1]))
+            rows = np.repeat(np.arange(first_term, last_term), lengths)
+            docs = np.asarray(term_docs[a:z])
+            ranks = rank[docs]
+            by_rank = np.lexsort((ranks, rows))
+            docs, ranks, stored = docs[by_rank], ranks[by_rank], np.asarray(term_values[a:z])[by_rank]
+            term_docs[a:z] = docs
+            term_values[a:z] = stored
+            values = decode(stored)
+            starts = np.flatnonzero(lengths)
+            list_starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))[starts]
+            terms = first_term + starts
+            high[terms] = np.maximum.reduceat(values, list_starts)
+            low[terms] = np.minimum.reduceat(values, list_starts)
+            scales[terms] = np.maximum(high[terms], 0.0) * _SCALE_MARGIN / _CODES
+            key = rows * num_blocks + ranks // block_size
+            run_starts = np.flatnonzero(np.diff(key, prepend=-1))
+            run_terms = rows[run_starts]
+            maxima = np.maximum(np.maximum.reduceat(values, run_starts), 0.0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                codes = np.where(maxima > 0, np.ceil(maxima / scales[run_terms]), 0.0)
+            runs += np.bincount(run_terms, minlength=vocab_size)
+            pieces.append(((ranks[run_starts] // block_size).astype(np.int32),
+                           np.clip(codes, 0, _CODES).astype(np.uint8),
+                           np.diff(np.append(run_starts, len(key))).astype(np.uint8)))
+        first_term = last_term
+    ptr = np.zeros(vocab_size + 1, dtype=np.int64)
+    np.cumsum(runs, out=ptr[1:])
+    arrays = {name: allocate(name, np.dtype(dtype), int(ptr[-1])) for name, dtype in
+              (("block_ids", np.int32), ("block_codes", np.uint8), ("block_counts", np.uint8))}
+    at = 0
+    for piece in pieces:  # term ranges in order: the runs' arrays are concatenated
+        for name, values in zip(("block_ids", "block_codes", "block_counts"), piece):
+            arrays[name][at:at + len(values)] = values
+        at += len(piece[0])
+    return BlockMax(block_size, np.asarray(order), ptr, arrays["block_ids"], arrays["block_codes"],
+                    arrays["block_counts"], scales, low, high)
+
 
 def _kernels():
     from spladekit.index import block_max_kernels
@@ -113,145 +224,42 @@ def _kernels():
     return block_max_kernels
 
 
-def _table(fp16: bool) -> np.ndarray:
-    return _kernels().fp16_table() if fp16 else np.zeros(1, dtype=np.float64)
+class _Scratch(threading.local):
+    """Per-thread work arrays kept between queries (zeroing N floats per query would cost as much as a
+    search); the kernel returns them to zeros."""
+
+    def __init__(self) -> None:
+        self.sums = np.zeros(0)
+        self.dense = np.zeros(0)
+        self.table = None
+
+    def get(self, num_docs: int, vocab_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if len(self.sums) < num_docs:
+            self.sums = np.zeros(num_docs)
+        if len(self.dense) < vocab_size:
+            self.dense = np.zeros(vocab_size)
+        if self.table is None:
+            self.table = _kernels().fp16_table()
+        return self.sums, self.dense, self.table
 
 
-def term_scales(term_max: np.ndarray) -> np.ndarray:
-    """Per-term code scales from each term's largest (decoded) weight; 0 for terms without a positive one."""
-    return np.maximum(np.asarray(term_max, dtype=np.float64), 0.0) * _SCALE_MARGIN / _CODES
+_scratch = _Scratch()
 
 
-def block_order(forward: Forward, vocab_size: int, first: int, block_size: int) -> np.ndarray:
-    """Positions ``first .. N - 1`` in block order (similar documents together; :mod:`reorder`)."""
-    num = len(forward.ptr) - 1 - first
-    sketches = reorder.sketch_documents(lambda a, b: forward.rows(first + a, first + b, vocab_size), num,
-                                        vocab_size)
-    return first + reorder.bisection_order(sketches, block_size)
-
-
-def build_block_max(forward: Forward, vocab_size: int, term_max: np.ndarray, *, block_size: int = BLOCK_SIZE,
-                    previous: BlockMax | None = None, chunk_postings: int = 8_000_000,
-                    out: dict[str, str] | None = None) -> BlockMax:
-    """The blocks of every document of ``forward``.
-
-    Args:
-        forward: the index's document-major arrays.
-        vocab_size: V.
-        term_max: (V,) each term's largest decoded weight over the whole index.
-        block_size: documents per block.
-        previous: blocks of the first documents, kept as they are (their codes re-scaled up if the scales
-            grew); the documents after them get blocks of their own.
-        chunk_postings: (document, term) entries handled at a time (bounds the memory of a large build).
-        out: ``{array name: .npy path}``: write the arrays there (memory-mapped) instead of into memory.
-    """
-    num_docs = len(forward.ptr) - 1
-    scales = term_scales(term_max)
-    if previous is not None:  # never below the old scales: re-scaled old codes then stay within 255
-        scales = np.maximum(scales, np.asarray(previous.scales))
-    first = 0 if previous is None else previous.num_documents
-    order = block_order(forward, vocab_size, first, block_size) if num_docs > first else np.zeros(0, np.int64)
-    if previous is not None:
-        order = np.concatenate((np.asarray(previous.order, dtype=np.int64), order))
-    order = order.astype(np.int32 if num_docs < 2**31 else np.int64)
-    first_block = 0 if previous is None else -(-previous.num_documents // block_size)
-    num_blocks = -(-num_docs // block_size)
-    # New blocks' entries, a range of blocks at a time: (term, block, code), counted per term.
-    kernels = _kernels()
-    table = _table(forward.fp16)
-    lengths = np.diff(forward.ptr)[order]
-    block_postings = np.add.reduceat(lengths, np.arange(0, num_docs, block_size)) if num_docs else lengths
-    pieces, counts = [], np.zeros(vocab_size, dtype=np.int64)
-    b = first_block
-    while b < num_blocks:
-        end = int(np.searchsorted(np.cumsum(block_postings[b:]), chunk_postings, side="right")) + b
-        end = min(max(end, b + 1), num_blocks)
-        terms, blocks, codes = kernels.block_entries(order, block_size, b, end, forward.ptr, forward.terms,
-                                                     forward.values, table, forward.fp16, scales)
-        counts += np.bincount(terms, minlength=vocab_size)
-        pieces.append((terms, blocks, codes))
-        b = end
-    if previous is not None:
-        counts += np.diff(np.asarray(previous.ptr))
-    ptr = np.zeros(vocab_size + 1, dtype=np.int64)
-    np.cumsum(counts, out=ptr[1:])
-    total = int(ptr[-1])
-    allocate = _allocator(out)
-    block_ids = allocate("block_ids", np.dtype(np.int32), total)
-    block_codes = allocate("block_codes", np.dtype(np.uint8), total)
-    cursor = ptr[:-1].copy()
-    if previous is not None:  # old entries first: their blocks come before the new ones
-        old_ptr = np.asarray(previous.ptr)
-        old_counts = np.diff(old_ptr)
-        for t_first, t_last in _term_ranges(old_ptr, chunk_postings):
-            a, z = int(old_ptr[t_first]), int(old_ptr[t_last])
-            rows = np.repeat(np.arange(t_first, t_last), old_counts[t_first:t_last])
-            destination = ptr[rows] + (np.arange(a, z) - old_ptr[rows])
-            old_codes = np.asarray(previous.codes[a:z]).astype(np.float64)
-            bound = old_codes * np.asarray(previous.scales)[rows]  # what the old codes promised
-            with np.errstate(divide="ignore", invalid="ignore"):
-                recoded = np.ceil(bound / np.where(scales[rows] > 0, scales[rows], 1.0))
-            block_ids[destination] = previous.blocks[a:z]
-            block_codes[destination] = np.clip(recoded, 1, _CODES).astype(np.uint8)
-        cursor += old_counts
-    for terms, blocks, codes in pieces:
-        order_by_term = np.argsort(terms, kind="stable")  # blocks stay ascending within a term
-        sorted_terms = terms[order_by_term]
-        chunk_counts = np.bincount(sorted_terms, minlength=vocab_size)
-        chunk_start = np.zeros(vocab_size, dtype=np.int64)
-        np.cumsum(chunk_counts[:-1], out=chunk_start[1:])
-        destination = cursor[sorted_terms] + (np.arange(len(sorted_terms)) - chunk_start[sorted_terms])
-        block_ids[destination] = blocks[order_by_term]
-        block_codes[destination] = codes[order_by_term]
-        cursor += chunk_counts
-    result = {"block_order": order, "block_ptr": ptr, "block_scales": scales}
-    if out is not None:
-        for key, array in result.items():
-            np.save(out[key], array, allow_pickle=False)
-        for array in (block_ids, block_codes):
-            array.flush()
-    return BlockMax(block_size, order, ptr, block_ids, block_codes, scales)
-
-
-def _allocator(out: dict[str, str] | None):
-    def allocate(key: str, dtype: np.dtype, size: int) -> np.ndarray:
-        if out is None:
-            return np.empty(size, dtype=dtype)
-        return np.lib.format.open_memmap(out[key], mode="w+", dtype=dtype, shape=(size,))
-
-    return allocate
-
-
-def _term_ranges(ptr: np.ndarray, chunk: int) -> list[tuple[int, int]]:
-    ranges, first, vocab = [], 0, len(ptr) - 1
-    while first < vocab:
-        last = int(np.searchsorted(ptr, ptr[first] + chunk, side="right")) - 1
-        last = min(max(last, first + 1), vocab)
-        ranges.append((first, last))
-        first = last
-    return ranges
-
-
-def search_block_max(blocks: BlockMax, forward: Forward, vocab_size: int, terms: np.ndarray,
-                     weights: np.ndarray, term_min: np.ndarray, term_abs_max: np.ndarray,
+def search_block_max(blocks: BlockMax, term_ptr: np.ndarray, term_docs: np.ndarray, term_values: np.ndarray,
+                     forward: Forward, terms: np.ndarray, weights: np.ndarray,
                      k: int) -> tuple[np.ndarray, np.ndarray, bool, int]:
     """The exact top ``k`` of one query (``terms`` ascending, float64 ``weights``; int8: times the term scales):
-    (positions, scores, NaN seen, blocks scored). ``term_min`` / ``term_abs_max``: each query term's smallest
-    weight and largest magnitude over the index (decoded)."""
+    (positions, scores, NaN seen, candidate blocks scored)."""
+    terms = np.asarray(terms, dtype=np.int64)
+    weights = np.asarray(weights, dtype=np.float64)
     negative = weights < 0
-    constant = float(np.dot(weights[negative], np.minimum(term_min[negative], 0.0)))
-    slack = _SLACK * float(np.dot(np.abs(weights), term_abs_max)) + 1e-300
+    constant = float(np.dot(weights[negative], np.minimum(blocks.low[terms[negative]], 0.0)))
+    magnitude = np.maximum(np.abs(blocks.low[terms]), np.abs(blocks.high[terms]))
+    slack = _SLACK * float(np.dot(np.abs(weights), magnitude)) + 1e-300
     first_blocks = max(_FIRST_BLOCKS, 2 * -(-k // blocks.block_size))
+    sums, dense, table = _scratch.get(blocks.num_documents, len(blocks.scales))
     return _kernels().block_top_k(
-        np.asarray(terms, dtype=np.int64), np.asarray(weights, dtype=np.float64), vocab_size, blocks.ptr,
-        blocks.blocks, blocks.codes, blocks.scales, constant, slack, blocks.order, blocks.block_size, forward.ptr,
-        forward.terms, forward.values, _table_cached(forward.fp16), forward.fp16, int(k), first_blocks)
-
-
-_TABLES: dict[bool, np.ndarray] = {}
-
-
-def _table_cached(fp16: bool) -> np.ndarray:
-    if fp16 not in _TABLES:
-        _TABLES[fp16] = _table(fp16)
-    return _TABLES[fp16]
+        terms, weights, blocks.ptr, blocks.blocks, blocks.codes, blocks.counts, blocks.scales, constant, slack,
+        blocks.order, blocks.block_size, term_ptr, term_docs, term_values, forward.ptr, forward.terms,
+        forward.values, table, forward.fp16, int(k), first_blocks, sums, dense)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["block_entries", "block_top_k", "fp16_table"]
+__all__ = ["block_top_k", "fp16_table"]
 
 
 def fp16_table() -> np.ndarray:
@@ -23,48 +23,6 @@ def _value(values, table, use_table, e):
     if use_table:
         return table[np.int64(values[e])]  # uint16 bit patterns (never taken for float values)
     return np.float64(values[e])
-
-
-@njit(cache=True, nogil=True)
-def block_entries(order, block_size, first_block, last_block, doc_ptr, doc_terms, doc_values, table, use_table,
-                  scales):
-    """(term, block, code) of every term present with a positive weight in blocks ``[first_block,
-    last_block)``, block by block: ``code = ceil(max_{d in block} d_t / scales[t])`` (so ``code * scale >=`` the
-    block's largest weight of ``t``)."""
-    num_docs = len(order)
-    first_doc = first_block * block_size
-    last_doc = min(last_block * block_size, num_docs)
-    total = 0
-    for j in range(first_doc, last_doc):
-        p = order[j]
-        total += doc_ptr[p + 1] - doc_ptr[p]
-    out_terms = np.empty(total, dtype=np.int32)
-    out_blocks = np.empty(total, dtype=np.int32)
-    out_codes = np.empty(total, dtype=np.uint8)
-    best = np.zeros(len(scales), dtype=np.float64)
-    touched = np.empty(len(scales), dtype=np.int32)
-    m = 0
-    for b in range(first_block, last_block):
-        num_touched = 0
-        for j in range(b * block_size, min((b + 1) * block_size, num_docs)):
-            p = order[j]
-            for e in range(doc_ptr[p], doc_ptr[p + 1]):
-                v = _value(doc_values, table, use_table, e)
-                t = doc_terms[e]
-                if v > best[t]:
-                    if best[t] == 0.0:
-                        touched[num_touched] = t
-                        num_touched += 1
-                    best[t] = v
-        for i in range(num_touched):
-            t = touched[i]
-            code = np.ceil(best[t] / scales[t])
-            out_terms[m] = t
-            out_blocks[m] = b
-            out_codes[m] = np.uint8(min(max(code, 1.0), 255.0))
-            m += 1
-            best[t] = 0.0
-    return out_terms[:m], out_blocks[:m], out_codes[:m]
 
 
 @njit(cache=True, nogil=True)
@@ -129,15 +87,18 @@ def _visit(b, block_size, order, doc_ptr, doc_terms, doc_values, table, use_tabl
 
 
 @njit(cache=True, nogil=True)
-def block_top_k(terms, weights, vocab_size, bm_ptr, bm_blocks, bm_codes, bm_scales, constant, slack, order,
-                block_size, doc_ptr, doc_terms, doc_values, table, use_table, k, first_blocks):
-    """The exact top ``k`` of one query by block-max pruning.
+def block_top_k(terms, weights, bm_ptr, bm_blocks, bm_codes, bm_counts, bm_scales, constant, slack, order,
+                block_size, term_ptr, term_docs, term_values, doc_ptr, doc_terms, doc_values, table, use_table, k,
+                first_blocks, sums, dense):
+    """The exact top ``k`` of one query by block-max pruning (:mod:`spladekit.index.block_max`).
 
-    Returns (positions, scores, nan, visited): best first, ties by position; ``nan`` when a score was NaN
-    (the caller rescans to report it); ``visited`` the number of blocks scored.
+    ``sums`` (N,) and ``dense`` (V,) are zero work arrays, returned to zeros. Returns (positions, scores, nan,
+    candidates): best first, ties by position; ``nan`` when a score was NaN (the caller rescans to report
+    it); ``candidates`` the number of blocks scored term-at-a-time.
     """
     num_docs = len(order)
     num_blocks = (num_docs + block_size - 1) // block_size
+    # Bounds of every block: the query terms' runs.
     upper = np.full(num_blocks, constant)
     for i in range(len(terms)):
         w = weights[i]
@@ -146,41 +107,55 @@ def block_top_k(terms, weights, vocab_size, bm_ptr, bm_blocks, bm_codes, bm_scal
             f = w * bm_scales[t]
             for e in range(bm_ptr[t], bm_ptr[t + 1]):
                 upper[bm_blocks[e]] += f * bm_codes[e]
-    dense = np.zeros(vocab_size, dtype=np.float64)
-    for i in range(len(terms)):
-        dense[terms[i]] = weights[i]
     heap_s = np.empty(k, dtype=np.float64)
     heap_p = np.empty(k, dtype=np.int64)
-    size = 0
-    visited = 0
-    # Round 1: the blocks with the highest bounds give a first k-th score (theta).
+    # theta: the k-th best exact score of the documents of the blocks with the highest bounds.
     m = min(first_blocks, num_blocks)
     cut = -np.inf
     if m < num_blocks:
         cut = -np.partition(-upper, m - 1)[m - 1]
-    first = np.nonzero(upper >= cut)[0]
-    first = first[np.argsort(-upper[first])]
-    for b in first:
+    for i in range(len(terms)):
+        dense[terms[i]] = weights[i]
+    size = 0
+    nan = False
+    for b in np.nonzero(upper >= cut)[0]:
         size, nan = _visit(b, block_size, order, doc_ptr, doc_terms, doc_values, table, use_table, dense,
                            heap_s, heap_p, size, k)
-        visited += 1
         if nan:
-            return heap_p[:0], heap_s[:0], True, visited
-    # Round 2: the other blocks whose bound reaches theta, best bound first, until none can.
+            break
+    for i in range(len(terms)):
+        dense[terms[i]] = 0.0
+    if nan:
+        return heap_p[:0], heap_s[:0], True, 0
     theta = heap_s[0] if size == k else -np.inf
-    rest = np.nonzero((upper < cut) & (upper + slack >= theta))[0]
-    rest = rest[np.argsort(-upper[rest])]
-    for b in rest:
-        if size == k and upper[b] + slack < heap_s[0]:
-            break  # a document of this block (or any later one) scores below the k-th: it cannot enter
-        size, nan = _visit(b, block_size, order, doc_ptr, doc_terms, doc_values, table, use_table, dense,
-                           heap_s, heap_p, size, k)
-        visited += 1
-        if nan:
-            return heap_p[:0], heap_s[:0], True, visited
+    # Candidates: every block whose bound reaches theta, scored term-at-a-time in ascending term order.
+    candidate = upper + slack >= theta
+    for i in range(len(terms)):
+        w = weights[i]
+        t = terms[i]
+        at = term_ptr[t]
+        for e in range(bm_ptr[t], bm_ptr[t + 1]):
+            count = bm_counts[e]
+            if candidate[bm_blocks[e]]:
+                for j in range(at, at + count):
+                    sums[term_docs[j]] += w * _value(term_values, table, use_table, j)
+            at += count
+    size = 0
+    scored = 0
+    for b in np.nonzero(candidate)[0]:
+        scored += 1
+        for j in range(b * block_size, min((b + 1) * block_size, num_docs)):
+            p = order[j]
+            s = sums[p]
+            sums[p] = 0.0
+            if s != s:
+                nan = True
+            size = _push(heap_s, heap_p, size, k, s, np.int64(p))
+    if nan:
+        return heap_p[:0], heap_s[:0], True, scored
     positions = heap_p[:size]
     scores = heap_s[:size]
     by_position = np.argsort(positions)
     positions, scores = positions[by_position], scores[by_position]
     ranked = np.argsort(-scores, kind="mergesort")  # stable: equal scores stay in position order
-    return positions[ranked], scores[ranked], False, visited
+    return positions[ranked], scores[ranked], False, scored

@@ -9,8 +9,10 @@ postings in memory at a time:
    rows (term ids, values, lengths) are appended to files; the postings per term are counted;
 2. **inversion**: the rows are read back ``chunk_postings`` entries at a time and each entry is written to its
    term's next free slot of the memory-mapped term-major arrays (documents in position order);
-3. **impact order**: each range of terms holding at most ``chunk_postings`` entries is sorted by decoded weight
-   descending (stable, so equal weights stay in position order) and written back.
+3. **block order** for exact mode (:mod:`spladekit.index.block_max`): every document's sketch (32 floats,
+   the only per-document state in memory) is computed from its row, the sketches are ordered by recursive
+   bisection, and each range of terms holding at most ``chunk_postings`` entries is sorted into that order
+   and its block bounds written.
 
 int8 quantization needs every term's largest weight before the first code is written, so the forward rows are
 kept in float first and coded in one more pass. The directory is committed like :meth:`SparseIndex.save`
@@ -29,7 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from spladekit.index import storage
+from spladekit.index import block_max, storage
 from spladekit.index._vectors import SparseInput, check_json_ids, resolve_ids, to_csr
 from spladekit.index.static_pruning import kept_indptr, prune
 
@@ -135,12 +137,44 @@ def build_index_directory(
             counts += np.bincount(doc_terms[start:start + chunk_postings], minlength=vocab_size)
         _invert(staged, doc_ptr, doc_terms, doc_values, counts, num_docs, storage_dtype, quantization,
                 chunk_postings, show_progress_bar)
+        block_size = _write_blocks(staged, doc_ptr, doc_terms, doc_values, vocab_size, quantization, chunk_postings)
         if scales is not None:
             np.save(staged.path_for("term_scales", ".npy"), scales, allow_pickle=False)
         storage.write_json(staged.path_for("ids", ".json"), ids)
         del doc_terms, doc_values, raw_values
         shutil.rmtree(raw)
-        staged.commit({**manifest, "num_documents": num_docs, "num_postings": int(doc_ptr[-1])})
+        staged.commit({**manifest, "num_documents": num_docs, "num_postings": int(doc_ptr[-1]),
+                       **({"block_size": block_size} if num_docs else {})})
+
+
+def _write_blocks(staged: storage.StagedDirectory, doc_ptr: np.ndarray, doc_terms: np.ndarray,
+                  doc_values: np.ndarray, vocab_size: int, quantization: str | None, chunk_postings: int) -> int:
+    """Orders the documents for block-max pruning from their sketches (32 floats each in memory), puts every
+    postings list in that order (a range of terms at a time) and writes the block arrays
+    (:mod:`spladekit.index.block_max`). Returns the block size."""
+    if len(doc_ptr) == 1:
+        return block_max.BLOCK_SIZE
+    forward = block_max.Forward(np.asarray(doc_ptr, dtype=np.int64), doc_terms, doc_values, quantization == "fp16")
+    order = block_max.block_order(forward, vocab_size)
+    term_ptr = storage.load_array(os.path.join(staged.folder, staged.names["term_ptr"]), mmap=True)
+    term_docs, term_values = (np.load(os.path.join(staged.folder, staged.names[key]), mmap_mode="r+")
+                              for key in ("term_docs", "term_values"))
+
+    def allocate(key: str, dtype: np.dtype, size: int) -> np.ndarray:
+        if size == 0:
+            np.save(staged.path_for(key, ".npy"), np.zeros(0, dtype), allow_pickle=False)
+            return np.zeros(0, dtype)
+        return np.lib.format.open_memmap(staged.path_for(key, ".npy"), mode="w+", dtype=dtype, shape=(size,))
+
+    blocks = block_max.sort_into_blocks(term_ptr, term_docs, term_values, order,
+                                        lambda values: _sort_key(values, quantization),
+                                        chunk_postings=chunk_postings, allocate=allocate)
+    for array in (term_docs, term_values, blocks.blocks, blocks.codes, blocks.counts):
+        if isinstance(array, np.memmap):
+            array.flush()
+    for key in ("block_order", "block_ptr", "block_scales", "term_low", "term_high"):
+        np.save(staged.path_for(key, ".npy"), blocks.arrays()[key], allow_pickle=False)
+    return blocks.block_size
 
 
 def _raw_array(file: str, dtype: np.dtype, size: int) -> np.ndarray:
@@ -188,7 +222,7 @@ def _doc_ranges(doc_ptr: np.ndarray, chunk_postings: int) -> list[tuple[int, int
 def _invert(staged: storage.StagedDirectory, doc_ptr: np.ndarray, doc_terms: np.ndarray, doc_values: np.ndarray,
             counts: np.ndarray, num_docs: int, storage_dtype: np.dtype, quantization: str | None,
             chunk_postings: int, show_progress_bar: bool) -> None:
-    """Writes the term-major arrays (term_ptr, term_docs, term_values), each list in impact order."""
+    """Writes the term-major arrays (term_ptr, term_docs, term_values), each list in position order."""
     vocab_size = len(counts)
     term_ptr = np.zeros(vocab_size + 1, dtype=np.int64)
     np.cumsum(counts, out=term_ptr[1:])
@@ -214,21 +248,6 @@ def _invert(staged: storage.StagedDirectory, doc_ptr: np.ndarray, doc_terms: np.
         term_docs[destination] = docs[order]
         term_values[destination] = np.asarray(doc_values[a:b])[order]
         cursor += chunk_counts
-    # Impact order: each range of whole lists sorted by decoded weight descending (stable: ties by position).
-    first_term = 0
-    with tqdm(total=vocab_size, desc="Sorting lists", disable=not show_progress_bar) as progress:
-        while first_term < vocab_size:
-            last_term = int(np.searchsorted(term_ptr, term_ptr[first_term] + chunk_postings, side="right")) - 1
-            last_term = min(max(last_term, first_term + 1), vocab_size)
-            a, b = int(term_ptr[first_term]), int(term_ptr[last_term])
-            if b > a:
-                values = np.asarray(term_values[a:b])
-                rows = np.repeat(np.arange(last_term - first_term), np.diff(term_ptr[first_term:last_term + 1]))
-                order = np.lexsort((-_sort_key(values, quantization), rows))
-                term_docs[a:b] = np.asarray(term_docs[a:b])[order]
-                term_values[a:b] = values[order]
-            progress.update(last_term - first_term)
-            first_term = last_term
     term_docs.flush()
     term_values.flush()
 

@@ -171,13 +171,12 @@ class SparseIndex(SparseSearchIndex):
         self._pending: list[sp.csr_matrix] = []
         self._ids: list[Hashable] = []
         self._position: dict[Hashable, int] = {}
-        # Derived from _store, rebuilt after a merge: the document-major layout, the Seismic index, each term's
-        # smallest and largest decoded weight, and the blocks of block-max pruning (extended after a merge).
+        # Derived from _store, rebuilt after a merge: the document-major layout, the Seismic index, and the
+        # blocks of block-max pruning (rebuilt at the next exact search, keeping the earlier documents' order).
         self._forward: sp.csr_matrix | None = None
         self._approximate: Any = None
         self._approximate_options: dict[str, Any] = {}
         self._forward_view: block_max.Forward | None = None
-        self._term_range: tuple[np.ndarray, np.ndarray] | None = None
         self._blocks: block_max.BlockMax | None = None
         self._block_size = block_max.BLOCK_SIZE
 
@@ -620,23 +619,31 @@ class SparseIndex(SparseSearchIndex):
     def _block_max_top_k(self, terms: np.ndarray, weights: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The exact top k by block-max pruning (the scan's result); a NaN score rescans, which reports it."""
         blocks = self.block_max()
-        low, high = self._term_extremes()
-        positions, values, nan, _ = block_max.search_block_max(
-            blocks, self._forward_arrays(), self._vocab_size, terms, weights, low[terms],
-            np.maximum(np.abs(low[terms]), np.abs(high[terms])), k)
+        store = self._store
+        positions, values, nan, _ = block_max.search_block_max(blocks, store.indptr, store.indices, store.data,
+                                                               self._forward_arrays(), terms, weights, k)
         if nan:
             return exhaustive.top_k(self._score(terms, weights), k)
         return positions, values
 
     def block_max(self) -> block_max.BlockMax:
-        """The blocks of ``mode="exact"`` (:mod:`spladekit.index.block_max`), built on first use: documents
-        added since the last build get blocks of their own."""
+        """The blocks of ``mode="exact"`` (:mod:`spladekit.index.block_max`), built at the first exact search:
+        documents added later are ordered among themselves after the whole blocks of the earlier ones, and
+        every postings list is put in block order (a memory-mapped index is then copied into memory)."""
         self._merge_pending()
-        if self._blocks is None or self._blocks.num_documents < len(self):
-            previous = self._blocks if self._blocks is not None and self._blocks.num_documents else None
-            self._blocks = block_max.build_block_max(self._forward_arrays(), self._vocab_size,
-                                                     self._term_extremes()[1], block_size=self._block_size,
-                                                     previous=previous)
+        if self._blocks is None or self._blocks.num_documents != len(self):
+            previous = None
+            if self._blocks is not None:
+                whole = self._blocks.num_documents // self._block_size * self._block_size
+                previous = np.asarray(self._blocks.order[:whole])
+            order = block_max.block_order(self._forward_arrays(), self._vocab_size, self._block_size, previous)
+            store = self._store
+            if not (store.indices.flags.writeable and store.data.flags.writeable):
+                store = sp.csr_matrix((np.array(store.data), np.array(store.indices), np.array(store.indptr)),
+                                      shape=store.shape)
+            self._blocks = block_max.sort_into_blocks(store.indptr, store.indices, store.data, order,
+                                                      self._decode_codes, block_size=self._block_size)
+            self._store = store
         return self._blocks
 
     def _forward_arrays(self) -> block_max.Forward:
@@ -644,19 +651,6 @@ class SparseIndex(SparseSearchIndex):
             self._forward_view = block_max.Forward.of(self._forward_matrix(),
                                                       self._quantization is Quantization.FLOAT16)
         return self._forward_view
-
-    def _term_extremes(self) -> tuple[np.ndarray, np.ndarray]:
-        """(V,) smallest and largest decoded stored value of each term (0 for terms without postings): the
-        last and first entries of its impact-ordered list."""
-        if self._term_range is None:
-            indptr, data = self._store.indptr, self._store.data
-            low, high = np.zeros(self._vocab_size), np.zeros(self._vocab_size)
-            nonempty = np.flatnonzero(np.diff(indptr))
-            if len(nonempty):
-                high[nonempty] = self._decode_codes(np.asarray(data[indptr[nonempty]]))
-                low[nonempty] = self._decode_codes(np.asarray(data[indptr[nonempty + 1] - 1]))
-            self._term_range = low, high
-        return self._term_range
 
     def _forward_matrix(self) -> sp.csr_matrix:
         """The document-major layout (N, V) of the stored values, term ids ascending per row (built once)."""
@@ -680,13 +674,6 @@ class SparseIndex(SparseSearchIndex):
         if self._quantization is Quantization.INT8:
             values *= self._term_scales[terms]
         return values.astype(self._dtype, copy=False)
-
-    def _impact_sorted(self, store: sp.csr_matrix) -> sp.csr_matrix:
-        """``store`` (V, N) with each row in impact order: decoded weight descending, then position ascending
-        (rows must come in position order; the sort is stable)."""
-        rows = np.repeat(np.arange(store.shape[0]), np.diff(store.indptr))
-        order = np.lexsort((-self._decode_codes(store.data), rows))
-        return sp.csr_matrix((store.data[order], store.indices[order], store.indptr), shape=store.shape)
 
     def _queries_to_csr(self, query_embeddings: SparseInput) -> sp.csr_matrix:
         queries = to_csr(query_embeddings, "query_embeddings", self._dtype)  # (Q, V)
@@ -731,10 +718,10 @@ class SparseIndex(SparseSearchIndex):
             merged = new
         else:
             merged = sp.hstack([self._store, new], format="csr")
-            merged.sort_indices()  # position order, as the impact sort below expects
-        self._store = self._impact_sorted(merged.astype(self._storage_dtype, copy=False))
+            merged.sort_indices()  # position order (block_max() puts the lists in block order)
+        self._store = merged.astype(self._storage_dtype, copy=False)
         self._pending = []
-        self._forward = self._forward_view = self._term_range = None  # derived layouts: rebuilt when next needed
+        self._forward = self._forward_view = None  # derived layouts: rebuilt when next needed
         self._approximate = None
 
     def _encode_int8(self, new: sp.csr_matrix) -> sp.csr_matrix:
@@ -755,7 +742,6 @@ class SparseIndex(SparseSearchIndex):
             factor[grown] = old_scales[grown] / scales[grown]
             recoded = np.rint(store.data * factor[rows]).astype(np.int8)
             self._store = drop_zeros(store, recoded)
-            self._blocks = None  # the stored codes changed: every block is rebuilt
         self._term_scales = scales
         rows = np.repeat(np.arange(self._vocab_size), np.diff(new.indptr))
         codes = np.clip(np.rint(new.data / scales[rows]), -_INT8_LEVELS, _INT8_LEVELS).astype(np.int8)
