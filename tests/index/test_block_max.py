@@ -11,6 +11,13 @@ from spladekit.index import SparseIndex, block_max, reorder
 from .helpers import brute_force_top_k, random_sparse_csr
 
 
+@pytest.fixture(autouse=True)
+def always_prune(monkeypatch):
+    """Prune every query however short its lists and loose its bounds (the index scans those otherwise)."""
+    monkeypatch.setattr(block_max, "SCAN_BELOW_POSTINGS", 0)
+    monkeypatch.setattr(block_max, "MAX_CANDIDATE_SHARE", 1.0)
+
+
 def splade_like(rng, num_docs, vocab, terms, topics=0):
     """Non-negative vectors, rarer terms heavier; with ``topics`` the documents come from that many disjoint-ish
     term groups (what the reordering groups into blocks)."""

@@ -87,14 +87,15 @@ def _visit(b, block_size, order, doc_ptr, doc_terms, doc_values, table, use_tabl
 
 
 @njit(cache=True, nogil=True)
-def block_top_k(terms, weights, bm_ptr, bm_blocks, bm_codes, bm_counts, bm_scales, constant, slack, order,
+def block_top_k(terms, weights, bm_ptr, bm_blocks, bm_codes, bm_counts, bm_starts, bm_scales, constant, slack, order,
                 block_size, term_ptr, term_docs, term_values, doc_ptr, doc_terms, doc_values, table, use_table, k,
-                first_blocks, sums, dense):
+                first_blocks, max_candidates, sums, dense):
     """The exact top ``k`` of one query by block-max pruning (:mod:`spladekit.index.block_max`).
 
     ``sums`` (N,) and ``dense`` (V,) are zero work arrays, returned to zeros. Returns (positions, scores, nan,
     candidates): best first, ties by position; ``nan`` when a score was NaN (the caller rescans to report
-    it); ``candidates`` the number of blocks scored term-at-a-time.
+    it); ``candidates`` the number of blocks scored term-at-a-time, or -1 (nothing returned) when more than
+    ``max_candidates`` blocks would be: the bounds are too loose for this query, and the scan is cheaper.
     """
     num_docs = len(order)
     num_blocks = (num_docs + block_size - 1) // block_size
@@ -130,16 +131,30 @@ def block_top_k(terms, weights, bm_ptr, bm_blocks, bm_codes, bm_counts, bm_scale
     theta = heap_s[0] if size == k else -np.inf
     # Candidates: every block whose bound reaches theta, scored term-at-a-time in ascending term order.
     candidate = upper + slack >= theta
+    if np.count_nonzero(candidate) > max_candidates:
+        return heap_p[:0], heap_s[:0], False, -1
+    chosen = np.nonzero(candidate)[0]  # ascending
     for i in range(len(terms)):
         w = weights[i]
         t = terms[i]
-        at = term_ptr[t]
-        for e in range(bm_ptr[t], bm_ptr[t + 1]):
-            count = bm_counts[e]
-            if candidate[bm_blocks[e]]:
-                for j in range(at, at + count):
+        low = bm_ptr[t]
+        high = bm_ptr[t + 1]
+        base = term_ptr[t]
+        for b in chosen:  # the term's run in block b, if any: binary search from the previous one
+            lo, hi = low, high
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if bm_blocks[mid] < b:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            low = lo
+            if low >= high:
+                break
+            if bm_blocks[low] == b:
+                start = base + bm_starts[low]
+                for j in range(start, start + bm_counts[low]):
                     sums[term_docs[j]] += w * _value(term_values, table, use_table, j)
-            at += count
     size = 0
     scored = 0
     for b in np.nonzero(candidate)[0]:

@@ -24,7 +24,8 @@ Three ways to search (``search(..., mode=...)``):
 * ``"exact"`` (the default): the exhaustive result (same ids, same float64 scores, same tie order) found by
   block-max pruning (:mod:`spladekit.index.block_max`): documents are grouped into blocks of similar ones,
   each block keeps per-term upper bounds of its weights, and only the blocks whose bound can still reach the
-  k-th best score are scored, exactly, from a document-major copy of the vectors (the forward layout).
+  k-th best score are scored, exactly, in the scan's order of additions. Queries whose lists are short
+  (under ``block_max.SCAN_BELOW_POSTINGS`` postings) or whose bounds are too loose are scanned instead.
 * ``"exhaustive"``: the term-at-a-time scan above, the reference.
 * ``"approximate"``: Seismic (:mod:`spladekit.index.seismic`, the ``seismic`` extra), built from the same
   vectors on first use; its recall of the exact top k is below 1 (``benchmarks/index_benchmark.py``).
@@ -599,7 +600,8 @@ class SparseIndex(SparseSearchIndex):
             for terms, weights in zip(np.split(batch.indices, batch.indptr[1:-1]),
                                       np.split(batch.data, batch.indptr[1:-1])):
                 weights = self._query_weights(terms, weights)
-                if mode is SearchMode.EXACT and k < num_docs:
+                if mode is SearchMode.EXACT and k < num_docs and self._postings_of(terms) >= \
+                        block_max.SCAN_BELOW_POSTINGS:
                     positions, values = self._block_max_top_k(terms, weights, k)
                 else:
                     positions, values = exhaustive.top_k(self._score(terms, weights), k)  # (N,) scores -> top k
@@ -616,13 +618,18 @@ class SparseIndex(SparseSearchIndex):
             weights = weights * self._term_scales[terms]  # the term's scale moves onto the query weight
         return weights.astype(np.float64, copy=False)
 
+    def _postings_of(self, terms: np.ndarray) -> int:
+        indptr = self._store.indptr
+        return int((indptr[terms + 1] - indptr[terms]).sum())
+
     def _block_max_top_k(self, terms: np.ndarray, weights: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The exact top k by block-max pruning (the scan's result); a NaN score rescans, which reports it."""
+        """The exact top k by block-max pruning (the scan's result). A query whose bounds are too loose to pay
+        is scanned, and a NaN score rescans, which reports it."""
         blocks = self.block_max()
         store = self._store
-        positions, values, nan, _ = block_max.search_block_max(blocks, store.indptr, store.indices, store.data,
-                                                               self._forward_arrays(), terms, weights, k)
-        if nan:
+        positions, values, nan, scored = block_max.search_block_max(
+            blocks, store.indptr, store.indices, store.data, self._forward_arrays(), terms, weights, k)
+        if nan or scored < 0:
             return exhaustive.top_k(self._score(terms, weights), k)
         return positions, values
 
