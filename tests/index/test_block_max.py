@@ -55,13 +55,13 @@ def visited_blocks(index, queries, k):
     return np.array(counts)
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(3))
 def test_exact_equals_exhaustive_on_random_corpora_for_every_k(seed):
     rng = np.random.default_rng(seed)
-    docs = splade_like(rng, 1500, 400, 25, topics=[0, 8][seed % 2])
-    queries = splade_like(rng, 15, 400, 8, topics=[0, 8][seed % 2])
+    docs = splade_like(rng, 900, 400, 25, topics=[0, 8][seed % 2])
+    queries = splade_like(rng, 12, 400, 8, topics=[0, 8][seed % 2])
     index = SparseIndex.from_embeddings(docs, dtype=[np.float32, np.float64][seed % 2])
-    for k in (1, 2, 10, 31, 32, 33, 100, 1000, 1499, 1500, 5000):
+    for k in (1, 2, 10, 15, 16, 17, 100, 899, 900, 5000):
         exact, exhaustive = both(index, queries, k)
         assert exact == exhaustive  # same ids, same floats, same order
     # and the scan is the dense float64 brute force (an independent computation): same ids, scores to 1e-9
@@ -75,7 +75,7 @@ def test_pruning_skips_most_blocks_of_a_topical_corpus():
     """The bounds do prune: documents of 16 topics, shuffled, are regrouped into blocks, and a query visits a
     small part of them (the exact result all the same)."""
     rng = np.random.default_rng(0)
-    docs, queries = splade_like(rng, 8000, 1600, 30, topics=16), splade_like(rng, 20, 1600, 10, topics=16)
+    docs, queries = splade_like(rng, 4000, 1600, 30, topics=16), splade_like(rng, 20, 1600, 10, topics=16)
     index = SparseIndex.from_embeddings(docs)
     exact, exhaustive = both(index, queries, 10)
     assert exact == exhaustive

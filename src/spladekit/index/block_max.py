@@ -136,20 +136,24 @@ class Forward:
 
 
 def block_order(forward: Forward, vocab_size: int, block_size: int = BLOCK_SIZE,
-                previous: np.ndarray | None = None) -> np.ndarray:
+                previous: np.ndarray | None = None, chunk_postings: int = 8_000_000) -> np.ndarray:
     """Document positions in block order: similar documents together (:mod:`reorder`). With ``previous`` (the
     order of the first documents, whole blocks), those keep their places and the others are ordered among
-    themselves after them."""
+    themselves after them. Documents are decoded about ``chunk_postings`` postings at a time (the sample the
+    sketch basis is fitted on included), so memory holds the sketches and one chunk."""
     num_docs = len(forward.ptr) - 1
+    mean_length = max(float(forward.ptr[-1]) / max(num_docs, 1), 1.0)
+    step = max(block_size, int(chunk_postings / mean_length))
     if previous is None:
-        sketches = reorder.sketch_documents(lambda a, b: forward.rows(a, b, vocab_size), num_docs, vocab_size)
+        sketches = reorder.sketch_documents(lambda a, b: forward.rows(a, b, vocab_size), num_docs, vocab_size,
+                                            step=step, sample=min(reorder.SAMPLE, step))
         order = reorder.bisection_order(sketches, block_size)
     else:
         rest = np.ones(num_docs, dtype=bool)
         rest[np.asarray(previous)] = False
         rest = np.flatnonzero(rest)
         sketches = reorder.sketch_documents(lambda a, b: forward.rows_at(rest[a:b], vocab_size), len(rest),
-                                            vocab_size)
+                                            vocab_size, step=step, sample=min(reorder.SAMPLE, step))
         order = np.concatenate((np.asarray(previous, dtype=np.int64),
                                 rest[reorder.bisection_order(sketches, block_size)]))
     return order.astype(np.int32 if num_docs < 2**31 else np.int64)
@@ -180,51 +184,61 @@ def sort_into_blocks(term_ptr: np.ndarray, term_docs: np.ndarray, term_values: n
     num_blocks = -(-num_docs // block_size)
     low, high, scales = np.zeros(vocab_size), np.zeros(vocab_size), np.zeros(vocab_size)
     runs = np.zeros(vocab_size, dtype=np.int64)
-    pieces = []
-    first_term = 0
-    while first_term < vocab_size:  # pass 1: sort each list by rank, find its runs
-        last_term = int(np.searchsorted(term_ptr, term_ptr[first_term] + chunk_postings, side="right")) - 1
-        last_term = min(max(last_term, first_term + 1), vocab_size)
-        a, z = int(term_ptr[first_term]), int(term_ptr[last_term])
-        if z > a:
-            lengths = np.diff(np.asarray(term_ptr[first_term:last_term + 1]))
-            rows = np.repeat(np.arange(first_term, last_term), lengths)
-            docs = np.asarray(term_docs[a:z])
-            ranks = rank[docs]
-            by_rank = np.lexsort((ranks, rows))
-            docs, ranks, stored = docs[by_rank], ranks[by_rank], np.asarray(term_values[a:z])[by_rank]
-            term_docs[a:z] = docs
-            term_values[a:z] = stored
-            values = decode(stored)
-            starts = np.flatnonzero(lengths)
-            list_starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))[starts]
-            terms = first_term + starts
-            high[terms] = np.maximum.reduceat(values, list_starts)
-            low[terms] = np.minimum.reduceat(values, list_starts)
-            scales[terms] = np.maximum(high[terms], 0.0) * _SCALE_MARGIN / _CODES
-            key = rows * num_blocks + ranks // block_size
-            run_starts = np.flatnonzero(np.diff(key, prepend=-1))
-            run_terms = rows[run_starts]
-            maxima = np.maximum(np.maximum.reduceat(values, run_starts), 0.0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                codes = np.where(maxima > 0, np.ceil(maxima / scales[run_terms]), 0.0)
-            runs += np.bincount(run_terms, minlength=vocab_size)
-            pieces.append(((ranks[run_starts] // block_size).astype(np.int32),
-                           np.clip(codes, 0, _CODES).astype(np.uint8),
-                           np.diff(np.append(run_starts, len(key))).astype(np.uint8),
-                           (a + run_starts - np.asarray(term_ptr)[run_terms]).astype(np.int32)))
-        first_term = last_term
+    # Pass 1: sort each list by rank (in place), the terms' extremes and number of runs. Pass 2 reads the
+    # sorted lists again and writes the runs, so that memory holds one chunk, never all the runs.
+    for first_term, last_term, rows, a, z in _term_ranges(term_ptr, chunk_postings):
+        docs = np.asarray(term_docs[a:z])
+        ranks = rank[docs]
+        by_rank = np.lexsort((ranks, rows))
+        docs, ranks, stored = docs[by_rank], ranks[by_rank], np.asarray(term_values[a:z])[by_rank]
+        term_docs[a:z] = docs
+        term_values[a:z] = stored
+        values = decode(stored)
+        lengths = np.diff(np.asarray(term_ptr[first_term:last_term + 1]))
+        starts = np.flatnonzero(lengths)
+        list_starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))[starts]
+        terms = first_term + starts
+        high[terms] = np.maximum.reduceat(values, list_starts)
+        low[terms] = np.minimum.reduceat(values, list_starts)
+        scales[terms] = np.maximum(high[terms], 0.0) * _SCALE_MARGIN / _CODES
+        run_starts = np.flatnonzero(np.diff(rows * num_blocks + ranks // block_size, prepend=-1))
+        runs += np.bincount(rows[run_starts], minlength=vocab_size)
     ptr = np.zeros(vocab_size + 1, dtype=np.int64)
     np.cumsum(runs, out=ptr[1:])
     names = ("block_ids", "block_codes", "block_counts", "block_starts")
     arrays = {name: allocate(name, np.dtype(dtype), int(ptr[-1])) for name, dtype in
               zip(names, (np.int32, np.uint8, np.uint8, np.int32))}
-    at = 0
-    for piece in pieces:  # term ranges in order: the runs' arrays are concatenated
-        for name, values in zip(names, piece):
-            arrays[name][at:at + len(values)] = values
-        at += len(piece[0])
+    for first_term, _, rows, a, z in _term_ranges(term_ptr, chunk_postings):  # pass 2
+        ranks = rank[np.asarray(term_docs[a:z])]
+        values = decode(np.asarray(term_values[a:z]))
+        key = rows * num_blocks + ranks // block_size
+        run_starts = np.flatnonzero(np.diff(key, prepend=-1))
+        run_terms = rows[run_starts]
+        maxima = np.maximum(np.maximum.reduceat(values, run_starts), 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            codes = np.where(maxima > 0, np.ceil(maxima / scales[run_terms]), 0.0)
+        at = int(ptr[first_term])
+        piece = ((ranks[run_starts] // block_size).astype(np.int32), np.clip(codes, 0, _CODES).astype(np.uint8),
+                 np.diff(np.append(run_starts, len(key))).astype(np.uint8),
+                 (a + run_starts - np.asarray(term_ptr)[run_terms]).astype(np.int32))
+        for name, part in zip(names, piece):
+            arrays[name][at:at + len(part)] = part
     return BlockMax(block_size, np.asarray(order), ptr, *(arrays[name] for name in names), scales, low, high)
+
+
+def _term_ranges(term_ptr: np.ndarray, chunk_postings: int):
+    """Consecutive term ranges holding at most ``chunk_postings`` postings each (at least one term), with
+    postings: (first_term, last_term, term of each posting, first posting, end)."""
+    vocab_size = len(term_ptr) - 1
+    first_term = 0
+    while first_term < vocab_size:
+        last_term = int(np.searchsorted(term_ptr, term_ptr[first_term] + chunk_postings, side="right")) - 1
+        last_term = min(max(last_term, first_term + 1), vocab_size)
+        a, z = int(term_ptr[first_term]), int(term_ptr[last_term])
+        if z > a:
+            lengths = np.diff(np.asarray(term_ptr[first_term:last_term + 1]))
+            yield first_term, last_term, np.repeat(np.arange(first_term, last_term), lengths), a, z
+        first_term = last_term
 
 
 def _kernels():

@@ -33,11 +33,10 @@ from tqdm.auto import tqdm
 
 from spladekit.index import block_max, storage
 from spladekit.index._vectors import SparseInput, check_json_ids, resolve_ids, to_csr
+from spladekit.index.quantization import INT8_LEVELS
 from spladekit.index.static_pruning import kept_indptr, prune
 
 __all__ = ["build_index_directory"]
-
-_INT8_LEVELS = 127
 
 
 def build_index_directory(
@@ -118,7 +117,7 @@ def build_index_directory(
         raw_values = _raw_array(os.path.join(raw, "values"), forward_dtype, int(doc_ptr[-1]))
         scales = None
         if store_float:
-            scales = term_max / _INT8_LEVELS  # in dtype, as SparseIndex computes them
+            scales = term_max / INT8_LEVELS  # in dtype, as SparseIndex computes them
             doc_terms, raw_values, doc_ptr = _code_int8(staged, doc_terms, raw_values, doc_ptr, scales,
                                                         chunk_postings)
         # The document-major arrays, as .npy files (the forward pass wrote raw bytes: its length was unknown).
@@ -155,7 +154,7 @@ def _write_blocks(staged: storage.StagedDirectory, doc_ptr: np.ndarray, doc_term
     if len(doc_ptr) == 1:
         return block_max.BLOCK_SIZE
     forward = block_max.Forward(np.asarray(doc_ptr, dtype=np.int64), doc_terms, doc_values, quantization == "fp16")
-    order = block_max.block_order(forward, vocab_size)
+    order = block_max.block_order(forward, vocab_size, chunk_postings=chunk_postings)
     term_ptr = storage.load_array(os.path.join(staged.folder, staged.names["term_ptr"]), mmap=True)
     term_docs, term_values = (np.load(os.path.join(staged.folder, staged.names[key]), mmap_mode="r+")
                               for key in ("term_docs", "term_values"))
@@ -193,7 +192,7 @@ def _code_int8(staged: storage.StagedDirectory, doc_terms: np.ndarray, values: n
         for first, last in _doc_ranges(doc_ptr, chunk_postings):
             a, b = doc_ptr[first], doc_ptr[last]
             terms, weights = np.asarray(doc_terms[a:b]), np.asarray(values[a:b])
-            code = np.clip(np.rint(weights / scales[terms]), -_INT8_LEVELS, _INT8_LEVELS).astype(np.int8)
+            code = np.clip(np.rint(weights / scales[terms]), -INT8_LEVELS, INT8_LEVELS).astype(np.int8)
             keep = code != 0
             rows = np.repeat(np.arange(first, last), np.diff(doc_ptr[first:last + 1]))
             kept += np.bincount(rows[keep], minlength=num_docs)

@@ -30,13 +30,13 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["SKETCH_DIMS", "bisection_order", "fit_sketch_basis", "sketch_rows"]
+__all__ = ["SAMPLE", "SKETCH_DIMS", "bisection_order", "fit_sketch_basis", "sketch_rows"]
 
 SKETCH_DIMS = 32
-_SAMPLE = 20_000  # documents the SVD basis is fitted on
+SAMPLE = 20_000  # documents the SVD basis is fitted on
 _POWER_ITERATIONS = 4
 _REFINEMENTS = 2  # 2-means rounds after the principal split
-_ROWS_PER_STEP = 262_144  # sketch rows handled at a time (bounds the temporaries)
+_ROWS_PER_STEP = 4_096  # sketch rows handled at a time (bounds the temporaries)
 
 
 def _normalized(rows: sp.csr_matrix) -> sp.csr_matrix:
@@ -72,16 +72,19 @@ def sketch_rows(rows: sp.csr_matrix, basis: np.ndarray) -> np.ndarray:
     return np.asarray(_normalized(rows) @ basis, dtype=np.float32)
 
 
-def _segment_sums(values: np.ndarray, starts: np.ndarray, num_rows: int) -> np.ndarray:
-    """Per-segment sums of ``values`` (N, ...) over the contiguous segments starting at ``starts`` (ascending,
-    first 0), a bounded number of rows at a time."""
-    out = np.zeros((len(starts),) + values.shape[1:], dtype=np.float64)
+def _segment_sums(rows: Callable[[int, int], np.ndarray], starts: np.ndarray, num_rows: int) -> np.ndarray:
+    """Per-segment sums of the (N, d) rows ``rows(a, b)`` (rows ``a .. b - 1``, made a bounded number at a time)
+    over the contiguous segments starting at ``starts`` (ascending, first 0)."""
+    out = None
     for a in range(0, num_rows, _ROWS_PER_STEP):
         b = min(num_rows, a + _ROWS_PER_STEP)
+        values = rows(a, b)
+        if out is None:
+            out = np.zeros((len(starts),) + values.shape[1:], dtype=np.float64)
         first = int(np.searchsorted(starts, a, side="right")) - 1
         last = int(np.searchsorted(starts, b, side="left"))  # segments [first, last) overlap [a, b)
         local = np.maximum(starts[first:last], a) - a
-        out[first:last] += np.add.reduceat(values[a:b], local, axis=0)
+        out[first:last] += np.add.reduceat(values, local, axis=0)
     return out
 
 
@@ -118,11 +121,12 @@ def bisection_order(sketches: np.ndarray, block_size: int, seed: int = 0) -> np.
             return perm
         node = np.repeat(np.arange(len(starts)), sizes)  # (N,) segment of each row
         counts = sizes[:, None].astype(np.float64)
-        center = (_segment_sums(x, starts, num_docs) / counts).astype(np.float32)  # (S, d)
+        center = (_segment_sums(lambda a, b: x[a:b], starts, num_docs) / counts).astype(np.float32)  # (S, d)
         direction = rng.standard_normal(center.shape).astype(np.float32)
         for _ in range(_POWER_ITERATIONS):  # the principal direction of each segment
             p = _projections(x, node, center, direction)
-            direction = _segment_sums(_weighted(x, node, center, p), starts, num_docs).astype(np.float32)
+            weighted = lambda a, b, c=center, n=node, p=p: (x[a:b] - c[n[a:b]]) * p[a:b, None].astype(np.float32)
+            direction = _segment_sums(weighted, starts, num_docs).astype(np.float32)
             direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-30)
         p = _projections(x, node, center, direction)
         blocks = -(-sizes // block_size)
@@ -133,8 +137,8 @@ def bisection_order(sketches: np.ndarray, block_size: int, seed: int = 0) -> np.
             if refinement == _REFINEMENTS:
                 break
             # 2-means step: split along the difference of the two halves' centroids, at the same sizes.
-            left_sum = _segment_sums(np.where(is_left[:, None], x, 0), starts, num_docs)
-            right_sum = _segment_sums(np.where(is_left[:, None], 0, x), starts, num_docs)
+            left_sum = _segment_sums(lambda a, b, m=is_left: np.where(m[a:b, None], x[a:b], 0), starts, num_docs)
+            right_sum = _segment_sums(lambda a, b, m=is_left: np.where(m[a:b, None], 0, x[a:b]), starts, num_docs)
             right = np.maximum(sizes - left, 1)[:, None]
             direction = (left_sum / np.maximum(left, 1)[:, None] - right_sum / right).astype(np.float32)
             p = -_projections(x, node, center, direction)  # the left half is the one nearest the first centroid
@@ -143,14 +147,6 @@ def bisection_order(sketches: np.ndarray, block_size: int, seed: int = 0) -> np.
         x[:] = x[order]
         new_starts = bounds[:-1][splitting] + left[splitting]
         starts = np.sort(np.concatenate((starts, new_starts)))
-
-
-def _weighted(x: np.ndarray, node: np.ndarray, center: np.ndarray, p: np.ndarray) -> np.ndarray:
-    out = np.empty_like(x)
-    for a in range(0, len(x), _ROWS_PER_STEP):
-        b = min(len(x), a + _ROWS_PER_STEP)
-        out[a:b] = (x[a:b] - center[node[a:b]]) * p[a:b, None].astype(np.float32)
-    return out
 
 
 def _rank_within(p: np.ndarray, node: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -162,10 +158,11 @@ def _rank_within(p: np.ndarray, node: np.ndarray, starts: np.ndarray) -> np.ndar
 
 
 def sketch_documents(read_rows: Callable[[int, int], sp.csr_matrix], num_docs: int, vocab_size: int,
-                     dims: int = SKETCH_DIMS, step: int = 50_000, seed: int = 0) -> np.ndarray:
+                     dims: int = SKETCH_DIMS, step: int = 50_000, seed: int = 0,
+                     sample: int = SAMPLE) -> np.ndarray:
     """(N, dims) sketches of ``num_docs`` documents read ``step`` at a time by ``read_rows(a, b)`` (decoded
-    (b - a, V) rows); the basis is fitted on an evenly spaced sample of at most 20,000 of them."""
-    take = np.unique(np.linspace(0, num_docs - 1, min(num_docs, _SAMPLE)).astype(np.int64))
+    (b - a, V) rows); the basis is fitted on an evenly spaced ``sample`` of them (at most 20,000 by default)."""
+    take = np.unique(np.linspace(0, num_docs - 1, min(num_docs, max(sample, 1))).astype(np.int64))
     sample = sp.vstack(list(_sample_rows(read_rows, take, num_docs, step)), format="csr") if num_docs else \
         sp.csr_matrix((0, vocab_size), dtype=np.float32)
     basis = fit_sketch_basis(sample, dims, seed)

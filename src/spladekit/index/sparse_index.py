@@ -67,6 +67,7 @@ from spladekit.index._vectors import (
     to_csr,
 )
 from spladekit.index.base import Hits, SparseSearchIndex
+from spladekit.index.quantization import encode_int8
 from spladekit.index.static_pruning import drop_zeros, prune
 
 __all__ = ["Quantization", "SearchMode", "SparseIndex"]
@@ -74,7 +75,6 @@ __all__ = ["Quantization", "SearchMode", "SparseIndex"]
 _FORMAT = "spladekit.SparseIndex"
 # 3: format 2 plus the block-max arrays; 2: one .npy per array; 1: one safetensors file (2 and 1 still load)
 _FORMAT_VERSION = 3
-_INT8_LEVELS = 127  # symmetric codes -127..127, so that negative weights keep their sign
 _FP16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -104,7 +104,7 @@ class SparseIndex(SparseSearchIndex):
     negative ones included; NaN and infinite weights are rejected.
 
     Storage: a (vocab_size, num_documents) CSR matrix whose row ``t`` is the postings list of term ``t``
-    (document positions and weights) in impact order (weight descending, then position), and, built when
+    (document positions and weights; in block order once exact mode has built its blocks), and, built when
     ``mode="exact"`` first needs it, the same weights document-major (num_documents, vocab_size). Documents
     added with :meth:`add` are merged on the next search, so many small additions cost one rebuild. With
     ``quantization`` the weights are stored as fp16 or int8 codes; :attr:`postings` returns them decoded, in
@@ -378,7 +378,7 @@ class SparseIndex(SparseSearchIndex):
             top_k: number of documents per query; all documents when the index holds fewer.
             batch_size: queries taken from ``query_embeddings`` at a time. Each query is scored on its own
                 (exhaustive: into one dense (num_documents,) score vector), so memory does not grow with it.
-            mode: ``"exact"`` (default; pruned, always equal to ``"exhaustive"``), ``"exhaustive"`` or
+            mode: ``"exact"`` (default; block-max pruning, always equal to ``"exhaustive"``), ``"exhaustive"`` or
                 ``"approximate"`` (Seismic, built on first use: see :meth:`build_approximate`).
 
         Returns:
@@ -496,7 +496,7 @@ class SparseIndex(SparseSearchIndex):
         """The inverted index: a (vocab_size, num_documents) CSR matrix in ``dtype``; row ``t`` holds term
         ``t``'s postings (``indices``: document positions, ascending; ``data``: weights). For a quantized index
         this is a decoded copy (the weights as the search sees them). A copy in position order: the index keeps
-        each list in impact order."""
+        each list in block order."""
         self._merge_pending()
         store = self._store
         terms = np.repeat(np.arange(self._vocab_size), np.diff(store.indptr))
@@ -553,8 +553,9 @@ class SparseIndex(SparseSearchIndex):
     def nbytes(self) -> int:
         """Bytes held by the postings arrays (weights, document positions, term offsets, int8 scales); ids not
         counted. Documents added since the last search count in full precision until they are merged.
-        ``mode="exact"`` adds a document-major copy of about the same size when it first prunes (saved indexes
-        hold both on disk). Memory-mapped arrays count although they stay on disk."""
+        ``mode="exact"`` adds a document-major copy of about the same size and its block arrays (about 10 bytes
+        per (term, block) run) when it first searches (saved indexes hold all of them on disk).
+        Memory-mapped arrays count although they stay on disk."""
         matrices = [self._store, *self._pending]
         total = sum(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes for m in matrices)
         return total + (self._term_scales.nbytes if self._term_scales is not None else 0)
@@ -718,7 +719,7 @@ class SparseIndex(SparseSearchIndex):
             half = new.data.astype(np.float16)
             new = drop_zeros(new, half.view(np.uint16), keep=half != 0)  # -0.0 is a zero with bits set
         elif self._quantization is Quantization.INT8:
-            new = self._encode_int8(new)
+            self._store, new, self._term_scales = encode_int8(self._store, new, self._term_scales)
         else:
             new = new.astype(self._dtype, copy=False)
         if self._store.shape[1] == 0:
@@ -730,26 +731,3 @@ class SparseIndex(SparseSearchIndex):
         self._pending = []
         self._forward = self._forward_view = None  # derived layouts: rebuilt when next needed
         self._approximate = None
-
-    def _encode_int8(self, new: sp.csr_matrix) -> sp.csr_matrix:
-        """int8 codes of ``new`` (V, n); grows the per-term scales first (re-coding the stored postings of the
-        terms whose maximum grew, which adds at most half a new step of error to them)."""
-        magnitudes = np.abs(new.data)
-        row_max = np.zeros(self._vocab_size, dtype=self._dtype)
-        nonempty = np.flatnonzero(np.diff(new.indptr))
-        if len(nonempty):
-            row_max[nonempty] = np.maximum.reduceat(magnitudes, new.indptr[nonempty])
-        old_scales = self._term_scales
-        scales = np.maximum(old_scales, row_max / _INT8_LEVELS)
-        store = self._store
-        grown = (scales > old_scales) & (old_scales > 0)
-        if store.nnz and grown.any():
-            rows = np.repeat(np.arange(self._vocab_size), np.diff(store.indptr))
-            factor = np.ones(self._vocab_size, dtype=self._dtype)
-            factor[grown] = old_scales[grown] / scales[grown]
-            recoded = np.rint(store.data * factor[rows]).astype(np.int8)
-            self._store = drop_zeros(store, recoded)
-        self._term_scales = scales
-        rows = np.repeat(np.arange(self._vocab_size), np.diff(new.indptr))
-        codes = np.clip(np.rint(new.data / scales[rows]), -_INT8_LEVELS, _INT8_LEVELS).astype(np.int8)
-        return drop_zeros(new, codes)
