@@ -27,7 +27,7 @@ from spladekit.modules.router import Router
 from spladekit.modules.sparse_auto_encoder import SparseAutoEncoder
 from spladekit.multi_process import MultiProcessPool, encode_with_pool
 from spladekit.peft_adapters import PeftAdapterMixin
-from spladekit.staging import staging_dir
+from spladekit.staging import as_os_error, staging_dir
 from spladekit.sparse_ops import SimilarityFunction, top_k_entries
 
 logger = logging.getLogger(__name__)
@@ -566,8 +566,11 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.rename(tmp, path)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            os_error = as_os_error(exc, path)  # e.g. a full disk, reported by safetensors in its own type
+            if os_error is not None:
+                raise os_error from exc
             raise
 
     save_pretrained = save

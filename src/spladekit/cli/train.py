@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -11,6 +10,7 @@ from typing import Any
 from datasets import Dataset
 
 from spladekit import losses as losses_module
+from spladekit.checks import check_positive_int
 from spladekit.cli.config import (
     Architecture,
     ConfigKeyError,
@@ -19,6 +19,7 @@ from spladekit.cli.config import (
     ModelConfig,
     TrainConfig,
 )
+from spladekit.cli.outputs import RunFolder
 from spladekit.data import load_beir, load_beir_corpus, load_beir_pairs
 from spladekit.evaluation import SequentialEvaluator, SparseInformationRetrievalEvaluator
 from spladekit.losses import SpladeLoss
@@ -39,6 +40,10 @@ from spladekit.training import (
 )
 
 logger = logging.getLogger(__name__)
+
+# Log every 2% of the run (transformers reads a logging_steps below 1 as a share of the steps): a curve with about
+# 50 points whatever the run's length, where the default of every 500 steps draws a short run as a single dot.
+DEFAULT_LOGGING_STEPS = 0.02
 
 
 def _loss_classes() -> dict[str, type]:
@@ -152,16 +157,20 @@ def build_callbacks(config: LossConfig, loss: Any) -> list[SpladeTargetSparsityC
 def build_evaluators(config: TrainConfig) -> SequentialEvaluator | SparseInformationRetrievalEvaluator | None:
     if config.evaluation is None or not config.evaluation.beir:
         return None
+    check_positive_int(config.evaluation.batch_size, "evaluation.batch_size")
+    max_queries = check_positive_int(config.evaluation.max_queries, "evaluation.max_queries",
+                                     "the number of queries to evaluate on; null for all", allow_none=True)
     evaluators = []
     for folder in config.evaluation.beir:
         corpus, queries, relevant = load_beir(folder, split=config.evaluation.split)
-        if config.evaluation.max_queries is not None:
-            keep = sorted(queries)[: config.evaluation.max_queries]
+        if max_queries is not None:
+            keep = sorted(queries)[:max_queries]
             queries = {q: queries[q] for q in keep}
             relevant = {q: relevant[q] for q in keep}
         name = f"{os.path.basename(os.path.normpath(folder))}-{config.evaluation.split}"
         evaluators.append(SparseInformationRetrievalEvaluator(queries, corpus, relevant, name=name,
-                                                              batch_size=config.evaluation.batch_size))
+                                                              batch_size=config.evaluation.batch_size,
+                                                              show_progress_bar=True))
     return evaluators[0] if len(evaluators) == 1 else SequentialEvaluator(evaluators)
 
 
@@ -170,13 +179,34 @@ def _main_scores(evaluator: Any, metrics: dict[str, float]) -> dict[str, float]:
     return {m.primary_metric: metrics[m.primary_metric] for m in members if m.primary_metric in metrics}
 
 
-def run_train(config: TrainConfig) -> dict[str, Any]:
-    """Trains as configured; writes the model, its card, metrics.json and plots to the output folder."""
+def _resume_request(flag: bool | str | None, configured: Any) -> bool | str | None:
+    """``--resume [CHECKPOINT]`` or the config's ``training.resume_from_checkpoint`` (true, or a checkpoint
+    folder), which transformers leaves to scripts to act on: here it means the same as the flag."""
+    if configured is not None and not isinstance(configured, (bool, str)):
+        raise ConfigKeyError(f"training.resume_from_checkpoint is {configured!r}; give true (the newest complete "
+                             "checkpoint), a checkpoint folder, or use --resume [CHECKPOINT].")
+    if flag:
+        if configured and configured != flag:
+            logger.warning(f"--resume {flag} replaces training.resume_from_checkpoint={configured!r}.")
+        return flag
+    return configured or None
+
+
+def run_train(config: TrainConfig, overwrite: bool = False, resume: bool | str | None = None) -> dict[str, Any]:
+    """Trains as configured; writes the model, its card, metrics.json and plots to the output folder.
+
+    The run trains in ``OUTPUT_DIR.partial`` and becomes ``OUTPUT_DIR`` by one rename once complete (see
+    :mod:`spladekit.cli.outputs`): a finished run is replaced only with ``overwrite``; ``resume`` (True: the newest
+    complete checkpoint, or a checkpoint folder) continues an interrupted run."""
     training = dict(config.training)
+    resume = _resume_request(resume, training.pop("resume_from_checkpoint", None))
     training.setdefault("output_dir", "runs/spladekit")
     training.setdefault("report_to", [])
     training.setdefault("save_strategy", "no")
-    output_dir = training["output_dir"]
+    training.setdefault("logging_steps", DEFAULT_LOGGING_STEPS)
+    folder = RunFolder(training["output_dir"], overwrite=overwrite)
+    checkpoint = folder.prepare(resume)  # refuses, or cleans up, before anything is loaded
+    training["output_dir"] = folder.partial
     dataset = load_training_data(config.data)
     corpus = None
     if config.model.architecture is Architecture.INFERENCE_FREE and len(dataset.column_names) > 1:
@@ -206,16 +236,22 @@ def run_train(config: TrainConfig) -> dict[str, Any]:
         raise ConfigKeyError(f"training: {exc}. The keys of training are SparseEncoderTrainingArguments fields.") \
             from None
     report: dict[str, Any] = {"train_rows": len(dataset), "columns": dataset.column_names}
+    if checkpoint is not None:
+        report["resumed_from"] = os.path.basename(checkpoint)
     if evaluator is not None and config.evaluation.before:
-        start = time.time()
-        report["before"] = _main_scores(evaluator, evaluator(model))
-        report["eval_seconds_before"] = round(time.time() - start, 1)
+        before = folder.load_before() if checkpoint is not None else None
+        if before is None:
+            start = time.time()
+            before = {"before": _main_scores(evaluator, evaluator(model)),
+                      "eval_seconds_before": round(time.time() - start, 1)}
+            folder.save_before(before)
+        report.update(before)
     loss = build_loss(config.loss, model)
     trainer = SparseEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
                                    evaluator=evaluator if config.evaluation and config.evaluation.during else None,
                                    callbacks=build_callbacks(config.loss, loss))
     start = time.time()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=checkpoint)
     report["train_seconds"] = round(time.time() - start, 1)
     if evaluator is not None:
         start = time.time()
@@ -224,15 +260,13 @@ def run_train(config: TrainConfig) -> dict[str, Any]:
         report["eval_seconds_after"] = round(time.time() - start, 1)
         report["sparsity"] = {k: v for k, v in metrics.items() if "active_dims" in k}
         model.model_card_data.add_eval_results(evaluator.name or "evaluation", metrics)
-    model_dir = os.path.join(output_dir, "model")
-    model.save(model_dir)
-    report["model_dir"] = model_dir
-    report["log_history"] = trainer.state.log_history
+    log_history = trainer.state.log_history
+    report["log_history"] = log_history
+    save_plots = None
     if config.plots:
         from spladekit.cli.plots import save_training_plots
 
-        report["plots"] = save_training_plots(trainer.state.log_history, output_dir)
-    os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, "metrics.json"), "w", encoding="utf8") as f:
-        json.dump(report, f, indent=2)
-    return report
+        def save_plots(plots_dir: str) -> list[str]:
+            return save_training_plots(log_history, plots_dir)
+
+    return folder.commit(model.save, report, save_plots)

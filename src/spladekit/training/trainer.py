@@ -440,7 +440,8 @@ class SparseEncoderTrainer(Trainer):
         """Logs ``logs``, adding the mean of each loss term (base loss, regularizers) since the last log."""
         split = "eval" if any(key.startswith("eval_") for key in logs) and "loss" not in logs else "train"
         terms = self.accum_loss_components[split]
-        if terms and ("loss" in logs or any(key.endswith("_loss") for key in logs)):
+        # Not the end-of-run summary (its "train_loss" is the run's mean): the terms belong to logged steps.
+        if terms and ("loss" in logs if split == "train" else any(key.endswith("_loss") for key in logs)):
             prefix = "" if split == "train" else self._eval_prefix(logs)
             for name, values in terms.items():
                 if values:

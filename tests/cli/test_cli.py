@@ -10,56 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from spladekit import SparseEncoder
 from spladekit.cli import main
 from spladekit.cli.config import ConfigKeyError, load_train_config
 
-DOCS = {f"d{i}": f"document {i} about topic {i % 4}: {'alpha beta gamma delta'.split()[i % 4]} facts {i}"
-        for i in range(16)}
-QUERIES = {f"q{i}": f"which document covers topic {i % 4} {'alpha beta gamma delta'.split()[i % 4]}?"
-           for i in range(12)}
-
-
-@pytest.fixture()
-def beir_folder(tmp_path) -> Path:
-    folder = tmp_path / "beir"
-    (folder / "qrels").mkdir(parents=True)
-    with open(folder / "corpus.jsonl", "w") as f:
-        for doc_id, text in DOCS.items():
-            f.write(json.dumps({"_id": doc_id, "title": "", "text": text}) + "\n")
-    with open(folder / "queries.jsonl", "w") as f:
-        for qid, text in QUERIES.items():
-            f.write(json.dumps({"_id": qid, "text": text}) + "\n")
-    for split, qids in (("train", list(QUERIES)[:8]), ("test", list(QUERIES)[8:])):
-        with open(folder / "qrels" / f"{split}.tsv", "w") as f:
-            f.write("query-id\tcorpus-id\tscore\n")
-            for qid in qids:
-                i = int(qid[1:])
-                f.write(f"{qid}\td{i}\t1\n")
-    return folder
-
-
-@pytest.fixture()
-def saved_tiny(tiny_splade, tmp_path) -> str:
-    tiny_splade.max_seq_length = 32
-    tiny_splade.save(str(tmp_path / "tiny"))
-    return str(tmp_path / "tiny")
-
-
-def write_config(tmp_path, model, beir, **extra) -> Path:
-    config = {"model": {"name_or_path": model},
-              "data": {"beir": str(beir), "split": "train"},
-              "training": {"output_dir": str(tmp_path / "run"), "max_steps": 3, "per_device_train_batch_size": 4,
-                           "learning_rate": 1e-3, "logging_steps": 1, "use_cpu": True, "seed": 3},
-              "evaluation": {"beir": [str(beir)], "split": "test"}}
-    for key, value in extra.items():
-        config.setdefault(key, {}).update(value)
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
+from .helpers import DOCS, write_config
 
 def test_train_writes_model_metrics_and_plots(saved_tiny, beir_folder, tmp_path, capsys):
     config = write_config(tmp_path, saved_tiny, beir_folder)
@@ -82,7 +38,7 @@ def test_train_writes_model_metrics_and_plots(saved_tiny, beir_folder, tmp_path,
     plots = {Path(p).name for p in metrics["plots"]}
     assert {"loss.png", "regularizers.png"} <= plots
     for name in plots:
-        assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (run / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (run / "model" / "README.md").exists()
 
 
@@ -252,7 +208,7 @@ def test_example_configs_are_valid(name):
     from spladekit.index import mine_hard_negatives
     from spladekit.training import SpladeTargetSparsityCallback
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     config = load_train_config(str(root / "examples" / name))
     assert Path(config.model.name_or_path).samefile(root / "assets" / "models" / "splade-tiny")
     assert Path(config.data.beir).samefile(root / "assets" / "data" / "scifact") and config.data.split == "train"
