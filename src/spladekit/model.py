@@ -18,6 +18,7 @@ from tqdm.auto import trange
 
 from spladekit import compat, sparse_ops
 from spladekit.backends import Backend, load_backend, split_backend_kwargs
+from spladekit.checks import warn_blank_texts
 from spladekit.loading import load_modules, resolve_model_path
 from spladekit.model_card import SparseEncoderModelCardData, generate_model_card
 from spladekit.modules.fused_splade_head import run_modules
@@ -369,6 +370,7 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
         Returns: the vectors, in input order.
         """
         texts, single = _check_texts(sentences)
+        warn_blank_texts(texts)
         precision = ComputePrecision.parse(precision)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")

@@ -7,6 +7,7 @@ import errno
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 from spladekit.checks import check_positive_int
@@ -117,6 +118,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    with warnings.catch_warnings():
+        # A library's warning as one line naming the command, not a source path and line of spladekit.
+        warnings.showwarning = lambda message, category, *_args, **_kwargs: print(
+            f"spladekit {args.command}: warning: {message}", file=sys.stderr)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if args.command == "train":
             from spladekit.cli.config import load_train_config

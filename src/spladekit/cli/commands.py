@@ -2,47 +2,60 @@
 
 from __future__ import annotations
 
-import gzip
 import json
+import logging
 import os
+import warnings
 from typing import Any
 
 import torch
 
+from spladekit.checks import BlankTextWarning, blank_positions, check_positive_int
 from spladekit.data import load_beir
+from spladekit.data.lines import iter_lines
 from spladekit.evaluation import SparseInformationRetrievalEvaluator
 from spladekit.model import SparseEncoder
 
 SAMPLE_TEXTS = ["What causes the common cold?",
                 "The common cold is a viral infection of the nose and throat, mostly caused by rhinoviruses."]
+logger = logging.getLogger(__name__)
 REPORTED_METRICS = ("ndcg@10", "mrr@10", "map@100", "recall@10", "recall@100", "precision@1")
 
 
 def read_texts(path: str) -> tuple[list[str], list[str]]:
     """(ids, texts) from a .jsonl file (``_id``/``id`` and ``text``, plus ``title`` joined in front) or a
-    text file with one text per line (ids are line numbers); either may be gzipped (``.gz``)."""
+    text file with one text per line (ids are line numbers); either may be gzipped (``.gz``). A broken line
+    (bad JSON, a byte that is not UTF-8, a truncated gzip stream) is an error naming the file and line; empty
+    texts are a warning naming their lines."""
+    if os.path.isdir(path):
+        raise ValueError(f"Input {path!r} is a folder; give a .jsonl file (or one text per line).")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Input file {path!r} does not exist.")
-    ids, texts = [], []
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf8") as f:
-        if path.endswith((".jsonl", ".json", ".jsonl.gz", ".json.gz")):
-            for number, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}, line {number}: not valid JSON ({exc.msg}).") from None
-                if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                    raise ValueError(f"{path}, line {number}: expected an object with a string 'text', got {line!r:.80}.")
-                ids.append(str(row.get("_id", row.get("id", number - 1))))
-                title = row.get("title") or ""
-                texts.append(f"{title} {row['text']}".strip() if title else row["text"])
+    ids, texts, lines = [], [], []
+    jsonl = path.endswith((".jsonl", ".json", ".jsonl.gz", ".json.gz"))
+    for number, line in iter_lines(path):
+        if jsonl:
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line.rstrip("\r\n"))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}, line {number}, column {exc.colno}: not valid JSON ({exc.msg}).") from None
+            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                raise ValueError(f"{path}, line {number}: expected an object with a string 'text', got "
+                                 f"{line.strip()!r:.80}.")
+            ids.append(str(row.get("_id", row.get("id", number - 1))))
+            title = row.get("title") or ""
+            texts.append(f"{title} {row['text']}".strip() if title else row["text"])
         else:
-            for number, line in enumerate(f):
-                ids.append(str(number))
-                texts.append(line.rstrip("\n"))
+            ids.append(str(number - 1))
+            texts.append(line.rstrip("\r\n"))
+        lines.append(number)
+    blank = blank_positions(texts)
+    if blank:
+        shown = ", ".join(str(lines[i]) for i in blank[:5]) + (" ..." if len(blank) > 5 else "")
+        logger.warning(f"{path}: {len(blank)} of {len(texts)} text(s) are empty or whitespace only (line(s) "
+                       f"{shown}); they are kept (their ids too) but get vectors unrelated to any content.")
     return ids, texts
 
 
@@ -58,6 +71,7 @@ def metrics_table(rows: dict[str, dict[str, float]], columns: tuple[str, ...] = 
 def run_eval(model_path: str, folders: list[str], split: str = "test", batch_size: int = 32,
              max_queries: int | None = None, max_seq_length: int | None = None) -> dict[str, dict[str, float]]:
     """Evaluates a model on BEIR folders (each on its own, plus the mean for several)."""
+    check_positive_int(max_queries, "max_queries", "the number of queries to keep", allow_none=True)
     model = SparseEncoder(model_path)
     if max_seq_length is not None:
         model.max_seq_length = max_seq_length
@@ -87,7 +101,9 @@ def run_encode(model_path: str, input_path: str, output_path: str, batch_size: i
     model = SparseEncoder(model_path)
     ids, texts = read_texts(input_path)
     encode = model.encode_query if query else model.encode_document
-    embeddings = encode(texts, batch_size=batch_size, max_active_dims=max_active_dims, save_to_cpu=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BlankTextWarning)  # read_texts named their lines
+        embeddings = encode(texts, batch_size=batch_size, max_active_dims=max_active_dims, save_to_cpu=True)
     os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
     if output_path.endswith(".pt"):
         torch.save({"ids": ids, "embeddings": embeddings}, output_path)
@@ -109,7 +125,9 @@ def run_index(model_path: str, corpus_path: str, index_dir: str, batch_size: int
 
     model = SparseEncoder(model_path)
     ids, texts = read_texts(corpus_path)
-    index = SparseIndex.from_texts(model, texts, ids=ids, batch_size=batch_size, show_progress_bar=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BlankTextWarning)  # read_texts named their lines
+        index = SparseIndex.from_texts(model, texts, ids=ids, batch_size=batch_size, show_progress_bar=True)
     index.save(index_dir)
     with open(os.path.join(index_dir, TEXTS_FILE), "w", encoding="utf8") as f:
         for doc_id, text in zip(ids, texts):
@@ -129,7 +147,12 @@ def run_search(index_dir: str, query: str, top_k: int = 10, show_terms: bool = F
     with open(link, encoding="utf8") as f:
         model = SparseEncoder(json.load(f)["model"])
     index = SparseIndex.load(index_dir)
-    query_vector = model.encode_query([query])
+    if not query.strip():
+        logger.warning("The query is empty or whitespace only: its vector holds the special tokens alone, so the "
+                       "hits below are not about anything.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BlankTextWarning)
+        query_vector = model.encode_query([query])
     hits = index.search(query_vector, top_k=top_k)[0]
     texts: dict[str, str] = {}
     texts_path = os.path.join(index_dir, TEXTS_FILE)

@@ -102,6 +102,9 @@ class RunFolder:
 
     def _check_kinds(self) -> None:
         for path, what in ((self.path, "training.output_dir"), (self.partial, "the run's work folder")):
+            if os.path.islink(path) and not os.path.exists(path):
+                raise RunFolderError(f"{what} {path!r} is a symbolic link to nothing (a missing target, or a loop). "
+                                     "Remove the link or point it at a folder.")
             if os.path.lexists(path) and not os.path.isdir(path):
                 raise RunFolderError(f"{what} {path!r} is an existing file, not a folder. Give a folder path "
                                      "(it is created), or move the file away.")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from datasets import Dataset
@@ -21,6 +24,7 @@ from spladekit.cli.config import (
 )
 from spladekit.cli.outputs import RunFolder
 from spladekit.data import load_beir, load_beir_corpus, load_beir_pairs
+from spladekit.data.lines import iter_lines
 from spladekit.evaluation import SequentialEvaluator, SparseInformationRetrievalEvaluator
 from spladekit.losses import SpladeLoss
 from spladekit.model import SparseEncoder
@@ -66,7 +70,22 @@ def load_training_data(config: DataConfig) -> Dataset:
         if builder is None:
             raise ConfigKeyError(f"data.file is {config.file!r}; the accepted file types are .jsonl, .json, .csv "
                                  "and .parquet.")
-        dataset = load_dataset(builder, data_files=config.file, split="train")
+        if os.path.isdir(config.file):
+            raise ConfigKeyError(f"data.file is {config.file!r}, a folder; give a .jsonl/.json/.csv/.parquet file "
+                                 "(or data.beir for a BEIR folder).")
+        if builder != "parquet":  # datasets would read some bytes that are not UTF-8 as text, and fail later
+            try:
+                for _ in iter_lines(config.file):
+                    pass
+            except ValueError as exc:
+                raise ConfigKeyError(f"data.file {config.file!r} could not be read: "
+                                     f"{str(exc).removeprefix(config.file + ', ')}") from None
+        try:
+            with _quiet("datasets"):  # it logs its own traceback before raising
+                dataset = load_dataset(builder, data_files=config.file, split="train")
+        except Exception as exc:  # datasets wraps parse errors in its own types, without the line
+            problem = bad_line(config.file, builder) or f"{type(exc).__name__}: {_first_line(exc)}"
+            raise ConfigKeyError(f"data.file {config.file!r} could not be read: {problem}") from None
     else:
         from datasets import load_dataset
 
@@ -85,6 +104,56 @@ def load_training_data(config: DataConfig) -> Dataset:
     if config.max_rows is not None:
         dataset = dataset.select(range(min(config.max_rows, len(dataset))))
     return dataset
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Silences a library's logger for a moment (its errors are reported here, in one line)."""
+    library_logger = logging.getLogger(logger_name)
+    level = library_logger.level
+    library_logger.setLevel(logging.CRITICAL + 1)  # its child loggers inherit the level
+    try:
+        yield
+    finally:
+        library_logger.setLevel(level)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or repr(exc)
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and str(cause).strip():  # datasets' wrapper says less than the error it wraps
+        text = str(cause).strip()
+    return text.splitlines()[0][:300]
+
+
+def bad_line(path: str, builder: str) -> str | None:
+    """The first line of a text data file that is not UTF-8 or (for JSON) not valid JSON, described; None if
+    every line reads."""
+    try:
+        lines = list(iter_lines(path))
+    except ValueError as exc:
+        return str(exc).removeprefix(f"{path}, ")
+    except OSError:
+        return None
+    if builder != "json":
+        return None
+    text = "".join(line for _, line in lines)
+    if text.lstrip().startswith("["):  # one JSON document
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            return f"line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})."
+        return None
+    for number, line in lines:  # JSON lines
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line.rstrip("\r\n"))
+        except json.JSONDecodeError as exc:
+            return f"line {number}, column {exc.colno}: not valid JSON ({exc.msg}). Each line must be one JSON object."
+        if not isinstance(row, dict):
+            return f"line {number}: expected a JSON object (one row), got a {type(row).__name__}."
+    return None
 
 
 def build_model(config: ModelConfig, corpus: list[str] | None = None) -> SparseEncoder:

@@ -53,7 +53,12 @@ from spladekit.training.multi_dataset_samplers import (
 from spladekit.training.samplers import BatchSamplers, batch_sampler_class
 from spladekit.training.target_sparsity import SpladeTargetSparsityCallback
 from spladekit.training.training_args import SparseEncoderTrainingArguments
-from spladekit.training.validation import as_dataset, check_loss_columns, validate_training_inputs
+from spladekit.training.validation import (
+    as_dataset,
+    check_loss_columns,
+    check_output_dir,
+    validate_training_inputs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +130,7 @@ class SparseEncoderTrainer(Trainer):
         if eval_dataset is None and evaluator is None and args.eval_strategy != "no":
             raise ValueError(f"eval_strategy is {args.eval_strategy.value!r}, but there is neither an eval_dataset nor "
                              "an evaluator. Give one of them, or set eval_strategy='no'.")
+        check_output_dir(args.output_dir)
         default_args_dict = self.default_args_dict()
         self._loss_spec = loss
         output_existed = os.path.exists(args.output_dir)
