@@ -272,7 +272,8 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool | str |
     training.setdefault("output_dir", "runs/spladekit")
     training.setdefault("report_to", [])
     training.setdefault("save_strategy", "no")
-    training.setdefault("logging_steps", DEFAULT_LOGGING_STEPS)
+    if training.get("logging_steps") is None:
+        training["logging_steps"] = DEFAULT_LOGGING_STEPS
     folder = RunFolder(training["output_dir"], overwrite=overwrite)
     checkpoint = folder.prepare(resume)  # refuses, or cleans up, before anything is loaded
     training["output_dir"] = folder.partial
@@ -286,6 +287,7 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool | str |
         from spladekit.index import mine_hard_negatives
 
         mining = dict(config.data.hard_negatives)
+        mining.setdefault("show_progress_bar", True)
         # Candidates: a BEIR folder's whole corpus (by default the training folder's), or a list of texts.
         source = mining.pop("corpus", config.data.beir)
         if isinstance(source, str):
