@@ -107,3 +107,20 @@ def test_a_label_row_that_is_not_finite_is_named_in_a_dict_of_datasets(tiny_spla
     with pytest.raises(ValueError, match=r"train_dataset\['b'\] column 'label' holds 1 label\(s\) that are not "
                                          r"finite numbers \(-inf first\), in row\(s\) 3"):
         SparseEncoderTrainer(model=tiny_splade, args=args, train_dataset={"a": good, "b": bad}, loss=loss)
+
+
+def test_texts_longer_than_the_model_limit_train_without_the_tokenizer_length_warning(tiny_splade, tmp_path, caplog):
+    long_text = " ".join(f"word{i}" for i in range(700))  # ~2,000 tokens: past the tokenizer's 512
+    data = Dataset.from_dict({"query": PAIRS["query"], "document": [long_text] * 8})
+    tiny_splade.max_seq_length = 16
+    transformers_logger = logging.getLogger("transformers")  # it does not propagate to the root logger
+    transformers_logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING):
+            trainer = _train(tiny_splade, tmp_path, data, steps=1)
+            tiny_splade.save(str(tmp_path / "saved"))  # the card counts the tokens of each column
+    finally:
+        transformers_logger.removeHandler(caplog.handler)
+    assert trainer.state.global_step == 1
+    assert "document" in (tmp_path / "saved" / "README.md").read_text()
+    assert not [r for r in caplog.records if "sequence length is longer" in r.getMessage()]

@@ -23,13 +23,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 from collections.abc import Callable
 from typing import Any
 
 from spladekit.staging import leftovers, remove_leftovers, replace_folder, staging_dir
-from spladekit.training.checkpoints import checkpoints, is_complete, last_complete_checkpoint
+from spladekit.training.checkpoints import checkpoints, is_complete, last_complete_checkpoint, remove_set_aside
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +37,6 @@ METRICS_FILE = "metrics.json"
 MODEL_FOLDER = "model"
 PLOTS_FOLDER = "plots"
 BEFORE_FILE = "metrics_before.json"  # the evaluation before training, kept for a resumed run
-_INCOMPLETE_RE = re.compile(r"^incomplete-checkpoint-\d+$")
 
 
 class RunFolderError(ValueError):
@@ -131,16 +129,10 @@ class RunFolder:
         if os.path.isdir(self.partial):
             for name in (MODEL_FOLDER, PLOTS_FOLDER, METRICS_FILE, BEFORE_FILE):
                 removed += remove_leftovers(self.partial, name)
-            removed += self._remove_incomplete_checkpoints()
+            removed += remove_set_aside(self.partial)
         for path in removed:
             logger.info(f"Removed {path!r}, left by an interrupted run.")
         return removed
-
-    def _remove_incomplete_checkpoints(self) -> list[str]:
-        found = [os.path.join(self.partial, n) for n in os.listdir(self.partial) if _INCOMPLETE_RE.match(n)]
-        for path in found:
-            shutil.rmtree(path, ignore_errors=True)
-        return found
 
     def _resume_point(self, resume: bool | str) -> str:
         if isinstance(resume, str):
@@ -161,7 +153,7 @@ class RunFolder:
                 + (" (it does not exist)" if not os.path.isdir(self.partial) else "") + ". Checkpoints are written "
                 "when the config sets training.save_strategy (e.g. 'steps' with training.save_steps: 100); run "
                 "without --resume to start from the beginning.")
-        self._remove_incomplete_checkpoints()  # the ones just set aside: nothing will read them
+        remove_set_aside(self.partial)  # the ones just set aside: nothing will read them
         return checkpoint
 
     # ----- the evaluation before training (kept for a resumed run) --------------------------------------
@@ -193,7 +185,7 @@ class RunFolder:
             written: list[str] = []
             self._write_folder(PLOTS_FOLDER, lambda folder: written.extend(save_plots(folder)))
             report["plots"] = [os.path.join(self.path, PLOTS_FOLDER, os.path.basename(p)) for p in written]
-        self._remove_incomplete_checkpoints()
+        remove_set_aside(self.partial)
         before = os.path.join(self.partial, BEFORE_FILE)
         if os.path.isfile(before):
             os.remove(before)
