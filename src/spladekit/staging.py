@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -86,17 +87,27 @@ def remove_leftovers(parent: str, name: str) -> list[str]:
 
 
 _OS_ERROR_RE = re.compile(r"\(os error (\d+)\)")
+_NEARLY_FULL = 1 << 20  # bytes free
 
 
 def as_os_error(exc: BaseException, path: str) -> OSError | None:
     """The ``OSError`` behind a library's own exception, naming ``path``, or None if there is none.
 
     safetensors' writer (Rust) reports a full disk as ``SafetensorError("... No space left on device (os error
-    28)")``; turned into ``OSError(ENOSPC, ..., path)`` it reads like any other failed write."""
+    28)")``, torch.save as a RuntimeError that names no cause; turned into ``OSError(ENOSPC, ..., path)`` they
+    read like any other failed write."""
     if isinstance(exc, OSError):
         return None
     match = _OS_ERROR_RE.search(str(exc))
-    if match is None:
-        return None
-    code = int(match.group(1))
-    return OSError(code, os.strerror(code), path)
+    if match is not None:
+        code = int(match.group(1))
+        return OSError(code, os.strerror(code), path)
+    # torch.save says only "[enforce fail at inline_container.cc] unexpected pos ..." when the disk fills up:
+    # a write error on a file system left with (next to) no free space is taken as that.
+    if isinstance(exc, RuntimeError):
+        folder = os.path.abspath(path)
+        while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+            folder = os.path.dirname(folder)
+        if shutil.disk_usage(folder).free < _NEARLY_FULL:
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+    return None

@@ -216,3 +216,25 @@ def test_example_configs_are_valid(name):
     accepted = set(inspect.signature(mine_hard_negatives).parameters)
     assert set(config.data.hard_negatives or {}) <= accepted
     assert set(config.loss.target_sparsity or {}) <= set(inspect.signature(SpladeTargetSparsityCallback).parameters)
+
+
+def test_readme_command_line_block_names_files_that_ship_and_writes_under_runs(tmp_path):
+    import shlex
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    block = readme.split("## Command line", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [shlex.split(line.split("#", 1)[0]) for line in block.strip().splitlines()]
+    assert [c[1] for c in commands] == ["train", "eval", "train", "encode", "index", "search", "info"]
+    for command in commands:
+        for arg in command[2:]:
+            if arg.startswith(("examples/", "assets/")):
+                assert (root / arg).exists(), arg  # ships with the repository
+            elif "/" in arg and not arg.startswith("-"):
+                assert arg.startswith("runs/") or arg.startswith("training."), arg  # runs/ is git-ignored
+    assert "/runs/" in (root / ".gitignore").read_text().splitlines()
+    # the encode line as written, with its output moved to a temporary folder
+    encode = next(c for c in commands if c[1] == "encode")
+    assert main(["encode", str(root / encode[2]), str(root / encode[3]), str(tmp_path / "vectors.jsonl")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "vectors.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in rows] == ["t1", "t2", "t3", "t4", "t5"] and all(row["weights"] for row in rows)

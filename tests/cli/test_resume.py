@@ -24,40 +24,39 @@ WORKER = Path(__file__).with_name("kill_worker.py")
 SAVING = {"max_steps": 6, "save_strategy": "steps", "save_steps": 2, "logging_steps": 1}
 
 
-def spladekit(*args: str, kill_after_step: int | None = None) -> subprocess.CompletedProcess:
+def spladekit(*args: str, kill_after_step: int) -> subprocess.CompletedProcess:
+    """``spladekit ARGS`` in a new process that SIGKILLs itself after the given step."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    command = ([sys.executable, str(WORKER), str(kill_after_step)] if kill_after_step is not None
-               else [sys.executable, "-m", "spladekit"])
-    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=600, env=env)
+    return subprocess.run([sys.executable, str(WORKER), str(kill_after_step), *args], capture_output=True,
+                          text=True, timeout=600, env=env)
 
 
 def weights(run: Path) -> dict:
     return load_file(str(run / "model" / "model.safetensors"))
 
 
-def test_resume_after_kill_9_gives_the_uninterrupted_weights(saved_tiny, beir_folder, tmp_path):
+def test_resume_after_kill_9_gives_the_uninterrupted_weights(saved_tiny, beir_folder, tmp_path, capsys):
     full = write_config(tmp_path, saved_tiny, beir_folder, "full.yaml",
                         training=dict(SAVING, output_dir=str(tmp_path / "full")))
-    done = spladekit("train", str(full))
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert main(["train", str(full)]) == 0
     expected = weights(tmp_path / "full")
 
+    # A real `spladekit train` process, SIGKILLed after step 5 (checkpoint-4 is the newest complete one).
     config = write_config(tmp_path, saved_tiny, beir_folder, "killed.yaml",
                           training=dict(SAVING, output_dir=str(tmp_path / "killed")))
     killed = spladekit("train", str(config), kill_after_step=5)
-    assert killed.returncode == -9
+    assert killed.returncode == -9, killed.stderr[-3000:]
     partial = tmp_path / ("killed" + PARTIAL_SUFFIX)
     assert (partial / "checkpoint-4" / COMPLETE_MARKER).exists() and not (tmp_path / "killed").exists()
-    shutil.copytree(partial, tmp_path / ("again" + PARTIAL_SUFFIX))  # a second copy, resumed in-process below
+    shutil.copytree(partial, tmp_path / ("again" + PARTIAL_SUFFIX))  # a second copy, resumed another way below
 
     # Run again without --resume: refused, nothing touched.
-    refused = spladekit("train", str(config))
-    assert refused.returncode == 2 and "Pass --resume to continue it" in refused.stderr
-    assert "Traceback" not in refused.stderr
+    capsys.readouterr()
+    assert main(["train", str(config)]) == 2
+    assert "Pass --resume to continue it" in capsys.readouterr().err
     assert (partial / "checkpoint-4" / COMPLETE_MARKER).exists()
 
-    resumed = spladekit("train", str(config), "--resume")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert main(["train", str(config), "--resume"]) == 0
     got = weights(tmp_path / "killed")
     assert got.keys() == expected.keys()
     for name, value in expected.items():
@@ -70,9 +69,8 @@ def test_resume_after_kill_9_gives_the_uninterrupted_weights(saved_tiny, beir_fo
 
     # The config's training.resume_from_checkpoint does the same (transformers leaves it to scripts).
     again = tmp_path / "again"
-    code = main(["train", str(config), "-o", f"training.output_dir={again}",
-                 "-o", "training.resume_from_checkpoint=true"])
-    assert code == 0
+    assert main(["train", str(config), "-o", f"training.output_dir={again}",
+                 "-o", "training.resume_from_checkpoint=true"]) == 0
     for name, value in weights(again).items():
         assert (value == expected[name]).all(), name
 
@@ -114,16 +112,28 @@ def test_output_dir_that_is_a_file(saved_tiny, beir_folder, tmp_path, capsys):
 
 
 @pytest.fixture()
-def small_tmpfs(tmp_path):
-    """A 3 MB tmpfs (needs the right to mount: root on Linux); skipped elsewhere."""
-    mount_point = tmp_path / "small_disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount_point)],
-                             capture_output=True) if shutil.which("mount") else None
-    if mounted is None or mounted.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root); the injected-ENOSPC tests cover the same paths")
-    yield mount_point
-    subprocess.run(["umount", str(mount_point)], check=False)
+def mount_tmpfs(tmp_path):
+    """Mounts a tmpfs of the given size in KiB (needs the right to mount: root on Linux); skipped elsewhere."""
+    mounted = []
+
+    def mount(kib: int) -> Path:
+        mount_point = tmp_path / f"small_disk{len(mounted)}"
+        mount_point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(mount_point)],
+                              capture_output=True) if shutil.which("mount") else None
+        if done is None or done.returncode != 0:
+            pytest.skip("cannot mount a tmpfs here (needs root); the injected-ENOSPC tests cover the same paths")
+        mounted.append(mount_point)
+        return mount_point
+
+    yield mount
+    for mount_point in mounted:
+        subprocess.run(["umount", str(mount_point)], check=False)
+
+
+@pytest.fixture()
+def small_tmpfs(mount_tmpfs):
+    return mount_tmpfs(3 * 1024)
 
 
 def test_a_real_full_disk_keeps_the_old_run_and_says_so(saved_tiny, beir_folder, tmp_path, small_tmpfs, capsys):
@@ -143,3 +153,14 @@ def test_a_real_full_disk_keeps_the_old_run_and_says_so(saved_tiny, beir_folder,
     RunFolder(str(run), overwrite=True).prepare()
     assert sorted(p.name for p in small_tmpfs.iterdir()) == ["run"]
     assert (run / "model" / "weights").read_bytes() == b"old weights"
+
+
+def test_a_disk_that_fills_up_during_a_checkpoint(saved_tiny, beir_folder, tmp_path, mount_tmpfs, capsys):
+    weights_size = (Path(saved_tiny) / "model.safetensors").stat().st_size
+    disk = mount_tmpfs(int(weights_size * 1.6) // 1024)  # the model fits once; its optimizer state does not
+    config = write_config(tmp_path, saved_tiny, beir_folder, evaluation={"beir": []},
+                          training={"output_dir": str(disk / "run"), "save_strategy": "steps", "save_steps": 1})
+    assert main(["train", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "no space left on the device: " in err and "checkpoint-1" in err and "Traceback" not in err
+    assert not (disk / "run").exists()

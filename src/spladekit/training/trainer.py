@@ -30,7 +30,7 @@ from spladekit.model import SparseEncoder
 from spladekit.model_card import generate_model_card
 from spladekit.modules.router import Router
 from spladekit.modules.sparse_auto_encoder import SparseAutoEncoder
-from spladekit.staging import write_into
+from spladekit.staging import as_os_error, write_into
 from spladekit.training.callbacks import SpladeRegularizerWeightSchedulerCallback
 from spladekit.training.checkpoints import last_complete_checkpoint, mark_complete
 from spladekit.training.data_collator import (
@@ -547,11 +547,16 @@ class SparseEncoderTrainer(Trainer):
         """Writes the checkpoint, marks it complete, and only then deletes checkpoints beyond the limit."""
         limit = self.args.save_total_limit
         self.args.save_total_limit = None  # transformers would rotate before we can mark the new checkpoint
+        run_dir = self._get_output_dir(trial=trial)
         try:
             super()._save_checkpoint(model, trial)
+        except Exception as exc:
+            os_error = as_os_error(exc, os.path.join(run_dir, f"checkpoint-{self.state.global_step}"))
+            if os_error is not None:  # a full disk, reported by torch.save without saying so
+                raise os_error from exc
+            raise
         finally:
             self.args.save_total_limit = limit
-        run_dir = self._get_output_dir(trial=trial)
         newest = os.path.join(run_dir, f"checkpoint-{self.state.global_step}")
         # Every process writes part of a checkpoint (its RNG state; its optimizer shard under ZeRO / FSDP):
         # it is complete once all of them are done.
