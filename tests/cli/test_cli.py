@@ -225,7 +225,7 @@ def test_readme_command_line_block_names_files_that_ship_and_writes_under_runs(t
     readme = (root / "README.md").read_text()
     block = readme.split("## Command line", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
     commands = [shlex.split(line.split("#", 1)[0]) for line in block.strip().splitlines()]
-    assert [c[1] for c in commands] == ["train", "eval", "train", "encode", "index", "search", "info"]
+    assert [c[1] for c in commands] == ["train", "eval", "train", "encode", "index", "search", "info", "serve"]
     for command in commands:
         for arg in command[2:]:
             if arg.startswith(("examples/", "assets/")):

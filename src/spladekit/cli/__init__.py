@@ -1,4 +1,4 @@
-"""The ``spladekit`` command line: train, eval, encode, index, search, info, export."""
+"""The ``spladekit`` command line: train, eval, encode, index, search, info, export, serve."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from spladekit.checks import check_positive_int
 from spladekit.cli.config import ConfigKeyError
 from spladekit.cli.export import add_export_parser
+from spladekit.cli.serve import add_serve_parser
 
 # Only light modules are imported here: each command imports what it needs, so `spladekit --help` and argument
 # errors answer at once instead of after loading torch and transformers.
@@ -94,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("model")
     info.add_argument("--text", action="append", default=None, help="a sample text (repeatable)")
     add_export_parser(sub)
+    add_serve_parser(sub)
     return parser
 
 
@@ -168,6 +170,10 @@ def _run(args: argparse.Namespace) -> int:
             for path in run_export(args.model, args.output, args.top_k, args.quantize, args.openvino,
                                    args.file_name, args.opset, args.dynamo):
                 print(f"Wrote {path}")
+        elif args.command == "serve":
+            from spladekit.cli.serve import run_serve
+
+            run_serve(args)
         elif args.command == "info":
             from spladekit.cli.commands import model_info
 
