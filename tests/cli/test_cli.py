@@ -15,7 +15,7 @@ from spladekit import SparseEncoder
 from spladekit.cli import main
 from spladekit.cli.config import ConfigKeyError, load_train_config
 
-from .helpers import DOCS, write_config
+from .helpers import DOCS, QUERIES, write_config
 
 def test_train_writes_model_metrics_and_plots(saved_tiny, beir_folder, tmp_path, capsys):
     config = write_config(tmp_path, saved_tiny, beir_folder)
