@@ -3,6 +3,7 @@ sentence-transformers generation, dense sentence-transformers models, and plain 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from typing import Any
@@ -86,7 +87,51 @@ def sae_for(input_dim: int, k: int, k_aux: int) -> SparseAutoEncoder:
 
 
 def load_modules(path: str, transformer_kwargs: dict[str, Any]) -> tuple[list[Module], dict[str, Any]]:
-    """(modules, saved model config) for a local model folder."""
+    """(modules, saved model config) for a local model folder; a file of it that is damaged (truncated weights,
+    a JSON or tokenizer file that does not parse) is a ConfigError naming that file."""
+    try:
+        return _load_modules(path, transformer_kwargs)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        damaged = find_damaged_file(path)
+        if damaged is None:
+            raise
+        file, problem = damaged
+        raise ConfigError(f"{file} is damaged: {problem}. The model folder {path!r} was not written or copied "
+                          "completely (an interrupted download, copy or save?): download or save the model "
+                          f"again. ({type(exc).__name__} while loading.)") from exc
+
+
+def find_damaged_file(folder: str) -> tuple[str, str] | None:
+    """The first file under ``folder`` that cannot be read as its kind says (``*.safetensors`` weights, ``*.json``),
+    with what is wrong; None if every one reads."""
+    from safetensors import safe_open
+
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            file = os.path.join(root, name)
+            try:
+                if name.endswith(".safetensors"):
+                    with safe_open(file, framework="pt") as weights:
+                        for key in weights.keys():  # noqa: SIM118 - safe_open has no __iter__
+                            weights.get_slice(key)
+                elif name.endswith(".json"):
+                    with open(file, encoding="utf8") as f:
+                        json.load(f)
+            except json.JSONDecodeError as exc:
+                return file, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+            except UnicodeDecodeError:
+                return file, "not UTF-8 text"
+            except OSError as exc:
+                return file, f"it cannot be read ({exc.strerror or exc})"
+            except Exception as exc:  # safetensors' own error type: a bad header or a file shorter than it says
+                return file, f"not a complete safetensors file ({str(exc).splitlines()[0] if str(exc) else exc!r})"
+    return None
+
+
+def _load_modules(path: str, transformer_kwargs: dict[str, Any]) -> tuple[list[Module], dict[str, Any]]:
     if os.path.isfile(os.path.join(path, compat.MODULES_JSON)):
         modules = load_saved_modules(path, transformer_kwargs)
         config = compat.read_model_config(path)

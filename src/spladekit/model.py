@@ -18,6 +18,7 @@ from tqdm.auto import trange
 
 from spladekit import compat, sparse_ops
 from spladekit.backends import Backend, load_backend, split_backend_kwargs
+from spladekit.checks import warn_blank_texts
 from spladekit.loading import load_modules, resolve_model_path
 from spladekit.model_card import SparseEncoderModelCardData, generate_model_card
 from spladekit.modules.fused_splade_head import run_modules
@@ -27,7 +28,7 @@ from spladekit.modules.router import Router
 from spladekit.modules.sparse_auto_encoder import SparseAutoEncoder
 from spladekit.multi_process import MultiProcessPool, encode_with_pool
 from spladekit.peft_adapters import PeftAdapterMixin
-from spladekit.staging import staging_dir
+from spladekit.staging import as_os_error, staging_dir
 from spladekit.sparse_ops import SimilarityFunction, top_k_entries
 
 logger = logging.getLogger(__name__)
@@ -393,6 +394,7 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
         Returns: the vectors, in input order.
         """
         texts, single = _check_texts(sentences)
+        warn_blank_texts(texts)
         precision = ComputePrecision.parse(precision)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
@@ -590,8 +592,11 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.rename(tmp, path)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            os_error = as_os_error(exc, path)  # e.g. a full disk, reported by safetensors in its own type
+            if os_error is not None:
+                raise os_error from exc
             raise
 
     save_pretrained = save
