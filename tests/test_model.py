@@ -83,8 +83,8 @@ def test_prompts(tiny_splade):
 
 
 @pytest.mark.parametrize("bad, error, message", [
-    (["ok", 3], TypeError, r"sentences\[1\] is a int"),
-    (["ok", None], TypeError, r"sentences\[1\] is a NoneType"),
+    (["ok", 3], TypeError, r"inputs\[1\] is a int"),
+    (["ok", None], TypeError, r"inputs\[1\] is a NoneType"),
     (42, TypeError, "string or a list of strings"),
 ])
 def test_encode_rejects_non_strings(tiny_splade, bad, error, message):

@@ -18,6 +18,13 @@ from spladekit.modules import (  # noqa: E402
     SpladePooling,
     Transformer,
 )
+from spladekit import aliases as _aliases, compat as _compat  # noqa: E402
+
+# sentence-transformers' import paths (spladekit.sparse_encoder.losses, spladekit.util, ...) and its top-level
+# names (SparseEncoderTrainer, ...), resolved on first use so that importing spladekit stays as cheap as before.
+_aliases.install(_compat.ALIAS_MODULES)
+_LAZY = {name: target for name, target in _compat.ALIAS_MODULES[""].items() if name not in globals()}
+__getattr__ = _aliases.lazy_getattr(__name__, _LAZY)
 
 __all__ = [
     "Asym",
@@ -38,4 +45,5 @@ __all__ = [
     "mine_hard_negatives",
     "quantize_onnx",
     "semantic_search",
+    *sorted(_LAZY),
 ]

@@ -48,27 +48,42 @@ _SAVED_TYPES: dict[Layout, dict[type[Module], str]] = {
     },
 }
 
-# Every class path that loads, including the import paths that both generations also accept.
-_LOADABLE_TYPES: dict[str, type[Module]] = {
-    **{name: cls for cls, name in _SAVED_TYPES[Layout.V5].items()},
-    **{name: cls for cls, name in _SAVED_TYPES[Layout.V6].items() if cls is not MLMTransformer},
-    f"{_ST}.models.Asym": Router,
-    f"{_ST}.models.Transformer.Transformer": Transformer,
-    f"{_ST}.models.Pooling.Pooling": Pooling,
-    f"{_ST}.models.Dense.Dense": Dense,
-    f"{_ST}.models.Normalize.Normalize": Normalize,
-    f"{_ST}.sparse_encoder.modules.MLMTransformer": MLMTransformer,
-    f"{_ST}.sparse_encoder.modules.mlm_transformer.MLMTransformer": MLMTransformer,
-    f"{_ST}.sparse_encoder.modules.SpladePooling": SpladePooling,
-    f"{_ST}.sparse_encoder.modules.SparseStaticEmbedding": SparseStaticEmbedding,
-    f"{_ST}.sparse_encoder.modules.SparseAutoEncoder": SparseAutoEncoder,
-    f"{_ST}.base.modules.Transformer": Transformer,
-    f"{_ST}.base.modules.Router": Router,
-    f"{_ST}.base.modules.Dense": Dense,
-    f"{_ST}.base.modules.Normalize": Normalize,
-    f"{_ST}.sentence_transformer.modules.Pooling": Pooling,
-    **{f"spladekit.modules.{cls.__name__}": cls for cls in _SAVED_TYPES[Layout.V6]},
+# The classes a saved config may name, by class name (sentence-transformers' current and earlier names).
+_CLASSES_BY_NAME: dict[str, type[Module]] = {
+    "MLMTransformer": MLMTransformer, "SpladePooling": SpladePooling, "SparseStaticEmbedding": SparseStaticEmbedding,
+    "IDF": SparseStaticEmbedding, "SparseAutoEncoder": SparseAutoEncoder, "CSRSparsity": SparseAutoEncoder,
+    "Transformer": Transformer, "Router": Router, "Asym": Router, "Pooling": Pooling, "Dense": Dense,
+    "Normalize": Normalize,
 }
+# The file (module) each class lives in, in the snake_case layout of sentence-transformers >= 5.4 and spladekit.
+_FILE_NAMES = {"MLMTransformer": "mlm_transformer", "SpladePooling": "splade_pooling",
+               "SparseStaticEmbedding": "sparse_static_embedding", "SparseAutoEncoder": "sparse_auto_encoder",
+               "Transformer": "transformer", "Router": "router", "Asym": "router", "Pooling": "pooling",
+               "Dense": "dense", "Normalize": "normalize"}
+# The packages whose modules a saved class path may name: 2.x-5.3 (``models``, ``sparse_encoder.models``),
+# 5.4+ (``sparse_encoder.modules``, ``base.modules``, ``sentence_transformer.modules``) and spladekit's own.
+_PACKAGES = (f"{_ST}.models", f"{_ST}.sparse_encoder.models", f"{_ST}.sparse_encoder.modules",
+             f"{_ST}.base.modules", f"{_ST}.sentence_transformer.modules", f"{_ST}.sentence_transformer.models",
+             "spladekit.modules")
+
+
+def _spellings() -> dict[str, type[Module]]:
+    """Every spelling of a class path that loads. Releases wrote either the module path (``pkg.File``, whose file
+    was named after the class until 5.3) or module path + class (``pkg.File.Class``, e.g. the Router configs of
+    5.0-5.2: ``...sparse_encoder.models.SparseStaticEmbedding.SparseStaticEmbedding``); both are accepted, as is
+    the class imported from the package (``pkg.Class``)."""
+    table: dict[str, type[Module]] = {}
+    for package in _PACKAGES:
+        for name, cls in _CLASSES_BY_NAME.items():
+            table[f"{package}.{name}"] = cls
+            table[f"{package}.{name}.{name}"] = cls
+            if name in _FILE_NAMES:
+                table[f"{package}.{_FILE_NAMES[name]}.{name}"] = cls
+    return table
+
+
+# Every class path that loads.
+_LOADABLE_TYPES: dict[str, type[Module]] = _spellings()
 
 
 def saved_type_name(module: Module, layout: Layout) -> str:
@@ -139,3 +154,128 @@ def model_config(prompts: dict[str, str], default_prompt_name: str | None, simil
     if max_active_dims is not None:
         config["max_active_dims"] = max_active_dims
     return config
+
+
+# Router.load without module_class resolves saved class paths with the names above.
+Router.default_module_class = module_class
+
+
+# ----- import paths --------------------------------------------------------------------------------------------
+# sentence-transformers' import paths of its sparse-encoder API, relative to the package, and for each the public
+# names it offers with the spladekit object each one is ("module:attribute"). spladekit.aliases turns every entry
+# into an importable module, so ``from sentence_transformers.X import Y`` becomes ``from spladekit.X import Y``;
+# the entry "" is the top level (``from spladekit import SparseEncoderTrainer``). Objects are imported on first use.
+
+
+def _names(module: str, *names: str, **renamed: str) -> dict[str, str]:
+    """{name: "module:name"} for ``names``, plus {alias: "module:target"} for ``renamed``."""
+    return {**{name: f"{module}:{name}" for name in names}, **{alias: f"{module}:{target}"
+                                                               for alias, target in renamed.items()}}
+
+
+_LOSSES = ("CSRLoss", "CSRReconstructionLoss", "CachedSpladeLoss", "FlopsLoss", "SparseAnglELoss", "SparseCoSENTLoss",
+           "SparseCosineSimilarityLoss", "SparseDistillKLDivLoss", "SparseMSELoss", "SparseMarginMSELoss",
+           "SparseMultipleNegativesRankingLoss", "SparseTripletLoss", "SpladeLoss")
+_LOSS_FILES = {"csr": ("CSRLoss", "CSRReconstructionLoss"), "cached_splade": ("CachedSpladeLoss",),
+               "flops": ("FlopsLoss",), "sparse_angle": ("SparseAnglELoss",), "sparse_cosent": ("SparseCoSENTLoss",),
+               "sparse_cosine_similarity": ("SparseCosineSimilarityLoss",),
+               "sparse_distill_kl_div": ("SparseDistillKLDivLoss",), "sparse_mse": ("SparseMSELoss",),
+               "sparse_margin_mse": ("SparseMarginMSELoss",),
+               "sparse_multiple_negatives_ranking": ("SparseMultipleNegativesRankingLoss",),
+               "sparse_triplet": ("SparseTripletLoss",), "splade": ("SpladeLoss",)}
+_EVALUATOR_FILES = {"reciprocal_rank_fusion": "ReciprocalRankFusionEvaluator",
+                    "sparse_binary_classification": "SparseBinaryClassificationEvaluator",
+                    "sparse_embedding_similarity": "SparseEmbeddingSimilarityEvaluator",
+                    "sparse_information_retrieval": "SparseInformationRetrievalEvaluator",
+                    "sparse_mse": "SparseMSEEvaluator", "sparse_nano_beir": "SparseNanoBEIREvaluator",
+                    "sparse_reranking": "SparseRerankingEvaluator", "sparse_translation": "SparseTranslationEvaluator",
+                    "sparse_triplet": "SparseTripletEvaluator"}
+_SPARSE_MODULE_FILES = {"mlm_transformer": "MLMTransformer", "splade_pooling": "SpladePooling",
+                        "sparse_static_embedding": "SparseStaticEmbedding", "sparse_auto_encoder": "SparseAutoEncoder"}
+_BASE_MODULE_FILES = {"dense": "Dense", "normalize": "Normalize", "router": "Router", "transformer": "Transformer",
+                      "module": "Module", "input_module": "InputModule"}
+_SPARSE_MODULES = _names("spladekit.modules", "Dense", "InputModule", "Module", "Asym", "Router", "Transformer",
+                         "MLMTransformer", "SparseAutoEncoder", "SparseStaticEmbedding", "SpladePooling")
+_DENSE_MODULES = _names("spladekit.modules", "Transformer", "Asym", "Dense", "Normalize", "Pooling", "Module",
+                        "InputModule", "Router")
+_SAMPLERS = {**_names("spladekit.training.samplers", "BatchSamplers", "DefaultBatchSampler",
+                      "GroupByLabelBatchSampler", "NoDuplicatesBatchSampler"),
+             **_names("spladekit.training.multi_dataset_samplers", "MultiDatasetBatchSamplers",
+                      "MultiDatasetDefaultBatchSampler", "RoundRobinBatchSampler", "ProportionalBatchSampler")}
+_TRAINING_ARGS = {**_names("spladekit.training.training_args", "SparseEncoderTrainingArguments"),
+                  **_names("spladekit.training.samplers", "BatchSamplers", "DefaultBatchSampler"),
+                  **_names("spladekit.training.multi_dataset_samplers", "MultiDatasetBatchSamplers",
+                           "MultiDatasetDefaultBatchSampler")}
+_SIMILARITY = _names("spladekit.sparse_ops", "SimilarityFunction", "cos_sim", "dot_score", "euclidean_sim",
+                     "manhattan_sim", "pairwise_cos_sim", "pairwise_dot_score", "pairwise_euclidean_sim",
+                     "pairwise_manhattan_sim", pytorch_cos_sim="cos_sim")
+_SEARCH_ENGINES = _names("spladekit.index.search_engines", "semantic_search_qdrant", "semantic_search_elasticsearch",
+                         "semantic_search_seismic", "semantic_search_opensearch")
+
+ALIAS_MODULES: dict[str, dict[str, str]] = {
+    "": {
+        **_names("spladekit.model", "SparseEncoder"),
+        **_names("spladekit.training.trainer", "SparseEncoderTrainer"),
+        **_names("spladekit.training.training_args", "SparseEncoderTrainingArguments"),
+        **_names("spladekit.model_card", "SparseEncoderModelCardData"),
+        **_names("spladekit.sparse_ops", "SimilarityFunction"),
+        **_names("spladekit.index.mining", "mine_hard_negatives"),
+        **_names("spladekit.training.samplers", "DefaultBatchSampler"),
+        **_names("spladekit.training.multi_dataset_samplers", "MultiDatasetDefaultBatchSampler"),
+    },
+    "sparse_encoder": {
+        **_names("spladekit.model", "SparseEncoder"),
+        **_names("spladekit.training.data_collator", "SparseEncoderDataCollator"),
+        **_names("spladekit.model_card", "SparseEncoderModelCardData"),
+        **_names("spladekit.training.trainer", "SparseEncoderTrainer"),
+        **_names("spladekit.training.training_args", "SparseEncoderTrainingArguments"),
+    },
+    "sparse_encoder.model": _names("spladekit.model", "SparseEncoder"),
+    "sparse_encoder.trainer": _names("spladekit.training.trainer", "SparseEncoderTrainer"),
+    "sparse_encoder.training_args": _TRAINING_ARGS,
+    "sparse_encoder.data_collator": _names("spladekit.training.data_collator", "SparseEncoderDataCollator"),
+    "sparse_encoder.model_card": {
+        **_names("spladekit.model_card", "SparseEncoderModelCardData"),
+        **_names("spladekit.training.model_card_callback", "SparseEncoderModelCardCallback"),
+    },
+    "sparse_encoder.losses": _names("spladekit.losses", *_LOSSES),
+    **{f"sparse_encoder.losses.{file}": _names("spladekit.losses", *classes) for file, classes in _LOSS_FILES.items()},
+    "sparse_encoder.evaluation": _names("spladekit.evaluation", *_EVALUATOR_FILES.values()),
+    **{f"sparse_encoder.evaluation.{file}": _names("spladekit.evaluation", cls)
+       for file, cls in _EVALUATOR_FILES.items()},
+    "sparse_encoder.modules": _SPARSE_MODULES,
+    **{f"sparse_encoder.modules.{file}": _names("spladekit.modules", cls)
+       for file, cls in _SPARSE_MODULE_FILES.items()},
+    "sparse_encoder.models": _SPARSE_MODULES,  # the name before 5.4, still accepted by 6.x
+    "sparse_encoder.callbacks": _names("spladekit.training.callbacks", "SpladeRegularizerWeightSchedulerCallback",
+                                       "SchedulerType"),
+    "sparse_encoder.callbacks.splade_callbacks": _names("spladekit.training.callbacks",
+                                                        "SpladeRegularizerWeightSchedulerCallback", "SchedulerType"),
+    "sparse_encoder.search_engines": _SEARCH_ENGINES,
+    "models": _DENSE_MODULES,
+    "base": {},
+    "base.modules": _names("spladekit.modules", "Dense", "InputModule", "Module", "Normalize", "Router", "Transformer"),
+    **{f"base.modules.{file}": _names("spladekit.modules", cls) for file, cls in _BASE_MODULE_FILES.items()},
+    "base.sampler": _SAMPLERS,
+    "base.training_args": _TRAINING_ARGS,
+    "base.evaluation": _names("spladekit.evaluation", "SequentialEvaluator", BaseEvaluator="SparseEvaluator",
+                              SentenceEvaluator="SparseEvaluator"),
+    "sentence_transformer": {},
+    "sentence_transformer.modules": _DENSE_MODULES,
+    "sentence_transformer.modules.pooling": _names("spladekit.modules", "Pooling"),
+    "sampler": _SAMPLERS,
+    "training_args": _TRAINING_ARGS,
+    "util": {
+        **_SIMILARITY,
+        **_names("spladekit.sparse_ops", "select_max_active_dims", "to_scipy_coo"),
+        **_names("spladekit.index.search", "semantic_search"),
+        **_names("spladekit.index.mining", "mine_hard_negatives"),
+        **_names("spladekit.losses.similarity", "pairwise_angle_sim"),
+    },
+    "util.similarity": {**_SIMILARITY, **_names("spladekit.losses.similarity", "pairwise_angle_sim")},
+    "util.tensor": _names("spladekit.sparse_ops", "select_max_active_dims", "to_scipy_coo"),
+    "util.retrieval": _names("spladekit.index.search", "semantic_search"),
+    "util.hard_negatives": _names("spladekit.index.mining", "mine_hard_negatives"),
+}
+ALIAS_MODULES["sparse_encoder.losses.csr"].update(
+    _names("spladekit.losses.csr_reconstruction", normalized_mean_squared_error="normalized_mse"))
