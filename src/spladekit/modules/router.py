@@ -36,7 +36,7 @@ class Router(Module):
     config_file_name = "router_config.json"
     save_in_root = True
     config_keys = ("default_route", "allow_empty_key", "route_mappings")
-    forward_kwargs = frozenset({"task", "max_active_dims"})
+    forward_kwargs = frozenset({"task"})
     # Set by SparseEncoder.fuse_splade_head: run a route's MLMTransformer + SpladePooling("max") fused.
     fuse_splade_head: bool = True
     # Resolves a saved class path to a module class when Router.load is called without module_class; set by
@@ -64,7 +64,7 @@ class Router(Module):
             routes[route] = nn.Sequential(*modules)
         self.sub_modules = nn.ModuleDict(routes)
         # The Router passes the model's keyword arguments on to its routes' modules.
-        self.forward_kwargs = frozenset({"task", "max_active_dims"}).union(
+        self.forward_kwargs = frozenset({"task"}).union(
             *(getattr(module, "forward_kwargs", frozenset()) for route in routes.values() for module in route))
         if default_route is not None and default_route not in routes:
             raise ValueError(f"default_route {default_route!r} is not one of the routes {list(routes)}.")
