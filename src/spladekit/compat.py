@@ -202,10 +202,9 @@ _SAMPLERS = {**_names("spladekit.training.samplers", "BatchSamplers", "DefaultBa
                       "GroupByLabelBatchSampler", "NoDuplicatesBatchSampler"),
              **_names("spladekit.training.multi_dataset_samplers", "MultiDatasetBatchSamplers",
                       "MultiDatasetDefaultBatchSampler", "RoundRobinBatchSampler", "ProportionalBatchSampler")}
-_TRAINING_ARGS = {**_names("spladekit.training.training_args", "SparseEncoderTrainingArguments"),
-                  **_names("spladekit.training.samplers", "BatchSamplers", "DefaultBatchSampler"),
-                  **_names("spladekit.training.multi_dataset_samplers", "MultiDatasetBatchSamplers",
-                           "MultiDatasetDefaultBatchSampler")}
+_BASE_TRAINING_ARGS = {**_names("spladekit.training.samplers", "BatchSamplers", "DefaultBatchSampler"),
+                       **_names("spladekit.training.multi_dataset_samplers", "MultiDatasetBatchSamplers",
+                                "MultiDatasetDefaultBatchSampler")}
 _SIMILARITY = _names("spladekit.sparse_ops", "SimilarityFunction", "cos_sim", "dot_score", "euclidean_sim",
                      "manhattan_sim", "pairwise_cos_sim", "pairwise_dot_score", "pairwise_euclidean_sim",
                      "pairwise_manhattan_sim", pytorch_cos_sim="cos_sim")
@@ -230,9 +229,10 @@ ALIAS_MODULES: dict[str, dict[str, str]] = {
         **_names("spladekit.training.trainer", "SparseEncoderTrainer"),
         **_names("spladekit.training.training_args", "SparseEncoderTrainingArguments"),
     },
-    "sparse_encoder.model": _names("spladekit.model", "SparseEncoder"),
+    "sparse_encoder.model": {**_names("spladekit.model", "SparseEncoder"),
+                             **_names("spladekit.model_card", "SparseEncoderModelCardData")},
     "sparse_encoder.trainer": _names("spladekit.training.trainer", "SparseEncoderTrainer"),
-    "sparse_encoder.training_args": _TRAINING_ARGS,
+    "sparse_encoder.training_args": _names("spladekit.training.training_args", "SparseEncoderTrainingArguments"),
     "sparse_encoder.data_collator": _names("spladekit.training.data_collator", "SparseEncoderDataCollator"),
     "sparse_encoder.model_card": {
         **_names("spladekit.model_card", "SparseEncoderModelCardData"),
@@ -257,14 +257,15 @@ ALIAS_MODULES: dict[str, dict[str, str]] = {
     "base.modules": _names("spladekit.modules", "Dense", "InputModule", "Module", "Normalize", "Router", "Transformer"),
     **{f"base.modules.{file}": _names("spladekit.modules", cls) for file, cls in _BASE_MODULE_FILES.items()},
     "base.sampler": _SAMPLERS,
-    "base.training_args": _TRAINING_ARGS,
+    "base.training_args": _BASE_TRAINING_ARGS,
     "base.evaluation": _names("spladekit.evaluation", "SequentialEvaluator", BaseEvaluator="SparseEvaluator",
                               SentenceEvaluator="SparseEvaluator"),
     "sentence_transformer": {},
     "sentence_transformer.modules": _DENSE_MODULES,
     "sentence_transformer.modules.pooling": _names("spladekit.modules", "Pooling"),
     "sampler": _SAMPLERS,
-    "training_args": _TRAINING_ARGS,
+    "training_args": {**_names("spladekit.training.samplers", "BatchSamplers"),
+                      **_names("spladekit.training.multi_dataset_samplers", "MultiDatasetBatchSamplers")},
     "util": {
         **_SIMILARITY,
         **_names("spladekit.sparse_ops", "select_max_active_dims", "to_scipy_coo"),

@@ -66,8 +66,9 @@ def resolve_folder(name_or_path: str, subfolder: str = "", token: bool | str | N
             "HF_HUB_OFFLINE is unset; or give a local folder.") from None
     folder = os.path.join(root, subfolder) if subfolder else root
     if not os.path.isdir(folder):
+        folders = sorted(e for e in os.listdir(root) if os.path.isdir(os.path.join(root, e)))
         raise FileNotFoundError(f"The Hub repository {name!r} (revision {revision or 'main'}) has no folder "
-                                f"{subfolder!r}.")
+                                f"{subfolder!r}; its folders are {folders}.")
     return folder
 
 
