@@ -44,18 +44,30 @@ def lazy_getattr(module_name: str, names: dict[str, str]) -> Any:
     return __getattr__
 
 
+class _AliasModule(types.ModuleType):
+    """An alias module. Releases before 5.4 had a module per class, named like the class
+    (``sparse_encoder.losses.SpladeLoss``); importing that path must not replace the class the package exports under
+    the same name, so a submodule never overwrites a name of the table."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and name in self.__dict__.get("_alias_names", ()):
+            return
+        super().__setattr__(name, value)
+
+
 class _AliasLoader(importlib.abc.Loader):
     def __init__(self, names: dict[str, str], is_package: bool) -> None:
         self.names = names
         self.is_package = is_package
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
-        return types.ModuleType(spec.name)
+        return _AliasModule(spec.name)
 
     def exec_module(self, module: types.ModuleType) -> None:
         original = module.__name__.removeprefix(PACKAGE + ".")
         module.__doc__ = (f"``sentence_transformers.{original}`` under the spladekit name: its sparse-encoder names, "
                           "each the spladekit object of the same name (see spladekit.aliases).")
+        module._alias_names = frozenset(self.names)
         module.__all__ = sorted(self.names)
         module.__getattr__ = lazy_getattr(module.__name__, self.names)
         module.__dir__ = lambda: sorted(set(self.names) | {"__all__", "__doc__", "__name__"})

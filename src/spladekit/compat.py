@@ -278,5 +278,18 @@ ALIAS_MODULES: dict[str, dict[str, str]] = {
     "util.retrieval": _names("spladekit.index.search", "semantic_search"),
     "util.hard_negatives": _names("spladekit.index.mining", "mine_hard_negatives"),
 }
+# The module-per-class paths of releases before 5.4 (e.g. ``sparse_encoder.losses.SpladeLoss``), still importable
+# in 6.x: each holds its class.
+_CLASS_MODULES = {  # old path -> the module it is now
+    "sparse_encoder.SparseEncoder": "sparse_encoder.model",
+    **{f"sparse_encoder.losses.{classes[0]}": f"sparse_encoder.losses.{file}" for file, classes in _LOSS_FILES.items()},
+    **{f"sparse_encoder.evaluation.{cls}": f"sparse_encoder.evaluation.{file}" for file, cls in _EVALUATOR_FILES.items()},
+    **{f"sparse_encoder.models.{cls}": f"sparse_encoder.modules.{file}" for file, cls in _SPARSE_MODULE_FILES.items()},
+    **{f"models.{cls}": f"base.modules.{cls.lower()}" for cls in ("Router", "Dense", "Normalize", "Transformer")},
+    "models.Asym": "base.modules.router",
+    "models.Pooling": "sentence_transformer.modules.pooling",
+}
 ALIAS_MODULES["sparse_encoder.losses.csr"].update(
     _names("spladekit.losses.csr_reconstruction", normalized_mean_squared_error="normalized_mse"))
+ALIAS_MODULES["base.modules.router"].update(_names("spladekit.modules", "Asym"))
+ALIAS_MODULES.update({old: ALIAS_MODULES[new] for old, new in _CLASS_MODULES.items()})
