@@ -65,7 +65,7 @@ CASES = [
     ("max_active_dims <= 0", lambda m, t, p: m.encode(["a"], max_active_dims=0), ValueError,
      "max_active_dims must be a positive integer"),
     ("unknown prompt_name", lambda m, t, p: m.encode(["a"], prompt_name="nope"), ValueError,
-     "prompt_name 'nope' is not one of this model's prompts"),
+     "Prompt name 'nope' not found in the configured prompts dictionary"),
     ("batch_size <= 0", lambda m, t, p: m.encode(["a"], batch_size=0), ValueError, "batch_size must be a positive"),
     ("unknown similarity function", lambda m, t, p: setattr(m, "similarity_fn_name", "l2"), ValueError,
      "similarity_fn_name must be one of"),

@@ -5,6 +5,7 @@ This is the one place that knows sentence-transformers' names; nothing here impo
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import Any
 
@@ -156,6 +157,20 @@ def model_config(prompts: dict[str, str], default_prompt_name: str | None, simil
     return config
 
 
+def is_datasets_available() -> bool:
+    """Whether ``datasets`` is installed (always, for spladekit; sentence-transformers' scripts ask)."""
+    return importlib.util.find_spec("datasets") is not None
+
+
+def is_accelerate_available() -> bool:
+    return importlib.util.find_spec("accelerate") is not None
+
+
+def is_training_available() -> bool:
+    """Whether training can run: ``datasets`` and ``accelerate`` are installed."""
+    return is_datasets_available() and is_accelerate_available()
+
+
 # Router.load without module_class resolves saved class paths with the names above.
 Router.default_module_class = module_class
 
@@ -272,6 +287,7 @@ ALIAS_MODULES: dict[str, dict[str, str]] = {
         **_names("spladekit.index.search", "semantic_search"),
         **_names("spladekit.index.mining", "mine_hard_negatives"),
         **_names("spladekit.losses.similarity", "pairwise_angle_sim"),
+        **_names("spladekit.compat", "is_datasets_available", "is_accelerate_available", "is_training_available"),
     },
     "util.similarity": {**_SIMILARITY, **_names("spladekit.losses.similarity", "pairwise_angle_sim")},
     "util.tensor": _names("spladekit.sparse_ops", "select_max_active_dims", "to_scipy_coo"),

@@ -278,8 +278,9 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
         if prompt_name is None:
             return ""
         if prompt_name not in self.prompts:
-            raise ValueError(f"prompt_name {prompt_name!r} is not one of this model's prompts "
-                             f"{sorted(self.prompts)}; add it with model.prompts[{prompt_name!r}] = '...'.")
+            raise ValueError(f"Prompt name {prompt_name!r} not found in the configured prompts dictionary with keys "
+                             f"{list(self.prompts)}. Add it with model.prompts[{prompt_name!r}] = '...', or pick one "
+                             "of those.")
         return self.prompts[prompt_name]
 
     def _prompt_length(self, prompt: str, task: str | None) -> int:
@@ -294,7 +295,7 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
         arguments are :meth:`encode`'s."""
         if prompt_name is None and prompt is None and "query" in self.prompts:
             prompt_name = "query"
-        return self.encode(_inputs(inputs, sentences, "encode_query"), prompt_name=prompt_name, prompt=prompt,
+        return self.encode(inputs=_inputs(inputs, sentences, "encode_query"), prompt_name=prompt_name, prompt=prompt,
                            task="query", **kwargs)
 
     def encode_document(self, inputs: str | list[str] | None = None, prompt_name: str | None = None,
@@ -304,8 +305,8 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
         are :meth:`encode`'s."""
         if prompt_name is None and prompt is None:
             prompt_name = next((n for n in ("document", "passage", "corpus") if n in self.prompts), None)
-        return self.encode(_inputs(inputs, sentences, "encode_document"), prompt_name=prompt_name, prompt=prompt,
-                           task="document", **kwargs)
+        return self.encode(inputs=_inputs(inputs, sentences, "encode_document"), prompt_name=prompt_name,
+                           prompt=prompt, task="document", **kwargs)
 
     def _route_task(self, task: str | None) -> str | None:
         """The task passed to a Router; a model without one ignores it."""
@@ -318,13 +319,16 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
         return task
 
     def _module_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """The extra ``encode`` arguments, checked against those the modules declare."""
-        accepted = set(self.get_model_kwargs()) - {"task", "max_active_dims"}
-        unknown = sorted(set(kwargs) - accepted)
+        """The extra ``encode`` arguments, checked against those the modules declare (sentence-transformers' words)."""
+        accepted = self.get_model_kwargs()
+        unknown = sorted(set(kwargs) - set(accepted))
         if unknown:
-            raise ValueError(f"{type(self).__name__}.encode() got keyword arguments that no module of this model "
-                             f"uses: {unknown}. " + (f"The modules accept {sorted(accepted)} (get_model_kwargs())."
-                                                     if accepted else "Its modules take no extra arguments."))
+            name = type(self).__name__
+            raise ValueError(
+                f"{name}.encode() has been called with additional keyword arguments that this model does not use: "
+                f"{unknown}. As per {name}.get_model_kwargs(), " + (
+                    f"the valid additional keyword arguments are: {accepted}." if accepted
+                    else "this model does not accept any additional keyword arguments."))
         return kwargs
 
     def encode(
