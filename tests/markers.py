@@ -18,3 +18,5 @@ requires_onnxscript = pytest.mark.skipif(not _installed("onnx", "onnxruntime", "
 requires_openvino = pytest.mark.skipif(not _installed("openvino", "onnx"),
                                        reason="needs the openvino extra: pip install -e '.[openvino]'")
 requires_peft = pytest.mark.skipif(not _installed("peft"), reason="needs the peft extra: pip install -e '.[peft]'")
+requires_serve = pytest.mark.skipif(not _installed("fastapi", "uvicorn", "httpx"),
+                                    reason="needs the serve extra: pip install -e '.[serve]' (and httpx)")

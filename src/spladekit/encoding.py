@@ -19,6 +19,18 @@ from spladekit.sparse_ops import top_k_entries
 PROGRESS_BAR_MIN_BATCHES = 20
 
 
+def texts_argument(inputs: Any, sentences: Any, method: str) -> Any:
+    """The texts of an encode call: ``inputs`` (sentence-transformers 6's name) or ``sentences`` (the older one)."""
+    if sentences is not None:
+        if inputs is not None:
+            raise TypeError(f"{method}() got both inputs and sentences; they are the same argument (sentences is "
+                            "the older name), give one.")
+        return sentences
+    if inputs is None:
+        raise TypeError(f"{method}() needs the texts to encode: {method}(inputs) with a string or a list of strings.")
+    return inputs
+
+
 def check_texts(inputs: Any, argument: str = "inputs") -> tuple[list[str], bool]:
     """(texts, whether a single string was given); any non-string is an error naming its position."""
     if isinstance(inputs, str):

@@ -39,18 +39,6 @@ def _default_device() -> str:
     return "cpu"
 
 
-def _inputs(inputs: Any, sentences: Any, method: str) -> Any:
-    """The texts of an encode call: ``inputs`` (sentence-transformers 6's name) or ``sentences`` (the older one)."""
-    if sentences is not None:
-        if inputs is not None:
-            raise TypeError(f"{method}() got both inputs and sentences; they are the same argument (sentences is "
-                            "the older name), give one.")
-        return sentences
-    if inputs is None:
-        raise TypeError(f"{method}() needs the texts to encode: {method}(inputs) with a string or a list of strings.")
-    return inputs
-
-
 class SparseEncoder(PeftAdapterMixin, nn.Sequential):
     """Encodes texts into sparse vectors (SPLADE, inference-free SPLADE, CSR), in sentence-transformers' format.
 
@@ -293,10 +281,10 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
                      **kwargs: Any) -> torch.Tensor | list[torch.Tensor]:
         """Encodes queries: the "query" route of a Router and the "query" prompt unless told otherwise; the
         arguments are :meth:`encode`'s."""
-        if prompt_name is None and prompt is None and "query" in self.prompts:
-            prompt_name = "query"
-        return self.encode(inputs=_inputs(inputs, sentences, "encode_query"), prompt_name=prompt_name, prompt=prompt,
-                           task="query", **kwargs)
+        if prompt_name is None and prompt is None:
+            prompt_name = self.task_prompt_name("query")
+        texts = encoding.texts_argument(inputs, sentences, "encode_query")
+        return self.encode(inputs=texts, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
 
     def encode_document(self, inputs: str | list[str] | None = None, prompt_name: str | None = None,
                         prompt: str | None = None, *, sentences: str | list[str] | None = None,
@@ -304,9 +292,33 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
         """Encodes documents: the "document" route and the "document" (or "passage"/"corpus") prompt; the arguments
         are :meth:`encode`'s."""
         if prompt_name is None and prompt is None:
-            prompt_name = next((n for n in ("document", "passage", "corpus") if n in self.prompts), None)
-        return self.encode(inputs=_inputs(inputs, sentences, "encode_document"), prompt_name=prompt_name,
-                           prompt=prompt, task="document", **kwargs)
+            prompt_name = self.task_prompt_name("document")
+        texts = encoding.texts_argument(inputs, sentences, "encode_document")
+        return self.encode(inputs=texts, prompt_name=prompt_name, prompt=prompt, task="document", **kwargs)
+
+    def task_prompt_name(self, task: str | None) -> str | None:
+        """The prompt name that ``encode_query`` (task "query") and ``encode_document`` (task "document") use
+        when given none: "query"; "document", "passage" or "corpus", the first the model has; None (encode's
+        ``default_prompt_name`` then applies) when the model has no such prompt or for any other task."""
+        if task == "query":
+            return "query" if "query" in self.prompts else None
+        if task == "document":
+            return next((n for n in ("document", "passage", "corpus") if n in self.prompts), None)
+        return None
+
+    def prompt_text(self, prompt_name: str | None = None, task: str | None = None) -> str:
+        """The text ``encode`` (``task=None``), ``encode_query`` ("query") or ``encode_document`` ("document")
+        puts before every input when given ``prompt_name`` (None: their default)."""
+        if prompt_name is None:
+            prompt_name = self.task_prompt_name(task)
+        return self._resolve_prompt(None, prompt_name)
+
+    def route_for(self, task: str | None) -> str | None:
+        """The Router route that ``encode(..., task=task)`` runs ("query" / "document" for an inference-free
+        model); None for a model without a Router. Raises ValueError for a task the model cannot route."""
+        if not isinstance(self.input_module, Router):
+            return None
+        return self.input_module.resolve_route(self._route_task(task))
 
     def _route_task(self, task: str | None) -> str | None:
         """The task passed to a Router; a model without one ignores it."""
@@ -379,7 +391,7 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
 
         Returns: the vectors, in input order.
         """
-        texts, single = check_texts(_inputs(inputs, sentences, "encode"))
+        texts, single = check_texts(encoding.texts_argument(inputs, sentences, "encode"))
         module_kwargs = self._module_kwargs(kwargs)
         precision = ComputePrecision.parse(precision)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
@@ -524,16 +536,10 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
                     train_datasets: list[str] | None = None) -> str:
         """Deprecated name of :meth:`push_to_hub` (``organization`` is the part of ``repo_id`` before "/")."""
         logger.warning("save_to_hub is deprecated; use push_to_hub.")
-        if organization:
-            if "/" not in repo_id:
-                repo_id = f"{organization}/{repo_id}"
-            elif repo_id.split("/")[0] != organization:
-                raise ValueError(f"organization {organization!r} differs from the one in repo_id {repo_id!r}; give "
-                                 "repo_id='organization/name' only.")
-        return self.push_to_hub(repo_id, token=token, private=private, safe_serialization=safe_serialization,
-                                commit_message=commit_message, local_model_path=local_model_path,
-                                exist_ok=exist_ok, replace_model_card=replace_model_card,
-                                train_datasets=train_datasets)
+        return self.push_to_hub(saving.repo_with_organization(repo_id, organization), token=token, private=private,
+                                safe_serialization=safe_serialization, commit_message=commit_message,
+                                local_model_path=local_model_path, exist_ok=exist_ok,
+                                replace_model_card=replace_model_card, train_datasets=train_datasets)
 
     # ----- sentence-transformers' other members -----------------------------------------------------------
     def evaluate(self, evaluator: Any, output_path: str | None = None) -> dict[str, float] | float:

@@ -117,6 +117,18 @@ def stage_push(model: Any, folder: str, repo_id: str, replace_model_card: bool, 
     return () if write_card else ("README.md",)
 
 
+def repo_with_organization(repo_id: str, organization: str | None) -> str:
+    """``organization/repo_id`` for the deprecated ``save_to_hub(repo_id, organization=...)``."""
+    if not organization:
+        return repo_id
+    if "/" not in repo_id:
+        return f"{organization}/{repo_id}"
+    if repo_id.split("/")[0] != organization:
+        raise ValueError(f"organization {organization!r} differs from the one in repo_id {repo_id!r}; give "
+                         "repo_id='organization/name' only.")
+    return repo_id
+
+
 def push_to_hub(model: Any, repo_id: str, token: str | None = None, private: bool | None = None,
                 safe_serialization: bool = True, commit_message: str | None = None,
                 local_model_path: str | None = None, exist_ok: bool = False, replace_model_card: bool = False,

@@ -1,4 +1,4 @@
-"""The ``spladekit`` command line: train, eval, encode, index, search, info, export."""
+"""The ``spladekit`` command line: train, eval, encode, index, search, info, export, serve."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from spladekit.cli.config import ConfigKeyError
 from spladekit.cli.export import add_export_parser
+from spladekit.cli.serve import add_serve_parser
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("model")
     info.add_argument("--text", action="append", default=None, help="a sample text (repeatable)")
     add_export_parser(sub)
+    add_serve_parser(sub)
     return parser
 
 
@@ -129,6 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             for path in run_export(args.model, args.output, args.top_k, args.quantize, args.openvino,
                                    args.file_name, args.opset, args.dynamo):
                 print(f"Wrote {path}")
+        elif args.command == "serve":
+            from spladekit.cli.serve import run_serve
+
+            run_serve(args)
         elif args.command == "info":
             from spladekit.cli.commands import model_info
 
