@@ -21,9 +21,9 @@ TEXTS = ["Vitamin D deficiency is associated with asthma.", "a b c", "The p53 ge
 
 
 @pytest.fixture(scope="module")
-def saved_splade(tiny_mlm_path, tmp_path_factory) -> str:
+def saved_splade(splade_tiny_path, tmp_path_factory) -> str:
     folder = str(tmp_path_factory.mktemp("splade") / "m")
-    SparseEncoder(modules=[MLMTransformer(tiny_mlm_path, max_seq_length=48), SpladePooling("max")],
+    SparseEncoder(modules=[MLMTransformer(splade_tiny_path, max_seq_length=48), SpladePooling("max")],
                   device="cpu").save(folder)
     return folder
 
@@ -73,8 +73,8 @@ class Scale(Module):
         return features
 
 
-def test_keyword_arguments_reach_the_modules_that_declare_them(tiny_mlm_path):
-    model = SparseEncoder(modules=[MLMTransformer(tiny_mlm_path), SpladePooling("max"), Scale()], device="cpu")
+def test_keyword_arguments_reach_the_modules_that_declare_them(splade_tiny_path):
+    model = SparseEncoder(modules=[MLMTransformer(splade_tiny_path), SpladePooling("max"), Scale()], device="cpu")
     assert model.get_model_kwargs() == ["scale"]
     torch.testing.assert_close(model.encode(TEXTS, scale=2.5).to_dense(), 2.5 * model.encode(TEXTS).to_dense())
     with pytest.raises(ValueError, match=r"does not use: \['temperature'\].*the valid additional keyword arguments "

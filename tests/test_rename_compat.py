@@ -7,7 +7,8 @@ replaced by ``spladekit`` and nothing else changed; the two runs must give the s
 metric keys and values. Tiny local models (dropout off, so training is deterministic) stand in for the Hub models
 and in-memory datasets for ``load_dataset``.
 
-The default suite runs the quickstart, one training run and the evaluators; every loss runs with ``-m slow``.
+The default suite runs the quickstart, the architectures, two losses and two evaluators; the training runs, every
+loss and every evaluator run with ``-m slow``.
 """
 
 from __future__ import annotations
@@ -219,7 +220,8 @@ RESULT = {
 """
 
 
-@pytest.mark.parametrize("with_evaluator", [False, pytest.param(True, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("with_evaluator", [False, True])
 def test_training_overview(models, with_evaluator):
     theirs, ours = run_twice(TRAINING, models, WITH_EVALUATOR=with_evaluator)
     # One full batch per step and no dropout: both libraries take the same two optimizer steps.
