@@ -1,7 +1,9 @@
 """spladekit: train, evaluate and serve learned sparse retrieval encoders.
 
 The names below are imported on first use (PEP 562), so ``import spladekit`` and the command line's ``--help``
-do not load torch and transformers until something needs them.
+do not load torch and transformers until something needs them. sentence-transformers' import paths
+(``spladekit.sparse_encoder.losses``, ``spladekit.util``, ...) and its top-level names (``SparseEncoderTrainer``,
+...) are served the same way (:mod:`spladekit.aliases`, from the table in :mod:`spladekit.compat.import_paths`).
 """
 
 from __future__ import annotations
@@ -9,28 +11,30 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from spladekit import aliases as _aliases
 from spladekit._version import __version__
+from spladekit.compat.import_paths import ALIAS_MODULES as _ALIAS_MODULES
 
-# public name -> the module that defines it
+_aliases.install(_ALIAS_MODULES)
+
+# public name -> "module:attribute"
 _EXPORTS = {
-    "encode_corpus": "spladekit.corpus_encoder",
-    "export_onnx": "spladekit.export",
-    "export_openvino": "spladekit.export",
-    "quantize_onnx": "spladekit.export",
-    "mine_hard_negatives": "spladekit.index",
-    "semantic_search": "spladekit.index",
-    "SparseEncoder": "spladekit.model",
-    **{name: "spladekit.modules" for name in ("Asym", "Dense", "Layout", "MLMTransformer", "Normalize", "Pooling",
-                                              "Router", "SparseAutoEncoder", "SparseStaticEmbedding",
-                                              "SpladePooling", "Transformer")},
+    "encode_corpus": "spladekit.corpus_encoder:encode_corpus",
+    **{name: f"spladekit.export:{name}" for name in ("export_onnx", "export_openvino", "quantize_onnx")},
+    **{name: f"spladekit.index:{name}" for name in ("mine_hard_negatives", "semantic_search")},
+    "SparseEncoder": "spladekit.model:SparseEncoder",
+    **{name: f"spladekit.modules:{name}" for name in ("Asym", "Dense", "Layout", "MLMTransformer", "Normalize",
+                                                       "Pooling", "Router", "SparseAutoEncoder",
+                                                       "SparseStaticEmbedding", "SpladePooling", "Transformer")},
 }
+_EXPORTS = {**_ALIAS_MODULES[""], **_EXPORTS}
 
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        value = _aliases.resolve(_EXPORTS[name])
     else:
         try:  # a subpackage reached as an attribute, e.g. spladekit.index after a bare `import spladekit`
             value = importlib.import_module(f"{__name__}.{name}")
@@ -51,6 +55,7 @@ if TYPE_CHECKING:
     from spladekit.export import export_onnx, export_openvino, quantize_onnx
     from spladekit.index import mine_hard_negatives, semantic_search
     from spladekit.model import SparseEncoder
+    from spladekit.model_card import SparseEncoderModelCardData
     from spladekit.modules import (
         Asym,
         Dense,
@@ -64,3 +69,5 @@ if TYPE_CHECKING:
         SpladePooling,
         Transformer,
     )
+    from spladekit.training.trainer import SparseEncoderTrainer
+    from spladekit.training.training_args import SparseEncoderTrainingArguments

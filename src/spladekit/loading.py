@@ -8,7 +8,8 @@ import logging
 import os
 from typing import Any
 
-from spladekit import compat
+from spladekit.compat import model_format as compat
+from spladekit.hub import resolve_folder
 from spladekit.modules.module import ConfigError, Module, read_json
 from spladekit.modules.pooling import Pooling
 from spladekit.modules.router import Router
@@ -20,36 +21,13 @@ from spladekit.modules.transformer import MLMTransformer, Transformer
 logger = logging.getLogger(__name__)
 
 _SPARSE_HEADS = (SpladePooling, SparseStaticEmbedding, SparseAutoEncoder)
-# Files a Hub snapshot does not need: other frameworks' weights and exported graphs.
-_SNAPSHOT_IGNORE = ["*.onnx", "onnx/*", "openvino/*", "*.h5", "*.msgpack", "*.ot", "flax_model*", "tf_model*",
-                    "rust_model*"]
 
 
 def resolve_model_path(name: str, cache_folder: str | None, revision: str | None, token: bool | str | None,
                        local_files_only: bool) -> str:
     """A local folder as is; anything else is a Hugging Face Hub id, downloaded (or found in the cache)."""
-    name = os.path.expanduser(str(name))
-    if os.path.isdir(name):
-        return name
-    if os.path.exists(name):
-        raise ValueError(f"model_name_or_path {name!r} is a file; give the folder that holds the model.")
-    if name.startswith((".", "/")) or name.count("/") > 1 or "\\" in name:
-        raise FileNotFoundError(f"model_name_or_path {name!r} does not exist. Give an existing model folder or "
-                                "a Hugging Face Hub id such as 'naver/splade-v3'.")
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HFValidationError
-
-    try:
-        return snapshot_download(repo_id=name, revision=revision, cache_dir=cache_folder, token=token,
-                                 local_files_only=local_files_only, ignore_patterns=_SNAPSHOT_IGNORE)
-    except HFValidationError as exc:
-        raise FileNotFoundError(f"model_name_or_path {name!r} is not a local folder nor a valid Hub id: "
-                                f"{exc}") from None
-    except Exception as exc:  # network, auth, offline mode, missing repo: one message for the user
-        raise FileNotFoundError(
-            f"model_name_or_path {name!r} is not a local folder, and it could not be fetched from the Hugging Face "
-            f"Hub ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Check the name, your "
-            "network or token, or that HF_HUB_OFFLINE is unset; or give a local folder.") from None
+    return resolve_folder(name, "", token=token, cache_folder=cache_folder, revision=revision,
+                          local_files_only=local_files_only)
 
 
 def _has_sparse_head(modules: list[Module]) -> bool:
@@ -66,16 +44,16 @@ def load_saved_modules(path: str, transformer_kwargs: dict[str, Any]) -> list[Mo
     modules: list[Module] = []
     for entry in sorted(compat.read_modules_json(path), key=lambda e: int(e.get("idx", 0))):
         folder = os.path.join(path, entry.get("path", ""))
-        if not os.path.isdir(folder):
+        cls = compat.module_class(entry["type"], folder)
+        if not os.path.isdir(folder) and cls.needs_files:
             raise ConfigError(f"modules.json in {path!r} lists module {entry.get('name')!r} at {entry['path']!r}, "
                               "but that folder does not exist.")
-        cls = compat.module_class(entry["type"], folder)
-        if cls is Router or issubclass(cls, Router):
-            modules.append(cls.load(folder, module_class=compat.module_class, **transformer_kwargs))
+        if issubclass(cls, Router):
+            modules.append(cls.load_from_folder(folder, module_class=compat.module_class, **transformer_kwargs))
         elif issubclass(cls, Transformer):
-            modules.append(cls.load(folder, **transformer_kwargs))
+            modules.append(cls.load_from_folder(folder, **transformer_kwargs))
         else:
-            modules.append(cls.load(folder))
+            modules.append(cls.load_from_folder(folder))
     return modules
 
 
