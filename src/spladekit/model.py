@@ -27,7 +27,7 @@ from spladekit.modules.router import Router
 from spladekit.modules.sparse_auto_encoder import SparseAutoEncoder
 from spladekit.multi_process import MultiProcessPool, encode_with_pool
 from spladekit.peft_adapters import PeftAdapterMixin
-from spladekit.staging import staging_dir
+from spladekit.staging import respect_umask, staging_dir
 from spladekit.sparse_ops import SimilarityFunction, top_k_entries
 
 logger = logging.getLogger(__name__)
@@ -173,6 +173,9 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
         if model_card_data is not None and not isinstance(model_card_data, SparseEncoderModelCardData):
             raise ValueError(f"model_card_data must be a SparseEncoderModelCardData, got {type(model_card_data).__name__}.")
         self.model_card_data = model_card_data or SparseEncoderModelCardData()
+        self.model_card_data.register_model(self)
+        if model_card_data is None and path is not None:  # a saved sparse encoder: keep its card
+            self.model_card_data.remember_card(os.path.join(path, "README.md"))
         if model_name_or_path is not None and not os.path.isdir(os.path.expanduser(str(model_name_or_path))) \
                 and self.model_card_data.base_model is None:
             self.model_card_data.set_base_model(str(model_name_or_path), revision=revision)
@@ -593,3 +596,6 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
         write_json(os.path.join(path, compat.MODEL_CONFIG_JSON),
                    compat.model_config(self.prompts, self.default_prompt_name, similarity, self.max_active_dims,
                                        self._versions()))
+        if self._backend is not None:  # a model running on exported graphs keeps them
+            self._backend.save_graphs(self, path)
+        respect_umask(path)

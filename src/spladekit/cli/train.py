@@ -82,6 +82,15 @@ def load_training_data(config: DataConfig) -> Dataset:
     return dataset
 
 
+def training_data_reference(config: DataConfig) -> dict[str, str]:
+    """How the model card names the training data: the Hub id, the file's path or the BEIR folder's name."""
+    if config.beir:
+        return {"name": os.path.basename(os.path.normpath(config.beir)), "path": config.beir}
+    if config.file:
+        return {"name": os.path.basename(config.file), "path": config.file}
+    return {"name": config.hub, "id": config.hub}
+
+
 def build_model(config: ModelConfig, corpus: list[str] | None = None) -> SparseEncoder:
     """The model to train: loaded as saved, or built around a base checkpoint per ``architecture``."""
     arch = config.architecture
@@ -183,6 +192,7 @@ def run_train(config: TrainConfig) -> dict[str, Any]:
         corpus = [text for column in dataset.column_names[1:] for text in dataset[column]
                   if isinstance(text, str)]
     model = build_model(config.model, corpus)
+    model.model_card_data.train_datasets = [training_data_reference(config.data)]
     if config.data.hard_negatives:
         from spladekit.index import mine_hard_negatives
 
@@ -223,7 +233,6 @@ def run_train(config: TrainConfig) -> dict[str, Any]:
         report["after"] = _main_scores(evaluator, metrics)
         report["eval_seconds_after"] = round(time.time() - start, 1)
         report["sparsity"] = {k: v for k, v in metrics.items() if "active_dims" in k}
-        model.model_card_data.add_eval_results(evaluator.name or "evaluation", metrics)
     model_dir = os.path.join(output_dir, "model")
     model.save(model_dir)
     report["model_dir"] = model_dir
