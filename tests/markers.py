@@ -18,3 +18,10 @@ requires_onnxscript = pytest.mark.skipif(not _installed("onnx", "onnxruntime", "
 requires_openvino = pytest.mark.skipif(not _installed("openvino", "onnx"),
                                        reason="needs the openvino extra: pip install -e '.[openvino]'")
 requires_peft = pytest.mark.skipif(not _installed("peft"), reason="needs the peft extra: pip install -e '.[peft]'")
+requires_tensorboard = pytest.mark.skipif(not _installed("tensorboard"),
+                                          reason="needs tensorboard: pip install -e '.[integrations]'")
+requires_wandb = pytest.mark.skipif(not _installed("wandb"), reason="needs wandb: pip install -e '.[integrations]'")
+requires_codecarbon = pytest.mark.skipif(not _installed("codecarbon"),
+                                         reason="needs codecarbon: pip install -e '.[integrations]'")
+requires_ray_tune = pytest.mark.skipif(not _installed("ray", "ray.tune"),
+                                       reason="needs ray[tune]: pip install -e '.[integrations]'")

@@ -161,11 +161,13 @@ def test_usage_snippets_print_the_scores_the_model_gives(splade: SparseEncoder) 
 
 def test_card_generation_keeps_the_training_mode_and_random_state(splade: SparseEncoder) -> None:
     splade.train()
+    splade[0].auto_model.eval()  # as after loading: the Hugging Face model in eval mode inside a wrapper
     torch.manual_seed(0)
     expected = torch.rand(3)
     torch.manual_seed(0)
     generate_model_card(splade)
-    assert splade.training and torch.equal(torch.rand(3), expected)
+    assert splade.training and splade[1].training and not splade[0].auto_model.training
+    assert torch.equal(torch.rand(3), expected)
 
 
 def test_user_metadata_goes_to_front_matter_and_details(splade: SparseEncoder) -> None:

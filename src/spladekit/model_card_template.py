@@ -30,6 +30,7 @@ from spladekit.model_card import (
     model_type,
 )
 from spladekit.modules import Router, Transformer
+from spladekit.modules.modes import eval_mode
 
 logger = logging.getLogger(__name__)
 
@@ -174,20 +175,19 @@ def _usage_outputs(model: Any, examples: list[str]) -> dict[str, Any]:
         torch.distributed.get_world_size() > 1
     if distributed or len(examples) < 2:
         return out
-    was_training = model.training
     try:
-        embeddings = model.encode(examples, show_progress_bar=False)
-        out["similarities"] = model.similarity(embeddings, embeddings).tolist()
-        query = model.encode_query(examples[:1], show_progress_bar=False)
-        documents = model.encode_document(examples[1:], show_progress_bar=False)
-        out["query_document_scores"] = model.similarity(query, documents).tolist()
-        if isinstance(model.get_embedding_dimension(), int) and model.get_embedding_dimension() <= len(model.tokenizer):
-            out["query_terms"] = [(token, round(weight, 4)) for token, weight in model.decode(query[0], top_k=5)]
+        with eval_mode(model):
+            embeddings = model.encode(examples, show_progress_bar=False)
+            out["similarities"] = model.similarity(embeddings, embeddings).tolist()
+            query = model.encode_query(examples[:1], show_progress_bar=False)
+            documents = model.encode_document(examples[1:], show_progress_bar=False)
+            out["query_document_scores"] = model.similarity(query, documents).tolist()
+            dim = model.get_embedding_dimension()
+            if isinstance(dim, int) and dim <= len(model.tokenizer):
+                out["query_terms"] = [(token, round(weight, 4)) for token, weight in model.decode(query[0], top_k=5)]
     except Exception as error:  # a card without the scores is still a card
         logger.info("The model card's usage example was not run (%s: %s); it shows shapes only.",
                     type(error).__name__, error)
-    finally:
-        model.train(was_training)
     return out
 
 

@@ -18,9 +18,10 @@ import warnings
 import torch
 from torch import Tensor, nn
 
-from spladekit.export.graph import INPUT_NAMES, SparseEncoderGraph, eval_mode, model_routes, route_modules
+from spladekit.export.graph import INPUT_NAMES, SparseEncoderGraph, model_routes, route_modules
 from spladekit.export.model_folder import ensure_saved_model
 from spladekit.export.optional import require
+from spladekit.modules.modes import eval_mode
 
 logger = logging.getLogger(__name__)
 

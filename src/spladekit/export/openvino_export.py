@@ -13,7 +13,7 @@ import tempfile
 import torch
 from torch import nn
 
-from spladekit.export.graph import INPUT_NAMES, TOP_K_OUTPUTS, eval_mode
+from spladekit.export.graph import INPUT_NAMES, TOP_K_OUTPUTS
 from spladekit.export.onnx_export import (
     CHECK_TEXTS,
     DEFAULT_FILE_NAME,
@@ -24,6 +24,7 @@ from spladekit.export.onnx_export import (
 )
 from spladekit.export.model_folder import ensure_saved_model
 from spladekit.export.optional import require
+from spladekit.modules.modes import eval_mode
 
 OPENVINO_FOLDER = "openvino"
 

@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 _IGNORED_ARGS = frozenset({
     "output_dir", "logging_dir", "logging_strategy", "logging_first_step", "logging_steps", "eval_strategy",
     "evaluation_strategy", "eval_steps", "eval_delay", "save_strategy", "save_steps", "save_total_limit",
-    "metric_for_best_model", "greater_is_better", "report_to", "do_train", "do_eval", "do_predict", "run_name",
+    "metric_for_best_model", "greater_is_better", "report_to", "do_train", "do_eval", "run_name",
     "hub_token", "push_to_hub_token", "overwrite_output_dir",
 })
 _CODECARBON_KEYS = ("emissions", "energy_consumed", "duration", "cpu_model", "gpu_model", "ram_total_size",

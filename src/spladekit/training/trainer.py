@@ -45,6 +45,7 @@ from spladekit.training.dataset_names import (
     is_per_dataset,
 )
 from spladekit.training.divergence import DivergenceGuardCallback
+from spladekit.training.hyperparameter_search import default_objective
 from spladekit.training.learning_rate_mapping import parameter_groups
 from spladekit.training.model_card_callback import SparseEncoderModelCardCallback, update_card_data
 from spladekit.training.multi_dataset_samplers import (
@@ -665,6 +666,17 @@ class SparseEncoderTrainer(Trainer):
         optimizer_kwargs = {k: v for k, v in optimizer_kwargs.items() if k != "lr"}
         self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return self.optimizer
+
+    def hyperparameter_search(self, hp_space: Callable[[Any], dict[str, float]] | None = None,
+                              compute_objective: Callable[[dict[str, float]], float] | None = None, n_trials: int = 20,
+                              direction: str | list[str] = "minimize", backend: Any = None,
+                              hp_name: Callable[[Any], str] | None = None, **kwargs: Any) -> Any:
+        """transformers' search (optuna, Ray Tune, ...); without ``compute_objective`` it optimises the evaluator's
+        primary metric, or else the evaluation loss (see :mod:`spladekit.training.hyperparameter_search`)."""
+        if compute_objective is None:
+            compute_objective = default_objective(self.evaluator, self.eval_dataset is not None, direction)
+        return super().hyperparameter_search(hp_space=hp_space, compute_objective=compute_objective, n_trials=n_trials,
+                                             direction=direction, backend=backend, hp_name=hp_name, **kwargs)
 
     def propagate_args_to_deepspeed(self, auto_find_batch_size: bool = False) -> None:
         """Sets the DeepSpeed plugin's values from the training arguments."""
