@@ -53,7 +53,7 @@ def test_tensorboard_event_files_hold_the_loss_terms_and_sparsity(tiny_splade, t
     events = EventAccumulator(os.path.dirname(files[0]))
     events.Reload()
     expected = step_logs(trainer)
-    assert sorted(expected) == [1, 2, 3]
+    assert sorted(expected) == [1, 2, 3], trainer.state.log_history
     for key in LOGGED:
         scalars = {event.step: event.value for event in events.Scalars(f"train/{key}")}
         assert scalars.keys() == expected.keys(), key
@@ -102,10 +102,12 @@ def test_wandb_offline_run_holds_the_loss_terms_and_sparsity(tiny_splade, tmp_pa
         trainer = train(tiny_splade, tmp_path, ["wandb"])
     finally:
         wandb.finish()
+        wandb.teardown()  # stops W&B's service process, which writes the run file out (finish alone may not)
     [run_file] = glob.glob(str(tmp_path / "wandb" / "offline-run-*" / "run-*.wandb"))
     rows = {row["train/global_step"]: row for row in read_wandb_history(run_file) if "train/loss" in row}
     expected = step_logs(trainer)
-    assert sorted(rows) == sorted(expected) == [1, 2, 3]
+    assert sorted(expected) == [1, 2, 3], trainer.state.log_history
+    assert sorted(rows) == [1, 2, 3], rows
     for step, entry in expected.items():
         for key in LOGGED:
             assert rows[step][f"train/{key}"] == pytest.approx(entry[key], rel=1e-9, abs=1e-12), (key, step)
@@ -153,6 +155,11 @@ def test_ray_tune_search_returns_the_better_trial(tiny_mlm_path, tmp_path):
         save_strategy="no", report_to=[], seed=7, use_cpu=True, disable_tqdm=True)
     trainer = SparseEncoderTrainer(model_init=model_init, args=args, train_dataset=pairs(), eval_dataset=pairs(),
                                    loss=loss)
+    # Ray pickles the trainer; accelerate keeps weak references to the data loaders of earlier training runs of this
+    # process (the other tests') in its process-wide GradientState, which do not pickle. A fresh process has none.
+    from accelerate.state import GradientState
+
+    GradientState._shared_state["_dataloader_references_ref"] = [None]
     rates = [1e-6, 3e-2]
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
