@@ -137,7 +137,7 @@ def infer_base_model(model: Any) -> str | None:
         if isinstance(module, Transformer):
             name = str(getattr(module.auto_model.config, "name_or_path", None) or "")
             cached = hub_id_of_cached_path(name)
-            return cached[0] if cached else (name or None)
+            return cached[0] if cached else (name.rstrip("/\\") or name or None)
     return None
 
 
@@ -380,8 +380,9 @@ class SparseEncoderModelCardData:
         self._loaded_state = self._state()
 
     def _state(self) -> str:
-        return json.dumps(jsonable({k: v for k, v in card_fields(self).items()
-                                    if k not in ("framework_versions", "loaded_card")}), sort_keys=True)
+        state = {k: v for k, v in card_fields(self).items() if k not in ("framework_versions", "eval_results_dict")}
+        state["eval_results"] = [(_evaluator_name(k), v) for k, v in self.eval_results_dict.items()]
+        return json.dumps(jsonable(state), sort_keys=True)
 
     def unchanged_since_loaded(self) -> bool:
         """Whether the card loaded with the model still says all there is (see :meth:`remember_card`)."""
