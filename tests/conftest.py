@@ -73,3 +73,22 @@ def scifact_documents() -> list[str]:
     with gzip.open(SCIFACT / "corpus.jsonl.gz", "rt", encoding="utf8") as f:
         rows = [json.loads(line) for line in f]
     return [(row["title"] + " " + row["text"]).strip() for row in rows]
+
+
+@pytest.fixture(scope="session")
+def cpu_bf16_verdict() -> bool | None:
+    """Whether this CPU computes bf16 natively, read straight from /proc/cpuinfo (independently of
+    spladekit.hardware); None where there is no such file."""
+    import platform
+
+    if not os.path.exists("/proc/cpuinfo"):
+        return None
+    words: set[str] = set()
+    with open("/proc/cpuinfo", encoding="utf8") as f:
+        for line in f:
+            if line.lower().startswith(("flags", "features")):
+                words = set(line.split(":", 1)[1].split())
+                break
+    if platform.machine().lower().startswith(("arm", "aarch64")):
+        return "bf16" in words
+    return bool(words & {"avx512_bf16", "amx_bf16"})
