@@ -28,7 +28,7 @@ from spladekit.evaluation.sparsity import (
     to_csr,
 )
 from spladekit.index.sparse_index import SparseIndex
-from spladekit.sparse_ops import SimilarityFunction
+from spladekit.sparse_ops import SimilarityFunction, exact_index_or_function
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +188,11 @@ class SparseInformationRetrievalEvaluator(SparseEvaluator):
         self.last_timings: dict[str, float] | None = None
         self._primary_for: tuple[str, ...] | None = None
 
+    def get_config_dict(self) -> dict[str, Any]:
+        prompts = {key: getattr(self, key) for key in ("query_prompt", "query_prompt_name", "corpus_prompt",
+                                                       "corpus_prompt_name") if getattr(self, key) is not None}
+        return {**prompts, **super().get_config_dict()}
+
     def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1,
                  steps: int = -1, pool: Any | None = None) -> dict[str, float]:
         """Evaluates ``model``; ``pool`` (from ``model.start_multi_process_pool()``) encodes with its worker
@@ -256,14 +261,16 @@ class SparseInformationRetrievalEvaluator(SparseEvaluator):
                                [epoch, steps, *self._csv_values(names, scores), *sparsity.values()])
         if output_path is not None and self.write_predictions:
             self._write_predictions(output_path)
-        return self.prefix_name_to_metrics(metrics, self.name)
+        metrics = self.prefix_name_to_metrics(metrics, self.name)
+        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+        return metrics
 
     # ----- scoring -----------------------------------------------------------------------------------------
     def _scorers(self, model: Any) -> dict[str, SimilarityFunction | Callable]:
         if self.score_functions is not None:
             return self.score_functions
         similarity = SimilarityFunction.parse(model.similarity_fn_name)
-        scorers = {similarity.value: similarity}
+        scorers = {similarity.value: exact_index_or_function(similarity)}
         if self.main_score_function and self.main_score_function not in scorers:
             raise ValueError(f"main_score_function {self.main_score_function!r} is not the model's "
                              f"similarity {model.similarity_fn_name!r}; pass score_functions={{"
@@ -391,7 +398,7 @@ def _check_score_functions(score_functions) -> dict[str, SimilarityFunction | Ca
     checked: dict[str, SimilarityFunction | Callable] = {}
     for name, fn in score_functions.items():
         if isinstance(fn, (str, SimilarityFunction)):
-            checked[str(name)] = SimilarityFunction.parse(fn, f"score_functions[{name!r}]")
+            checked[str(name)] = exact_index_or_function(SimilarityFunction.parse(fn, f"score_functions[{name!r}]"))
         elif callable(fn):
             checked[str(name)] = fn
         else:
