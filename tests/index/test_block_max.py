@@ -225,3 +225,24 @@ def test_default_mode_is_exact_and_unknown_modes_are_refused():
     assert index.search(np.eye(5)[:1], top_k=2) == index.search(np.eye(5)[:1], top_k=2, mode="exhaustive")
     with pytest.raises(ValueError, match=r"mode must be one of \['exact', 'exhaustive', 'approximate'\]"):
         index.search(np.eye(5)[:1], mode="fast")
+
+
+def test_query_terms_without_postings_and_beyond_the_vocabulary():
+    """Terms no document uses add nothing (a query of only such terms ties every document at 0); a query wider
+    than the vocabulary is refused with the sizes named."""
+    rng = np.random.default_rng(12)
+    docs = splade_like(rng, 1200, 300, 15).tolil()
+    docs[:, 250:] = 0.0  # terms 250..299 have no postings
+    index = SparseIndex.from_embeddings(docs.tocsr())
+    queries = splade_like(rng, 6, 300, 6).toarray()
+    queries[0, :250] = 0.0
+    queries[0, [260, 299]] = 1.5  # only unused terms
+    queries[1, [255, 290]] = 3.0  # used and unused terms mixed
+    for k in (1, 10, 1200):
+        exact, exhaustive = both(index, queries, k)
+        assert exact == exhaustive
+    assert exact[0][:3] == [(0, 0.0), (1, 0.0), (2, 0.0)]
+    reference = both(index, queries[1:2] * (np.arange(300) < 250), 10)[1]  # the unused terms dropped
+    assert both(index, queries[1:2], 10)[0] == reference
+    with pytest.raises(ValueError, match="301"):
+        index.search(np.ones((1, 301)), top_k=3, mode="exact")

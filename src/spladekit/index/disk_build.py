@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from spladekit.index import block_max, storage
 from spladekit.index._vectors import SparseInput, check_json_ids, resolve_ids, to_csr
-from spladekit.index.quantization import INT8_LEVELS
+from spladekit.index.quantization import INT8_LEVELS, decode_codes
 from spladekit.index.static_pruning import kept_indptr, prune
 
 __all__ = ["build_index_directory"]
@@ -166,7 +166,7 @@ def _write_blocks(staged: storage.StagedDirectory, doc_ptr: np.ndarray, doc_term
         return np.lib.format.open_memmap(staged.path_for(key, ".npy"), mode="w+", dtype=dtype, shape=(size,))
 
     blocks = block_max.sort_into_blocks(term_ptr, term_docs, term_values, order,
-                                        lambda values: _sort_key(values, quantization),
+                                        lambda values: decode_codes(values, quantization == "fp16"),
                                         chunk_postings=chunk_postings, allocate=allocate)
     for array in (term_docs, term_values, blocks.blocks, blocks.codes, blocks.counts):
         if isinstance(array, np.memmap):
@@ -249,9 +249,3 @@ def _invert(staged: storage.StagedDirectory, doc_ptr: np.ndarray, doc_terms: np.
         cursor += chunk_counts
     term_docs.flush()
     term_values.flush()
-
-
-def _sort_key(values: np.ndarray, quantization: str | None) -> np.ndarray:
-    if quantization == "fp16":
-        return values.view(np.float16).astype(np.float64)
-    return values.astype(np.float64)

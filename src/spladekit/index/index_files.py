@@ -2,12 +2,12 @@
 
 Format 3 is format 2 plus the arrays of block-max pruning (``block_order``, ``block_ptr``, ``block_ids``,
 ``block_codes``, ``block_counts``, ``block_scales``, ``term_low``, ``term_high`` and the manifest's
-``block_size``; :mod:`spladekit.index.block_max`), so a
-loaded index searches in exact mode without rebuilding them. Format 2 keeps the term-major arrays (``term_ptr``, ``term_docs``, ``term_values``: lists in impact order in format 2, in block
-order in format 3), the
-document-major ones (``doc_ptr``, ``doc_terms``, ``doc_values``), the int8 ``term_scales`` and the ids, each in
-its own file named by ``manifest.json`` (:mod:`spladekit.index.storage` makes the save atomic). Format 1 (one
-safetensors file of position-ordered lists) is still read. Formats 1 and 2 build their blocks (and put their
+``block_size``; :mod:`spladekit.index.block_max`), so a loaded index searches in exact mode without rebuilding
+them. Format 2 keeps the term-major arrays (``term_ptr``, ``term_docs``, ``term_values``: lists in impact order
+in format 2, in block order in format 3), the document-major ones (``doc_ptr``, ``doc_terms``, ``doc_values``),
+the int8 ``term_scales`` and the ids, each in its own file named by ``manifest.json``
+(:mod:`spladekit.index.storage` makes the save atomic). Format 1 (one safetensors file of position-ordered
+lists) is still read. Formats 1 and 2 build their blocks (and put their
 lists in block order, in memory) at the first exact search.
 """
 
@@ -22,12 +22,16 @@ import scipy.sparse as sp
 from spladekit.index import storage
 from spladekit.index.block_max import BLOCK_ARRAYS, BlockMax
 
-__all__ = ["read_index", "write_index"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "read_index", "write_index"]
+
+FORMAT = "spladekit.SparseIndex"
+# 3: format 2 plus the block-max arrays; 2: one .npy per array; 1: one safetensors file (2 and 1 still load)
+FORMAT_VERSION = 3
 
 
 def write_index(index: Any, path: str, *, format_name: str,
                 attachments: dict[str, tuple[str, Any]] | None = None) -> None:
-    """Saves ``index`` (a SparseIndex) to the directory ``path`` in format 2, with the ``attachments``. (A module
+    """Saves ``index`` (a SparseIndex) to the directory ``path`` in format 3, with the ``attachments``. (A module
     of the index's own package: it reads the index's arrays directly.)"""
     index._merge_pending()
     blocks = index.block_max() if len(index) else None  # first: it puts the lists in block order
@@ -47,7 +51,7 @@ def write_index(index: Any, path: str, *, format_name: str,
 
 def read_index(cls: type, path: str, *, mmap: bool, format_name: str, format_version: int) -> Any:
     """A ``cls`` (SparseIndex) read from ``path`` (format 1 or ``format_version``); arrays memory-mapped when
-    ``mmap`` (format 2)."""
+    ``mmap`` (formats 2 and 3)."""
     manifest = storage.read_manifest(path, format_name)
     version = manifest.get("format_version")
     if version not in (1, 2, format_version):

@@ -1,4 +1,4 @@
-"""int8 impact quantization of stored postings: ``d_t ~= c_{t,d} * scale_t``, codes in [-127, 127].
+"""Quantized postings: int8 impact codes ``d_t ~= c_{t,d} * scale_t`` (codes in [-127, 127]) and fp16 bits.
 
 One scale per term, ``scale_t = max_d |d_t| / 127`` (symmetric codes, so negative weights keep their sign). Queries
 are not quantized: the query weight absorbs the term's scale at search time. Used by
@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 from spladekit.index.static_pruning import drop_zeros
 
-__all__ = ["INT8_LEVELS", "encode_int8"]
+__all__ = ["INT8_LEVELS", "decode_codes", "encode_int8"]
 
 INT8_LEVELS = 127
 
@@ -38,3 +38,11 @@ def encode_int8(store: sp.csr_matrix, new: sp.csr_matrix,
     rows = np.repeat(np.arange(vocab_size), np.diff(new.indptr))
     codes = np.clip(np.rint(new.data / grown_scales[rows]), -INT8_LEVELS, INT8_LEVELS).astype(np.int8)
     return store, drop_zeros(new, codes), grown_scales
+
+
+def decode_codes(values: np.ndarray, fp16: bool) -> np.ndarray:
+    """Stored values -> float64 numbers: float16 bit patterns (stored as uint16) when ``fp16``, else the values
+    themselves (floats, or int8 codes without their term scale: the query weight carries it)."""
+    if fp16:
+        return values.view(np.float16).astype(np.float64)
+    return values.astype(np.float64)
