@@ -381,6 +381,9 @@ def main() -> None:
                         help="largest synthetic corpus Seismic is built for (its build is the slowest)")
     parser.add_argument("--splade-like-docs", type=int, default=1_000_000,
                         help="size of the SPLADE-like corpus fitted to SciFact (splade_like.py); 0 skips it")
+    parser.add_argument("--corpus-size", type=int, default=None,
+                        help="measure the first --splade-like-docs documents of a corpus of this size (default: "
+                             "the same; its narrow subjects are sized for it)")
     parser.add_argument("--splade-index-max-docs", type=int, default=2_000_000)
     parser.add_argument("--bmp-max-docs", type=int, default=1_000_000,
                         help="largest SPLADE-like corpus bmp is built for (documents go in one Python call each)")

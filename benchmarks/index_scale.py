@@ -71,23 +71,30 @@ def folder_bytes(path: str) -> int:
     return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
 
 
-def per_query(search, queries: sp.csr_matrix, k: int) -> tuple[list, float]:
-    """(hits, ms per query): queries given one at a time (one thread)."""
-    start = time.perf_counter()
-    hits = [search(queries[i:i + 1], k)[0] for i in range(queries.shape[0])]
-    return hits, 1000 * (time.perf_counter() - start) / queries.shape[0]
+def per_query(search, queries: sp.csr_matrix, k: int) -> tuple[list, float, float]:
+    """(hits, mean ms per query, median ms per query): queries given one at a time (one thread)."""
+    hits, times = [], []
+    for i in range(queries.shape[0]):
+        start = time.perf_counter()
+        hits.append(search(queries[i:i + 1], k)[0])
+        times.append(time.perf_counter() - start)
+    return hits, 1000 * float(np.mean(times)), 1000 * float(np.median(times))
 
 
-def interleaved(systems: dict[str, Any], queries: sp.csr_matrix, k: int, rounds: int) -> tuple[dict, dict]:
-    """Each round times every system over all queries, in rotated order; returns (hits, best ms per query)."""
+def interleaved(systems: dict[str, Any], queries: sp.csr_matrix, k: int, rounds: int,
+                medians: dict[str, float] | None = None) -> tuple[dict, dict]:
+    """Each round times every system over all queries, in rotated order; returns (hits, best mean ms per
+    query) and fills ``medians`` with the median ms per query of the best round."""
     names = list(systems)
     for name in names:  # warm-up: compilation, page cache
         systems[name](queries[:2], k)
     hits, best = {}, {name: float("inf") for name in names}
+    medians = {} if medians is None else medians
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            hits[name], ms = per_query(systems[name], queries, k)
-            best[name] = min(best[name], ms)
+            hits[name], ms, p50 = per_query(systems[name], queries, k)
+            if ms < best[name]:
+                best[name], medians[name] = ms, p50
     return hits, best
 
 
@@ -184,7 +191,7 @@ def scale_part(args: Any, scifact: dict, to_csr) -> dict[str, Any]:
         return results
     print(f"\n=== SPLADE-like corpus (topic model fitted to splade-tiny on SciFact): {num:,} documents ===",
           flush=True)
-    chunks = corpus_chunks(model, num)
+    chunks = corpus_chunks(model, num, args.corpus_size)
 
     def batches():
         for file in chunks:
@@ -258,14 +265,19 @@ def scale_part(args: Any, scifact: dict, to_csr) -> dict[str, Any]:
     gc.collect()
 
     results["latency ms"], results["recall@10"] = {}, {}
+    results["p50 ms"] = {}
     for k in (10, 1000):
-        hits, ms = interleaved(systems, queries, k, args.rounds)
+        medians: dict[str, float] = {}
+        load = os.getloadavg()
+        hits, ms = interleaved(systems, queries, k, args.rounds, medians)
         assert same_results(hits["exact"], hits["exhaustive"]), "exact mode differs from the scan"
-        results["latency ms"][k] = ms
+        results["latency ms"][k], results["p50 ms"][k] = ms, medians
+        results.setdefault("load before/after", {})[k] = (load, os.getloadavg())
         if k == 10:
             results["recall@10"] = {name: recall(h, hits["exhaustive"]) for name, h in hits.items()}
             exact10 = hits["exhaustive"]
-        print(f"  top-{k}: " + ", ".join(f"{name} {value:.2f} ms" for name, value in ms.items()), flush=True)
+        print(f"  top-{k} (load {load[0]:.2f} -> {os.getloadavg()[0]:.2f}): " + ", ".join(
+            f"{name} mean {value:.2f} ms p50 {medians[name]:.2f} ms" for name, value in ms.items()), flush=True)
         save()
     if num <= args.approximate_max_docs:
         start = time.perf_counter()
@@ -280,12 +292,16 @@ def scale_part(args: Any, scifact: dict, to_csr) -> dict[str, Any]:
         sweep = []
         for query_cut, heap_factor in SEISMIC_GRID:
             index._approximate.query_cut, index._approximate.heap_factor = query_cut, heap_factor
+            medians = {}
             hits, ms = interleaved({"approximate": lambda q, k: index.search(q, top_k=k, mode="approximate"),
-                                    "exhaustive": systems["exhaustive"]}, queries, 10, 1)
+                                    "exhaustive": systems["exhaustive"]}, queries, 10, 1, medians)
             sweep.append({"query_cut": query_cut, "heap_factor": heap_factor, "ms": ms["approximate"],
-                          "scan ms": ms["exhaustive"], "recall@10": recall(hits["approximate"], exact10)})
+                          "p50 ms": medians["approximate"], "scan ms": ms["exhaustive"],
+                          "scan p50 ms": medians["exhaustive"], "recall@10": recall(hits["approximate"], exact10),
+                          "load": os.getloadavg()[0]})
             print(f"  Seismic query_cut={query_cut} heap_factor={heap_factor}: {ms['approximate']:.3f} ms "
-                  f"(scan {ms['exhaustive']:.2f} ms), recall@10 {sweep[-1]['recall@10']:.3f}", flush=True)
+                  f"(scan {ms['exhaustive']:.2f} ms), recall@10 {sweep[-1]['recall@10']:.3f}, "
+                  f"load {os.getloadavg()[0]:.2f}", flush=True)
         results["Seismic sweep"] = sweep
         save()
         index._approximate = None

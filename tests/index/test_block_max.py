@@ -246,3 +246,17 @@ def test_query_terms_without_postings_and_beyond_the_vocabulary():
     assert both(index, queries[1:2], 10)[0] == reference
     with pytest.raises(ValueError, match="301"):
         index.search(np.ones((1, 301)), top_k=3, mode="exact")
+
+
+def test_without_numba_exact_mode_scans_with_the_same_results(monkeypatch):
+    """numba is the optional 'fast' extra: without it exact mode warns once, naming the extra, and returns the
+    scan's result."""
+    monkeypatch.setattr(block_max, "_numba_installed", lambda: False)
+    monkeypatch.setattr(block_max, "_warned_no_numba", False)
+    rng = np.random.default_rng(13)
+    index = SparseIndex.from_embeddings(splade_like(rng, 600, 200, 12))
+    queries = splade_like(rng, 5, 200, 5)
+    with pytest.warns(UserWarning, match=r"spladekit\[fast\]"):
+        exact, exhaustive = both(index, queries, 10)
+    assert exact == exhaustive and len(exact[0]) == 10
+    assert visited_blocks(index, queries, 10).tolist() == [-1] * 5  # every query went to the scan

@@ -28,7 +28,9 @@ carries the int8 term scale), so quantized indexes prune exactly too.
 
 from __future__ import annotations
 
+import importlib.util
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -241,10 +243,26 @@ def _term_ranges(term_ptr: np.ndarray, chunk_postings: int):
         first_term = last_term
 
 
+def _numba_installed() -> bool:
+    return importlib.util.find_spec("numba") is not None
+
+
 def _kernels():
+    """The compiled loops, or None without numba (the ``fast`` extra): exact mode then scans every query,
+    which gives the same results, and says so once."""
+    global _warned_no_numba
+    if not _numba_installed():
+        if not _warned_no_numba:
+            warnings.warn("numba is not installed, so mode='exact' scans every query (the same results, without "
+                          "block-max pruning): pip install 'spladekit[fast]' (or pip install numba).", stacklevel=4)
+            _warned_no_numba = True
+        return None
     from spladekit.index import block_max_kernels
 
     return block_max_kernels
+
+
+_warned_no_numba = False
 
 
 class _Scratch(threading.local):
@@ -285,8 +303,11 @@ def search_block_max(blocks: BlockMax, term_ptr: np.ndarray, term_docs: np.ndarr
     num_blocks = -(-blocks.num_documents // blocks.block_size)
     if first_blocks > MAX_CANDIDATE_SHARE * num_blocks:  # k is a large part of the corpus: nothing to skip
         return np.zeros(0, np.int64), np.zeros(0), False, -1
+    kernels = _kernels()
+    if kernels is None:
+        return np.zeros(0, np.int64), np.zeros(0), False, -1
     sums, dense, table = _scratch.get(blocks.num_documents, len(blocks.scales))
-    return _kernels().block_top_k(
+    return kernels.block_top_k(
         terms, weights, blocks.ptr, blocks.blocks, blocks.codes, blocks.counts, blocks.starts, blocks.scales,
         constant, slack,
         blocks.order, blocks.block_size, term_ptr, term_docs, term_values, forward.ptr, forward.terms,
