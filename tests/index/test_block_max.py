@@ -16,6 +16,7 @@ def always_prune(monkeypatch):
     """Prune every query however short its lists and loose its bounds (the index scans those otherwise)."""
     monkeypatch.setattr(block_max, "SCAN_BELOW_POSTINGS", 0)
     monkeypatch.setattr(block_max, "MAX_CANDIDATE_SHARE", 1.0)
+    monkeypatch.setattr(block_max.Backoff, "should_try", lambda self: True)
 
 
 def splade_like(rng, num_docs, vocab, terms, topics=0):
@@ -260,3 +261,25 @@ def test_without_numba_exact_mode_scans_with_the_same_results(monkeypatch):
         exact, exhaustive = both(index, queries, 10)
     assert exact == exhaustive and len(exact[0]) == 10
     assert visited_blocks(index, queries, 10).tolist() == [-1] * 5  # every query went to the scan
+
+
+def test_queries_that_keep_giving_up_back_off_to_the_scan(monkeypatch):
+    """After 8 give-ups in a row only one query in 32 tries pruning (the rest are scanned at once); a query that
+    prunes again resets it. The results stay the scan's."""
+    monkeypatch.undo()  # the real Backoff and thresholds
+    rng = np.random.default_rng(14)
+    index = SparseIndex.from_embeddings(splade_like(rng, 3000, 400, 25, topics=4))
+    queries = splade_like(rng, 80, 400, 8, topics=4)
+    tries = []
+    search = block_max.search_block_max
+    monkeypatch.setattr(block_max, "SCAN_BELOW_POSTINGS", 0)
+    monkeypatch.setattr(block_max, "search_block_max", lambda *a: tries.append(1) or search(*a))
+    monkeypatch.setattr(block_max, "MAX_CANDIDATE_SHARE", 0.0)  # every attempt gives up
+    exact, exhaustive = both(index, queries, 10)
+    assert exact == exhaustive
+    assert len(tries) == 8 + 72 // 32  # 8 attempts, then queries 32 and 64 of the remaining 72
+    monkeypatch.setattr(block_max, "MAX_CANDIDATE_SHARE", 1.0)  # attempts prune again
+    tries.clear()
+    exact, exhaustive = both(index, queries, 10)
+    assert exact == exhaustive
+    assert index._backoff.misses == 0 and len(tries) > 40  # the first attempt that pruned reset the count

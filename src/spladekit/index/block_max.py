@@ -39,7 +39,7 @@ import scipy.sparse as sp
 
 from spladekit.index import reorder
 
-__all__ = ["BLOCK_SIZE", "BlockMax", "Forward", "block_order", "search_block_max", "sort_into_blocks"]
+__all__ = ["BLOCK_SIZE", "Backoff", "BlockMax", "Forward", "block_order", "search_block_max", "sort_into_blocks"]
 
 BLOCK_SIZE = 16  # documents per block (8, 16 and 32 measured in benchmarks/index_benchmark.py)
 _CODES = 255
@@ -241,6 +241,27 @@ def _term_ranges(term_ptr: np.ndarray, chunk_postings: int):
             lengths = np.diff(np.asarray(term_ptr[first_term:last_term + 1]))
             yield first_term, last_term, np.repeat(np.arange(first_term, last_term), lengths), a, z
         first_term = last_term
+
+
+class Backoff:
+    """When to try pruning: on a corpus where the bounds rarely separate the blocks (every query gives up after
+    bounding them all, which costs about as much again as the scan) trying every query would make exact mode
+    slower than the scan. After ``patience`` give-ups in a row only one query in ``every`` tries; a query that
+    prunes resets the count. Either way the result is exact (a query that does not try is scanned)."""
+
+    def __init__(self, patience: int = 8, every: int = 32) -> None:
+        self.patience, self.every = patience, every
+        self.misses = 0  # give-ups in a row
+        self.skipped = 0
+
+    def should_try(self) -> bool:
+        if self.misses < self.patience:
+            return True
+        self.skipped += 1
+        return self.skipped % self.every == 0
+
+    def record(self, pruned: bool) -> None:
+        self.misses = 0 if pruned else self.misses + 1
 
 
 def _numba_installed() -> bool:

@@ -176,6 +176,7 @@ class SparseIndex(IndexBuilders, SparseSearchIndex):
         self._forward_view: block_max.Forward | None = None
         self._blocks: block_max.BlockMax | None = None
         self._block_size = block_max.BLOCK_SIZE
+        self._backoff = block_max.Backoff()
 
     # ----- building (from_embeddings, from_texts, from_shards, from_batches: index_builders.py) -----------
     def add(self, embeddings: SparseInput, ids: Iterable[Hashable] | None = None) -> None:
@@ -446,11 +447,15 @@ class SparseIndex(IndexBuilders, SparseSearchIndex):
 
     def _block_max_top_k(self, terms: np.ndarray, weights: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The exact top k by block-max pruning (the scan's result). A query whose bounds are too loose to pay
-        is scanned, and a NaN score rescans, which reports it."""
+        is scanned (and when queries keep giving up, most skip the attempt: :class:`block_max.Backoff`), and a
+        NaN score rescans, which reports it."""
         blocks = self.block_max()
+        if not self._backoff.should_try():
+            return exhaustive.top_k(self._score(terms, weights), k)
         store = self._store
         positions, values, nan, scored = block_max.search_block_max(
             blocks, store.indptr, store.indices, store.data, self._forward_arrays(), terms, weights, k)
+        self._backoff.record(scored >= 0)
         if nan or scored < 0:
             return exhaustive.top_k(self._score(terms, weights), k)
         return positions, values
