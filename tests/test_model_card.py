@@ -17,6 +17,7 @@ from spladekit import (
     Router,
     SparseAutoEncoder,
     SparseEncoder,
+    SparseEncoderTrainer,
     SparseStaticEmbedding,
     SpladePooling,
     Transformer,
@@ -452,3 +453,20 @@ def test_save_writes_the_card_and_a_reload_keeps_it(splade: SparseEncoder, tmp_p
     loaded.save(str(tmp_path / "changed"))
     changed = (tmp_path / "changed" / "README.md").read_text(encoding="utf8")
     assert changed != card and "- **License:** mit" in changed
+
+
+def test_the_loaded_card_text_is_kept_and_replaced_after_training(splade: SparseEncoder, tmp_path) -> None:
+    first = tmp_path / "first"
+    splade.save(str(first))
+    card = (first / "README.md").read_text(encoding="utf8")
+    loaded = SparseEncoder(str(first))
+    assert loaded._model_card_text == card
+    loaded.save(str(tmp_path / "copy"))  # nothing new recorded: the card is written unchanged
+    assert (tmp_path / "copy" / "README.md").read_text(encoding="utf8") == card
+    SparseEncoderTrainer(model=loaded, loss=SpladeLoss(loaded, SparseMultipleNegativesRankingLoss(loaded),
+                                                       document_regularizer_weight=3e-5,
+                                                       query_regularizer_weight=5e-5))
+    loaded.save(str(tmp_path / "trained"))
+    trained = (tmp_path / "trained" / "README.md").read_text(encoding="utf8")
+    assert trained != card and "SpladeLoss" in trained
+    assert SparseEncoder(str(tmp_path / "trained"))._model_card_text == trained
