@@ -138,7 +138,7 @@ def test_minimal_card_of_an_untrained_model(splade: SparseEncoder) -> None:
     assert "- **Output Dimensionality:** 30522 dimensions" in body
     assert "- **Similarity Function:** Dot Product" in body
     assert "(0): MLMTransformer(max_seq_length=128, do_lower_case=False, architecture='BertForMaskedLM')" in body
-    assert "model = SparseEncoder('sparse_encoder_model_id')" in body
+    assert 'model = SparseEncoder("sparse_encoder_model_id")' in body
     assert "pip install -U spladekit" not in body and "pip install -e path/to/spladekit" in body
     assert "spladekit is not published on the Python package index" in body
     assert f"- Transformers: {__import__('transformers').__version__}" in body
@@ -191,7 +191,7 @@ def test_user_metadata_goes_to_front_matter_and_details(splade: SparseEncoder) -
         in body
     assert "- **Languages:** en, fr" in body and "- **License:** mit" in body
     assert "- **Similarity Function:** Cosine Similarity" in body
-    assert "model = SparseEncoder('me/tiny')" in body
+    assert 'model = SparseEncoder("me/tiny")' in body
 
 
 def test_base_model_hub_id_local_folder_and_cache_path(splade: SparseEncoder, tmp_path) -> None:
