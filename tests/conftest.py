@@ -73,3 +73,23 @@ def scifact_documents() -> list[str]:
     with gzip.open(SCIFACT / "corpus.jsonl.gz", "rt", encoding="utf8") as f:
         rows = [json.loads(line) for line in f]
     return [(row["title"] + " " + row["text"]).strip() for row in rows]
+
+
+# ----- tiny masked-LM models of each known architecture (imported by tests: from conftest import ...) -------
+def tiny_masked_lm(kind: str):
+    """A randomly initialised 1-layer masked-LM of ``kind`` ("bert", "distilbert" or "roberta"), hidden 16."""
+    import transformers
+
+    torch.manual_seed(0)
+    common = {"vocab_size": 99, "max_position_embeddings": 64}
+    if kind == "bert":
+        return transformers.BertForMaskedLM(transformers.BertConfig(
+            hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, **common))
+    if kind == "distilbert":
+        return transformers.DistilBertForMaskedLM(transformers.DistilBertConfig(
+            dim=16, n_layers=1, n_heads=2, hidden_dim=32, **common))
+    if kind == "roberta":
+        return transformers.RobertaForMaskedLM(transformers.RobertaConfig(
+            hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, pad_token_id=1,
+            **common))
+    raise AssertionError(kind)

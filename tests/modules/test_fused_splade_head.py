@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from conftest import tiny_masked_lm
 from datasets import Dataset
 
 import spladekit.modules.fused_splade_head
@@ -160,24 +161,6 @@ def test_bad_arguments_are_explained():
 
 
 # ----- architectures ---------------------------------------------------------------------------------------
-def tiny_masked_lm(kind: str):
-    import transformers
-
-    torch.manual_seed(0)
-    common = {"vocab_size": 99, "max_position_embeddings": 64}
-    if kind == "bert":
-        return transformers.BertForMaskedLM(transformers.BertConfig(
-            hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, **common))
-    if kind == "distilbert":
-        return transformers.DistilBertForMaskedLM(transformers.DistilBertConfig(
-            dim=16, n_layers=1, n_heads=2, hidden_dim=32, **common))
-    if kind == "roberta":
-        return transformers.RobertaForMaskedLM(transformers.RobertaConfig(
-            hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, pad_token_id=1,
-            **common))
-    raise AssertionError(kind)
-
-
 @pytest.mark.parametrize("kind", ["bert", "distilbert", "roberta"])
 def test_known_architectures_fuse_to_the_same_vectors(kind):
     model = tiny_masked_lm(kind).eval()
@@ -309,6 +292,20 @@ def test_training_step_equals_the_plain_path(tiny_splade, tmp_path):
         torch.testing.assert_close(update, plain_update, rtol=1e-3, atol=1e-6, msg=lambda m, n=name: f"{n}: {m}")
         changed += bool(update.abs().max() > 0)
     assert changed > 0
+
+
+def test_activation_checkpointing_trains_the_same(tiny_splade, tmp_path):
+    """activation_checkpointing=True recomputes each layer in the backward pass (the fused head, packed texts and
+    the attention's dropout masks included): the same losses and updates as keeping the activations."""
+    checkpointed = copy.deepcopy(tiny_splade)
+    losses, params = train_two_steps(tiny_splade, tmp_path / "kept", optim="sgd")
+    recomputed_losses, recomputed_params = train_two_steps(checkpointed, tmp_path / "checkpointed", optim="sgd",
+                                                           activation_checkpointing=True)
+    assert checkpointed[0].auto_model.bert.gradient_checkpointing
+    assert recomputed_losses == pytest.approx(losses, rel=1e-6)
+    for name, value in params.items():
+        torch.testing.assert_close(recomputed_params[name], value, rtol=1e-6, atol=1e-8,
+                                   msg=lambda m, n=name: f"{n}: {m}")
 
 
 def test_bf16_training_runs_with_the_fused_head(tiny_splade, tmp_path, counted):

@@ -29,21 +29,21 @@ Ties in the max (two kept tokens with the same largest logit) send the whole gra
 where autograd splits it between them; both are valid subgradients, and exact ties do not occur with float
 logits in practice (under bf16 autocast near-ties do, and the fp32 recomputation picks the better token).
 
-Architectures that fuse (the masked-LM classes below, matched exactly so that a subclass with its own forward
-falls back): BERT (``BertForMaskedLM``: ``cls.predictions.transform`` then ``decoder``; the SPLADE
-checkpoints), DistilBERT (``vocab_transform`` -> activation -> ``vocab_layer_norm`` -> ``vocab_projector``),
-RoBERTa, XLM-RoBERTa and CamemBERT (``lm_head``: ``dense`` -> gelu -> ``layer_norm`` -> ``decoder``). The
-decoder is the model's ``get_output_embeddings()``. Any other model runs the plain path (full logits, then
-:class:`~spladekit.modules.SpladePooling`), as do subclasses of the two modules that override ``forward``,
-modules with forward hooks, and every model with ``SparseEncoder.fuse_splade_head = False``.
+Packed texts. Where the model runs spladekit's attention (the default for models loaded with sdpa), the encoder
+runs on the batch's real tokens only, laid end to end (:mod:`~spladekit.modules.packing`); the head then gets
+(B, T, H) states with zeros at padding, which the attention mask leaves out as before.
+
+Architectures that fuse: those of :mod:`~spladekit.modules.mlm_head` (BERT, DistilBERT, RoBERTa, XLM-RoBERTa,
+CamemBERT masked-LM classes, matched exactly so that a subclass with its own forward falls back). Any other model
+runs the plain path (full logits, then :class:`~spladekit.modules.SpladePooling`), as do subclasses of the two
+modules that override ``forward``, modules with forward hooks, and every model with
+``SparseEncoder.fuse_splade_head = False``.
 
 Reference: Formal et al., "SPLADE v2", 2021 (arXiv:2109.10086), for the max-pooled SPLADE representation.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from spladekit.modules.mlm_head import head_builders, resolve_mlm_head
 from spladekit.modules.splade_pooling import PoolingStrategy, SpladeActivation, SpladePooling
 from spladekit.modules.transformer import MLMTransformer
 
@@ -60,65 +61,6 @@ from spladekit.modules.transformer import MLMTransformer
 DEFAULT_CHUNK_TOKENS = 128
 # Active terms handled at a time in the backward pass: its (block, B, T) fp32 buffer is 4 MB at B x T = 4096.
 _BACKWARD_BLOCK = 256
-
-
-@dataclass(frozen=True)
-class MLMHead:
-    """The parts of a masked-LM model the fused head runs: encoder, head transform, decoder (a Linear)."""
-
-    encoder: nn.Module
-    transform: Callable[[Tensor], Tensor]
-    decoder: nn.Linear
-
-    def hidden_states(self, model_inputs: dict[str, Tensor]) -> Tensor:
-        """Everything before the decoder: (B, T, H) transform output, as the masked-LM forward computes it."""
-        output = self.encoder(**model_inputs, return_dict=True)
-        return self.transform(output.last_hidden_state)
-
-
-def _bert_head(model: Any) -> MLMHead:
-    predictions = model.cls.predictions
-    return MLMHead(model.bert, predictions.transform, predictions.decoder)
-
-
-def _roberta_head(model: Any) -> MLMHead:
-    from transformers.activations import gelu
-
-    head = model.lm_head
-    return MLMHead(model.roberta, lambda x: head.layer_norm(gelu(head.dense(x))), head.decoder)
-
-
-def _distilbert_head(model: Any) -> MLMHead:
-    return MLMHead(model.distilbert,
-                   lambda x: model.vocab_layer_norm(model.activation(model.vocab_transform(x))),
-                   model.vocab_projector)
-
-
-@functools.cache
-def _head_builders() -> dict[type, Callable[[Any], MLMHead]]:
-    from transformers import (
-        BertForMaskedLM,
-        CamembertForMaskedLM,
-        DistilBertForMaskedLM,
-        RobertaForMaskedLM,
-        XLMRobertaForMaskedLM,
-    )
-
-    return {BertForMaskedLM: _bert_head, DistilBertForMaskedLM: _distilbert_head, RobertaForMaskedLM: _roberta_head,
-            XLMRobertaForMaskedLM: _roberta_head, CamembertForMaskedLM: _roberta_head}
-
-
-def resolve_mlm_head(auto_model: nn.Module) -> MLMHead | None:
-    """The fusable parts of a Hugging Face masked-LM model, or None when its architecture is not one of the
-    known ones (or its output embeddings are not the expected ``nn.Linear`` decoder)."""
-    builder = _head_builders().get(type(auto_model))
-    if builder is None:
-        return None
-    head = builder(auto_model)
-    decoder = auto_model.get_output_embeddings()
-    if decoder is not head.decoder or not isinstance(decoder, nn.Linear):
-        return None
-    return head
 
 
 def can_fuse(first: nn.Module, second: nn.Module) -> bool:
@@ -141,10 +83,10 @@ def fused_splade_forward(mlm: MLMTransformer, pooling: SpladePooling, features: 
     Unlike the plain path it sets no ``token_embeddings`` (the (B, T, V) logits are never built)."""
     head = resolve_mlm_head(mlm.auto_model)
     if head is None:
-        raise ValueError(f"The fused SPLADE head supports {sorted(c.__name__ for c in _head_builders())}, got "
+        raise ValueError(f"The fused SPLADE head supports {sorted(c.__name__ for c in head_builders())}, got "
                          f"{type(mlm.auto_model).__name__}. Check can_fuse(mlm, pooling) first, or run the modules "
                          "one after the other (SparseEncoder.fuse_splade_head = False).")
-    hidden = head.hidden_states(mlm.model_inputs(features))  # (B, T, H)
+    hidden = head.hidden_states(mlm.model_inputs(features), pack=mlm.pack_texts)  # (B, T, H)
     # A decoder tied to the input embeddings, which this forward looks its input ids up in, also gets their dense
     # gradient in the same backward pass: its own part can then be sparse (see splade_max_pool).
     embeddings = mlm.auto_model.get_input_embeddings()

@@ -16,6 +16,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokeni
 
 from spladekit.modules.adapters import adapter_base_model, has_adapters, load_adapter, save_adapter
 from spladekit.modules.lean_attention import use_lean_attention
+from spladekit.modules.mlm_head import resolve_mlm_head
 from spladekit.modules.module import ConfigError, InputModule, Layout, read_json
 
 SBERT_CONFIG_NAME = "sentence_bert_config.json"
@@ -229,6 +230,12 @@ class MLMTransformer(Transformer):
     """
 
     task = TransformerTask.FILL_MASK
+    #: Run the encoder on the batch's real tokens only, packed end to end (:mod:`~spladekit.modules.packing`),
+    #: where the architecture and attention allow it (known masked-LM heads on spladekit's attention, CPU
+    #: tensors). The logits of real tokens are the same up to rounding; those of padded positions are the
+    #: decoder's output for a zero state (the attention mask leaves them out). Set to False to run the
+    #: padded batch through the Hugging Face model as it is.
+    pack_texts: bool = True
 
     def _load_model(self, name: str, config: Any, hub: dict[str, Any], model_kwargs: dict[str, Any]) -> PreTrainedModel:
         return AutoModelForMaskedLM.from_pretrained(name, config=config, **hub, **model_kwargs)
@@ -237,6 +244,11 @@ class MLMTransformer(Transformer):
         return self.vocab_size
 
     def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        head = resolve_mlm_head(self.auto_model) if self.pack_texts else None
+        if head is not None and head.can_pack():
+            hidden = head.hidden_states(self.model_inputs(features), pack=True)  # (B, T, H)
+            features["token_embeddings"] = head.decoder(hidden)  # (B, T, V)
+            return features
         output = self.auto_model(**self.model_inputs(features), return_dict=True)
         features["token_embeddings"] = output.logits  # (B, T, V)
         return features

@@ -36,16 +36,18 @@ def documents(count: int) -> list[str]:
     return list(load_beir_corpus(SCIFACT).values())[:count]
 
 
-def load_model(system: str) -> Any:
-    """splade-tiny as a SparseEncoder of ``system``, on the CPU, with max_seq_length 256."""
+def load_model(system: str, size: str = "tiny", max_seq_length: int = MAX_SEQ_LENGTH) -> Any:
+    """The ``size`` model (see models.py) as a SparseEncoder of ``system``, on the CPU."""
+    from models import model_path
+
     if system == "spladekit":
         from spladekit import SparseEncoder
     elif system == "sentence-transformers":
         from sentence_transformers import SparseEncoder
     else:
         raise ValueError(f"system must be one of {SYSTEMS}, got {system!r}.")
-    model = SparseEncoder(str(MODEL), device="cpu")
-    model.max_seq_length = MAX_SEQ_LENGTH
+    model = SparseEncoder(str(model_path(size)), device="cpu")
+    model.max_seq_length = max_seq_length
     return model
 
 

@@ -36,6 +36,12 @@ def main() -> None:
     parser.add_argument("--system", choices=SYSTEMS, required=True)
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--size", default="tiny")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument("--max-seq-length", type=int, default=256)
+    parser.add_argument("--warmup", type=int, default=WARMUP_STEPS)
+    parser.add_argument("--profile-steps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, the cores)")
     parser.add_argument("--plain", action="store_true", help="spladekit without the fused SPLADE head")
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler table of steps 4-6")
     options = parser.parse_args()
@@ -44,22 +50,26 @@ def main() -> None:
     from datasets import Dataset
     from transformers import TrainerCallback
 
+    if options.threads:
+        torch.set_num_threads(options.threads)
     trainer_cls, args_cls, splade_loss_cls, mnrl_cls = trainer_classes(options.system)
-    model = load_model(options.system)
+    model = load_model(options.system, options.size, options.max_seq_length)
     if options.plain:
         model.fuse_splade_head = False
     queries, docs = train_pairs()
     dataset = Dataset.from_dict({"query": queries, "document": docs})
 
     step_seconds: list[float] = []
+    step_cpu_seconds: list[float] = []
     losses: list[float] = []
 
     class Timer(TrainerCallback):
         def on_step_begin(self, args, state, control, **kwargs):
-            self.start = time.perf_counter()
+            self.start, self.cpu_start = time.perf_counter(), time.process_time()
 
         def on_step_end(self, args, state, control, **kwargs):
             step_seconds.append(time.perf_counter() - self.start)
+            step_cpu_seconds.append(time.process_time() - self.cpu_start)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
@@ -68,14 +78,14 @@ def main() -> None:
     profiler = None
     if options.profile:
         profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
-                                          schedule=torch.profiler.schedule(wait=3, warmup=0, active=3, repeat=1))
+                                          schedule=torch.profiler.schedule(wait=options.warmup, warmup=0, active=options.profile_steps, repeat=1))
 
         class Profile(TrainerCallback):
             def on_step_end(self, args, state, control, **kwargs):
                 profiler.step()
 
     with tempfile.TemporaryDirectory() as output_dir:
-        args = args_cls(output_dir=output_dir, max_steps=options.steps, per_device_train_batch_size=BATCH_SIZE,
+        args = args_cls(output_dir=output_dir, max_steps=options.steps, per_device_train_batch_size=options.batch_size,
                         learning_rate=5e-5, warmup_steps=0, logging_steps=1, save_strategy="no", report_to=[],
                         seed=42, data_seed=42, use_cpu=True, bf16=options.precision == "bf16",
                         dataloader_drop_last=True, disable_tqdm=True, log_level="error")
@@ -95,11 +105,12 @@ def main() -> None:
             head = sum(totals.get(key, 0) for key in ("_SpladeMaxPool", "_SpladeMaxPoolBackward"))
             print(f"fused head (forward + backward): {head / step:.0%} of the profiled steps' time")
 
-    timed = step_seconds[WARMUP_STEPS:]
+    timed = step_seconds[options.warmup:]
     emit({"system": options.system, "precision": options.precision, "plain": options.plain,
-          "steps": len(step_seconds), "pairs_per_second": BATCH_SIZE * len(timed) / sum(timed),
-          "pairs_per_second_median_step": BATCH_SIZE / statistics.median(timed),
-          "step_seconds": step_seconds, "losses": losses, "peak_rss_mb": peak_rss_mb(),
+          "steps": len(step_seconds), "pairs_per_second": options.batch_size * len(timed) / sum(timed),
+          "pairs_per_second_median_step": options.batch_size / statistics.median(timed),
+          "step_seconds": step_seconds, "step_cpu_seconds": step_cpu_seconds,
+          "cpu_seconds_per_pair": statistics.median(step_cpu_seconds[options.warmup:]) / options.batch_size, "losses": losses, "peak_rss_mb": peak_rss_mb(),
           "threads": torch.get_num_threads()})
 
 
