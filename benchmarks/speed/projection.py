@@ -34,7 +34,7 @@ def measure(precision: str, hidden, mask, weight, bias) -> dict[str, float]:
     """The figures of one precision ("fp32" or "bf16") for the given head inputs."""
     import torch
 
-    from spladekit.modules.fused_splade_head import DEFAULT_CHUNK_TOKENS, _project, splade_max_pool
+    from spladekit.modules.fused_splade_head import _project, default_chunk_tokens, splade_max_pool
 
     dtype = torch.float32 if precision == "fp32" else torch.bfloat16
     size, tokens = 4096, int(mask.sum())
@@ -44,9 +44,11 @@ def measure(precision: str, hidden, mask, weight, bias) -> dict[str, float]:
     peak = 2 * size**3 / best_seconds(lambda: torch.mm(a, b), repeats=3) / 1e9
     packed, weight_c = hidden[mask.bool()].to(dtype), weight.detach().to(dtype)  # (N, H), (V, H)
 
+    chunk = default_chunk_tokens(vocab, dtype)
+
     def project() -> None:
-        for start in range(0, tokens, DEFAULT_CHUNK_TOKENS):
-            _project(weight_c, packed[start:start + DEFAULT_CHUNK_TOKENS])  # (V, c)
+        for start in range(0, tokens, chunk):
+            _project(weight_c, packed[start:start + chunk])  # (V, c)
 
     def forward() -> None:
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):

@@ -98,7 +98,8 @@ def test_tied_decoder_gets_one_dense_gradient(tiny_splade):
         assert decoder is model[0].auto_model.get_input_embeddings().weight
         grads.append(decoder.grad)
     assert not grads[0].is_sparse
-    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+    # fp32 round-off of sums summed in another order (in float64 the two agree to 1e-11)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6 * float(grads[1].abs().max()))
 
 
 def test_no_grad_path_equals_the_autograd_path():

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import spladekit.modules.lean_attention as lean
+from spladekit.modules.lean_dropout import dropout_threshold, dropped_mask
 from spladekit import SparseEncoder
 from spladekit.modules.lean_attention import ATTENTION_NAME, lean_attention_forward
 
@@ -27,13 +28,13 @@ def drawn_mask(output):
     node = output.grad_fn
     while "LeanAttention" not in type(node).__name__:
         node = node.next_functions[0][0]
-    threshold, keep_rate = lean._dropout_threshold(node.dropout)
+    threshold, keep_rate = dropout_threshold(node.dropout)
     generator = torch.Generator().manual_seed(node.seed)
     batch, length, heads = output.shape[:3]
     keep = torch.zeros(batch, heads, length, length, dtype=torch.bool)
     for chunk in node.plan:
         shape = torch.Size((chunk.texts * heads, chunk.length, chunk.length))
-        keep[chunk.rows] = ~lean._dropped(shape, threshold, generator).view(chunk.texts, heads, *shape[1:])
+        keep[chunk.rows] = ~dropped_mask(shape, threshold, generator).view(chunk.texts, heads, *shape[1:])
     return keep, keep_rate
 
 

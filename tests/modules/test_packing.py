@@ -7,6 +7,7 @@ import torch
 from conftest import tiny_masked_lm
 
 import spladekit.modules.lean_attention as lean
+from spladekit.modules.lean_dropout import dropout_threshold, dropped_mask
 from spladekit.modules.lean_attention import (
     PACKING_KWARG,
     PackedRuns,
@@ -81,12 +82,12 @@ def test_packed_lean_attention_equals_per_text_attention_with_the_drawn_masks():
                                        **{PACKING_KWARG: runs})
     assert output.shape == (1, 16, heads, dim)
     node = output.grad_fn
-    threshold, keep_rate = lean._dropout_threshold(dropout)
+    threshold, keep_rate = dropout_threshold(dropout)
     mask_generator = torch.Generator().manual_seed(node.seed)
     pieces = []
     for chunk in node.plan:
         shape = torch.Size((chunk.texts * heads, chunk.length, chunk.length))
-        keep = ~lean._dropped(shape, threshold, mask_generator).view(chunk.texts, heads, chunk.length,
+        keep = ~dropped_mask(shape, threshold, mask_generator).view(chunk.texts, heads, chunk.length,
                                                                      chunk.length)
         for text in range(chunk.texts):
             span = slice(chunk.start + text * chunk.length, chunk.start + (text + 1) * chunk.length)

@@ -12,10 +12,8 @@ dropout mask again from a saved seed, so no (T, T) tensor outlives a chunk of a 
 the backward pass is ``dv = (P * keep)^T dO / r``, ``dP = keep * (dO v^T) / r``, ``dS = P * (dP - rowsum(dP * P))``
 (one fused softmax-backward pass) and ``dq = scale * dS k``, ``dk = scale * dS^T q``.
 
-Dropout mask: 16 random bits per entry, dropped when below ``round(p * 65536)``: the dropout rate is ``p`` to
-within 2^-17 (0.1 becomes 0.100006) and kept entries are scaled by the inverse of the keep rate actually used, so
-the output is unbiased. Drawing 64 random bits per four entries is several times cheaper than ``torch.rand``;
-the bits come from a generator seeded from torch's global one, so ``torch.manual_seed`` reproduces a run.
+Dropout masks: 16 random bits per entry, from a seed, as in :mod:`~spladekit.modules.lean_dropout` (the rate is
+``p`` to within 2^-17, the output unbiased, and ``torch.manual_seed`` reproduces the masks).
 
 Precision: every (T, T) tensor is in the dtype of q, k and v: fp32 (fp64) for fp32 (fp64) inputs, and bf16 /
 fp16 under autocast, where the products accumulate in fp32 and the softmax computes in fp32 (as transformers'
@@ -44,6 +42,8 @@ from torch.autograd.function import once_differentiable
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+from spladekit.modules.lean_dropout import dropout_threshold, dropped_mask, new_seed
 
 ATTENTION_NAME = "spladekit_sdpa"
 # The keyword argument that carries a PackedSequences from the model's forward to every attention call.
@@ -196,22 +196,6 @@ def _mask_rows(mask: Tensor | None, chunk: _Chunk) -> Tensor | None:
     return mask if mask.shape[0] == 1 else mask[chunk.rows]
 
 
-def _dropout_threshold(dropout: float) -> tuple[int, float]:
-    """(int16 threshold, keep rate): an entry is dropped when its 16 random bits, read as int16, are below the
-    threshold; it is kept with probability ``1 - round(dropout * 65536) / 65536``."""
-    dropped = min(max(round(dropout * 65536), 0), 65535)
-    return dropped - 32768, 1.0 - dropped / 65536
-
-
-def _dropped(shape: torch.Size, threshold: int, generator: torch.Generator) -> Tensor:
-    """The bool mask of dropped entries (True where dropped) of ``shape``, from 16 random bits per entry (64-bit
-    words cut in four); the same generator state gives the same mask."""
-    count = shape.numel()
-    words = torch.empty((count + 3) // 4, dtype=torch.int64, device=generator.device)
-    words.random_(-(2 ** 63), None, generator=generator)
-    return words.view(torch.int16)[:count].view(shape).lt(threshold)
-
-
 def _heads_first(tensor: Tensor) -> Tensor:
     """A contiguous (n * h, L, d) copy of an (n, h, L, d) view, the layout batched products take."""
     return tensor.reshape(-1, tensor.shape[-2], tensor.shape[-1])
@@ -240,15 +224,15 @@ class _LeanAttention(torch.autograd.Function):
     def forward(ctx: Any, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None, scale: float,
                 dropout: float, plan: tuple[_Chunk, ...]) -> Tensor:
         batch, heads, length = query.shape[:3]
-        threshold, keep_rate = _dropout_threshold(dropout)
-        seed = int(torch.randint(0, 2 ** 62, (1,)))  # from the global generator: manual_seed reproduces the mask
+        threshold, keep_rate = dropout_threshold(dropout)
+        seed = new_seed()  # from the global generator: manual_seed reproduces the masks
         generator = torch.Generator(device=query.device).manual_seed(seed)
         output = query.new_zeros(batch, length, heads, value.shape[-1])  # (B, T, h, d)
         with torch.autocast(query.device.type, enabled=False):
             for chunk in plan:
                 q, k, v = (_heads_first(_view(t, chunk)) for t in (query, key, value))  # (n * h, L, d)
                 probabilities = _probabilities(q, k, _mask_rows(mask, chunk), scale, heads)  # (n * h, L, L)
-                probabilities.masked_fill_(_dropped(probabilities.shape, threshold, generator), 0.0)
+                probabilities.masked_fill_(dropped_mask(probabilities.shape, threshold, generator), 0.0)
                 product = torch.baddbmm(v.new_empty(()), probabilities, v, beta=0.0, alpha=1.0 / keep_rate)
                 _token_major(output, chunk).copy_(product.view(-1, heads, *product.shape[1:]))
         ctx.save_for_backward(query, key, value, mask)
@@ -259,7 +243,7 @@ class _LeanAttention(torch.autograd.Function):
     @once_differentiable
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
         query, key, value, mask = ctx.saved_tensors
-        threshold, keep_rate = _dropout_threshold(ctx.dropout)
+        threshold, keep_rate = dropout_threshold(ctx.dropout)
         generator = torch.Generator(device=query.device).manual_seed(ctx.seed)
         batch, heads, length = query.shape[:3]
         grads = [torch.zeros(batch, length, heads, t.shape[-1], dtype=t.dtype, device=t.device)
@@ -270,7 +254,7 @@ class _LeanAttention(torch.autograd.Function):
                 q, k, v = (_heads_first(_view(t, chunk)) for t in (query, key, value))  # (n * h, L, d)
                 grad = _heads_first(_token_major(grad_output, chunk).to(value.dtype))  # dO
                 probabilities = _probabilities(q, k, _mask_rows(mask, chunk), ctx.scale, heads)  # P (n * h, L, L)
-                dropped = _dropped(probabilities.shape, threshold, generator)
+                dropped = dropped_mask(probabilities.shape, threshold, generator)
                 kept = probabilities.masked_fill(dropped, 0.0)
                 grad_v = torch.baddbmm(none, kept.transpose(1, 2), grad, beta=0.0, alpha=1.0 / keep_rate)
                 del kept

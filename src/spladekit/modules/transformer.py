@@ -16,6 +16,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokeni
 
 from spladekit.modules.adapters import adapter_base_model, has_adapters, load_adapter, save_adapter
 from spladekit.modules.lean_attention import use_lean_attention
+from spladekit.modules.lean_dropout import use_lean_dropout
 from spladekit.modules.mlm_head import resolve_mlm_head
 from spladekit.modules.module import ConfigError, InputModule, Layout, read_json
 
@@ -74,8 +75,10 @@ class Transformer(InputModule):
         do_lower_case: lowercase texts before tokenizing (for cased tokenizers of uncased models).
         model_kwargs, tokenizer_kwargs, config_kwargs: passed to the Hugging Face ``from_pretrained`` calls.
             A model that loads with transformers' default ``"sdpa"`` attention is switched to
-            :mod:`~spladekit.modules.lean_attention` (the same outputs; less memory when training with attention
-            dropout on the CPU); ``model_kwargs={"attn_implementation": ...}`` keeps the one given.
+            :mod:`~spladekit.modules.lean_attention` and its ``nn.Dropout`` modules to
+            :mod:`~spladekit.modules.lean_dropout` (the same outputs in inference; in training on the CPU,
+            attention and dropout masks that keep nothing of size T x T or tokens x hidden for the backward pass);
+            ``model_kwargs={"attn_implementation": ...}`` keeps the model as transformers builds it.
         cache_folder, revision, token, local_files_only, trust_remote_code: Hub loading options.
 
     Example::
@@ -114,8 +117,8 @@ class Transformer(InputModule):
         source = base or model_name_or_path
         config = AutoConfig.from_pretrained(source, **hub, **(config_kwargs or {}))
         self.auto_model: PreTrainedModel = self._load_model(source, config, hub, model_kwargs or {})
-        if "attn_implementation" not in (model_kwargs or {}):
-            use_lean_attention(self.auto_model)
+        if "attn_implementation" not in (model_kwargs or {}) and use_lean_attention(self.auto_model):
+            use_lean_dropout(self.auto_model)
         if base is not None:
             load_adapter(self.auto_model, model_name_or_path, is_trainable=True)
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_name_or_path or model_name_or_path, **hub,
