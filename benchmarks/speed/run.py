@@ -1,27 +1,39 @@
-"""spladekit's fused SPLADE head against sentence-transformers: training and encoding speed, peak memory.
+"""spladekit against sentence-transformers 6.2 at four model sizes: training and encoding speed, peak memory,
+the largest batch that fits a memory budget, and the fraction of this machine's matrix-product peak reached.
 
-    python benchmarks/fused_head/run.py [--repeats 2] [--train-steps 20] [--docs 256] [--output results.json]
+    python benchmarks/speed/run.py                       # everything, 2 repeats (about 5 h on 2 idle cores)
+    python benchmarks/speed/run.py --quick               # 1 repeat, fewer steps, no verification (about 1.5 h)
+    python benchmarks/speed/run.py --sizes tiny distilbert --configs 8x128
 
-Every measurement runs in a fresh subprocess (``train_worker.py`` / ``encode_worker.py``), so its peak memory is
-that process's resident-memory high-water mark (VmHWM). Within each repeat the two systems alternate and the
-one that goes first alternates between repeats, so load from other processes falls on both. The model is the
-bundled splade-tiny, the data the bundled SciFact, batch 16 and max_seq_length 256 throughout:
+Sizes (models.py): splade-tiny, ``distilbert`` (6 x 768, 30,522 terms), ``bert-base`` (12 x 768) and
+``distilbert-250k`` (6 x 768, 250,002 terms). For each, in fresh subprocesses (peak memory = that process's
+VmHWM), the two systems alternating and the one that goes first alternating between repeats:
 
-* training: SciFact train (query, relevant document) pairs, SpladeLoss over SparseMultipleNegativesRankingLoss,
-  ``--train-steps`` steps (the first 3 untimed), fp32 and ``bf16=True`` (CPU autocast) for both systems;
-* encoding: ``--docs`` SciFact documents, fp32 and bf16 (spladekit ``precision="bf16"``,
-  sentence-transformers ``model.to(torch.bfloat16)``);
-* the loss curve of spladekit's fp32 run against its plain (unfused) path, same seed and data order;
-* ``projection.py``: the matmul peak of this machine and the fraction of it the vocabulary projection reaches.
+* training (``train_worker.py``) at each ``--configs`` batch x max_seq_length, fp32 and bf16 (``bf16=True``,
+  CPU autocast, for both): pairs/s, real (non-padding) tokens/s, peak memory;
+* the largest batch at max_seq_length 256 whose bf16 training stays under ``--memory-gb`` (default 8 GiB): peak
+  memory is measured at batches 4 and 8, the line through them gives the largest batch under the budget, and a
+  run at that batch checks it (a batch 10% smaller if it does not fit); spladekit also with
+  ``activation_checkpointing=True``;
+* encoding (``encode_worker.py``): ``--docs`` SciFact documents, batch 32, max_seq_length 256, fp32 and bf16;
+* the loss curve of spladekit's fp32 training against its plain (unfused) path over ``--loss-steps`` steps,
+  batch 8, max_seq_length 128, same seed and data;
+* ``peak.py`` at the start and the end: ``torch.mm`` at the encoder's and the projection's shapes; the better
+  of the two runs is the peak.
 
-Writes all raw results to ``--output`` (JSON) and prints a markdown table of the ratios (median over repeats,
-with the min-max spread).
+Efficiency = real tokens/s x FLOPs per real token / peak, with 3 x (2 x non-embedding parameters + 2 x hidden x
+vocabulary) FLOPs per token for training and a third of that for encoding (attention's T x T products and
+padding are not counted, so they show as lost efficiency). A sentence-transformers run whose (B, T, V) logits
+alone would pass ``--memory-cap-gb`` is not started (reported as not fitting); any run is stopped at that cap.
+
+Writes every raw result to ``--output`` (JSON) and prints a markdown table per size.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -31,7 +43,12 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 OURS, PEER = "spladekit", "sentence-transformers"
+OUT_OF_MEMORY_EXIT = 86
+# (warm-up, timed) steps per size: enough timed work per measurement, and the whole table in a few hours.
+STEPS = {"tiny": (3, 10), "distilbert": (1, 3), "bert-base": (1, 2), "distilbert-250k": (1, 2)}
+QUICK_STEPS = {"tiny": (2, 5), "distilbert": (1, 2), "bert-base": (1, 1), "distilbert-250k": (1, 1)}
 
 
 def run_worker(script: str, *args: str) -> dict[str, Any]:
@@ -39,84 +56,204 @@ def run_worker(script: str, *args: str) -> dict[str, Any]:
     start = time.perf_counter()
     done = subprocess.run(command, cwd=HERE, capture_output=True, text=True, env={**os.environ}, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    if done.returncode != 0 or not lines:
+    if done.returncode == OUT_OF_MEMORY_EXIT and lines:
+        result = json.loads(lines[-1][len("RESULT "):])
+    elif done.returncode != 0 or not lines:
         raise RuntimeError(f"{' '.join(command)} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-    result = json.loads(lines[-1][len("RESULT "):])
-    print(f"  {script} {' '.join(args)}: {time.perf_counter() - start:.0f}s "
-          f"{ {k: round(v, 2) for k, v in result.items() if isinstance(v, float)} }", flush=True)
+    else:
+        result = json.loads(lines[-1][len("RESULT "):])
+    result["wall_seconds"] = time.perf_counter() - start
+    result["load_average"] = os.getloadavg()
+    shown = {k: round(v, 3) for k, v in result.items() if isinstance(v, float) and "seconds" not in k}
+    print(f"  {script} {' '.join(args)}: {result['wall_seconds']:.0f}s {shown}", flush=True)
     return result
 
 
-def spread(values: list[float]) -> str:
-    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+def spread(values: list[float], digits: int = 2) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+def flops_per_token(counts: dict[str, int], kind: str) -> float:
+    training = 3 * (2 * counts["non_embedding"] + 2 * counts["hidden"] * counts["vocab"])
+    return training if kind == "train" else training / 3
+
+
+def peer_fits(size_vocab: int, batch: int, length: int, cap_gb: float) -> bool:
+    """Whether sentence-transformers' (B, T, V) fp32 logits and the two tensors autograd keeps beside them fit."""
+    return batch * length * size_vocab * 4 * 3 < cap_gb * 2**30
+
+
+def max_batch(system: str, size: str, common: list[str], memory_gb: float, verify: bool,
+              extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The largest batch at max_seq_length 256 whose bf16 training peaks under ``memory_gb``."""
+    args = [*common, "--system", system, "--size", size, "--precision", "bf16", "--max-seq-length", "256",
+            "--steps", "2", "--warmup", "1", *extra]
+    points = {}
+    for batch in (4, 8):
+        result = run_worker("train_worker.py", *args, "--batch-size", str(batch))
+        if result.get("out_of_memory"):
+            return {"largest_batch": 0 if batch == 4 else 4, "points": points, "note": f"batch {batch} over the cap"}
+        points[batch] = result["peak_memory_mb"]
+    slope = (points[8] - points[4]) / 4
+    intercept = points[4] - 4 * slope
+    limit = memory_gb * 1024
+    predicted = max(1, math.floor((limit - intercept) / slope)) if slope > 0 else 4096
+    found = {"points": points, "slope_mb_per_pair": slope, "intercept_mb": intercept, "predicted": predicted,
+             "largest_batch": predicted, "verified": False}
+    if verify and predicted > 8:
+        for batch in (predicted, math.floor(predicted * 0.9)):
+            result = run_worker("train_worker.py", *args, "--batch-size", str(batch))
+            if not result.get("out_of_memory") and result["peak_memory_mb"] <= limit:
+                found.update(largest_batch=batch, verified=True, verified_peak_mb=result["peak_memory_mb"])
+                break
+            found["largest_batch"] = math.floor(predicted * 0.9)
+    return found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", default=["tiny", "distilbert", "bert-base", "distilbert-250k"])
+    parser.add_argument("--configs", nargs="+", default=["8x128", "32x256"], help="batch x max_seq_length")
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--train-steps", type=int, default=20)
-    parser.add_argument("--docs", type=int, default=256)
+    parser.add_argument("--docs", type=int, default=128)
+    parser.add_argument("--loss-steps", type=int, default=20)
+    parser.add_argument("--memory-gb", type=float, default=8.0, help="the budget of the largest-batch search (GiB)")
+    parser.add_argument("--memory-cap-gb", type=float, default=14.0, help="stop any run past this (GiB)")
+    parser.add_argument("--no-max-batch", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="1 repeat, fewer steps and documents, no checks")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--output", default=str(HERE / "results.json"))
     options = parser.parse_args()
+    if options.quick:
+        options.repeats, options.docs, options.loss_steps = 1, 64, 5
+    steps = QUICK_STEPS if options.quick else STEPS
+    common = ["--device", options.device, "--memory-cap-gb", str(options.memory_cap_gb)]
+    if options.threads:
+        common += ["--threads", str(options.threads)]
 
-    runs: dict[str, list[dict[str, Any]]] = {"train": [], "encode": []}
+    from models import SIZES, model_path, parameter_counts
+
     started = time.perf_counter()
-    for repeat in range(options.repeats):
-        order = (OURS, PEER) if repeat % 2 == 0 else (PEER, OURS)
-        print(f"repeat {repeat + 1}/{options.repeats}, {order[0]} first", flush=True)
-        for precision in ("fp32", "bf16"):
-            for system in order:
-                result = run_worker("train_worker.py", "--system", system, "--precision", precision,
-                                    "--steps", str(options.train_steps))
-                runs["train"].append({**result, "repeat": repeat})
-            for system in order:
-                result = run_worker("encode_worker.py", "--system", system, "--precision", precision,
-                                    "--docs", str(options.docs))
-                runs["encode"].append({**result, "repeat": repeat})
-    print("loss curve: spladekit fp32 with the plain (unfused) head", flush=True)
-    plain = run_worker("train_worker.py", "--system", OURS, "--precision", "fp32", "--plain",
-                       "--steps", str(options.train_steps))
-    print("projection", flush=True)
-    projection = run_worker("projection.py")
-
-    rows = []
-    for kind, metric in (("train", "pairs_per_second"), ("train", "pairs_per_second_median_step"),
-                         ("encode", "docs_per_second")):
-        for precision in ("fp32", "bf16"):
-            ratios, memory, ours_values, peer_values = [], [], [], []
-            for repeat in range(options.repeats):
-                pick = {r["system"]: r for r in runs[kind] if r["repeat"] == repeat and r["precision"] == precision}
-                ours_values.append(pick[OURS][metric])
-                peer_values.append(pick[PEER][metric])
-                ratios.append(pick[OURS][metric] / pick[PEER][metric])
-                memory.append(pick[OURS]["peak_rss_mb"] / pick[PEER]["peak_rss_mb"])
-            rows.append((f"{kind} {precision} ({metric.replace('_', ' ')})", spread(ours_values), spread(peer_values),
-                         spread(ratios), spread(memory)))
-    fused_losses = next(r["losses"] for r in runs["train"] if r["system"] == OURS and r["precision"] == "fp32")
-    compared = min(20, len(fused_losses), len(plain["losses"]))
-    loss_gap = max(abs(a - b) / max(abs(b), 1e-8) for a, b in zip(fused_losses[:compared], plain["losses"][:compared]))
-
-    summary = {"ratios": [dict(zip(("measure", "spladekit", "sentence_transformers", "speed_ratio", "memory_ratio"),
-                                   row)) for row in rows],
-               "loss_curve_steps_compared": compared, "loss_curve_max_relative_gap": loss_gap,
-               "plain_fp32_pairs_per_second": plain["pairs_per_second"], "projection": projection,
-               "suite_seconds": time.perf_counter() - started, "options": vars(options)}
+    vocabularies = sorted({SIZES[s].vocab for s in options.sizes})
+    peak_args = ["--device", options.device, "--vocab", *map(str, vocabularies)] + \
+        (["--threads", str(options.threads)] if options.threads else [])
+    print(f"load {os.getloadavg()}; peak", flush=True)
+    peaks = [run_worker("peak.py", *peak_args)]
+    report: dict[str, Any] = {"options": vars(options), "sizes": {}}
+    for size in options.sizes:
+        model_path(size)  # build (and cache) before timing anything
+        counts = parameter_counts(size)
+        warmup, timed = steps.get(size, (1, 2))
+        entry: dict[str, Any] = {"parameters": counts, "train": [], "encode": [], "max_batch": {}}
+        print(f"== {SIZES[size].label()}: {counts}", flush=True)
+        for repeat in range(options.repeats):
+            order = (OURS, PEER) if repeat % 2 == 0 else (PEER, OURS)
+            for config in options.configs:
+                batch, length = (int(x) for x in config.split("x"))
+                for precision in options.precisions:
+                    for system in order:
+                        if system == PEER and not peer_fits(counts["vocab"], batch, length, options.memory_cap_gb):
+                            entry["train"].append({"system": system, "config": config, "precision": precision,
+                                                   "repeat": repeat, "skipped": "logits over the memory cap"})
+                            continue
+                        result = run_worker("train_worker.py", *common, "--system", system, "--size", size,
+                                            "--precision", precision, "--batch-size", str(batch),
+                                            "--max-seq-length", str(length), "--warmup", str(warmup),
+                                            "--steps", str(warmup + timed))
+                        entry["train"].append({**result, "config": config, "repeat": repeat})
+            for precision in options.precisions:
+                for system in order:
+                    result = run_worker("encode_worker.py", *common, "--system", system, "--size", size,
+                                        "--precision", precision, "--docs", str(options.docs))
+                    entry["encode"].append({**result, "repeat": repeat})
+        if not options.no_max_batch:
+            for label, system, extra in ((OURS, OURS, ()), (PEER, PEER, ()),
+                                         (f"{OURS} + checkpointing", OURS, ("--checkpointing",))):
+                entry["max_batch"][label] = max_batch(system, size, common, options.memory_gb,
+                                                      verify=not options.quick, extra=extra)
+        loss_args = [*common, "--system", OURS, "--size", size, "--precision", "fp32", "--batch-size", "8",
+                     "--max-seq-length", "128", "--warmup", "1", "--steps", str(options.loss_steps)]
+        fused = run_worker("train_worker.py", *loss_args)
+        plain = run_worker("train_worker.py", *loss_args, "--plain")
+        entry["loss_curve"] = {"steps": len(fused["losses"]), "max_relative_gap": max(
+            abs(a - b) / max(abs(b), 1e-8) for a, b in zip(fused["losses"], plain["losses"])),
+            "fused": fused["losses"], "plain": plain["losses"]}
+        report["sizes"][size] = entry
+        with open(options.output, "w", encoding="utf8") as f:  # after every size: a partial run keeps its data
+            json.dump({**report, "peaks": peaks}, f, indent=2)
+    peaks.append(run_worker("peak.py", *peak_args))
+    peak = {p: max(run[f"{p}_peak_gflops"] for run in peaks) for p in ("fp32", "bf16")}
+    report.update(peaks=peaks, peak_gflops=peak, suite_seconds=time.perf_counter() - started)
+    report["tables"] = {size: table(size, entry, peak, options) for size, entry in report["sizes"].items()}
     with open(options.output, "w", encoding="utf8") as f:
-        json.dump({"summary": summary, "runs": runs, "plain": plain}, f, indent=2)
+        json.dump(report, f, indent=2)
+    for size, rows in report["tables"].items():
+        print(f"\n### {SIZES[size].label()}\n")
+        print("| measure | spladekit | sentence-transformers 6.2 | speed | peak memory | spladekit % of peak | "
+              "ST % of peak |")
+        print("|---|---|---|---|---|---|---|")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+    print(f"\nmatrix-product peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s; "
+          f"suite took {report['suite_seconds'] / 60:.0f} min; load now {os.getloadavg()}; raw results in "
+          f"{options.output}")
 
-    print("\n| measure | spladekit | sentence-transformers 6.2 | speed ratio | peak-memory ratio |")
-    print("|---|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
-    print(f"\nmedian (min-max) over {options.repeats} repeats; peak memory = VmHWM of each worker process.")
-    print(f"spladekit fp32 loss curve vs its plain (unfused) path, first {compared} steps: max relative gap "
-          f"{loss_gap:.2e}; plain path {plain['pairs_per_second']:.2f} pairs/s.")
-    for name in ("fp32", "bf16"):
-        print(f"vocabulary projection {name}: {projection[f'{name}_projection_gflops']:.1f} GFLOP/s = "
-              f"{projection[f'{name}_projection_fraction_of_peak']:.0%} of this machine's torch.mm peak "
-              f"({projection[f'{name}_mm_peak_gflops']:.1f} GFLOP/s); whole fused forward "
-              f"{projection[f'{name}_head_forward_gflops']:.1f} GFLOP/s.")
-    print(f"suite took {summary['suite_seconds'] / 60:.1f} min; raw results in {options.output}")
+
+def table(size: str, entry: dict[str, Any], peak: dict[str, float], options: argparse.Namespace) -> list[list[str]]:
+    """Rows: measure, ours, peer, speed ratio, memory ratio, our and the peer's fraction of the peak (medians
+    over repeats, min-max in brackets)."""
+    rows = []
+    counts = entry["parameters"]
+    for kind, metric, unit, groups in (
+            ("train", "pairs_per_second", "pairs/s", [(c, p) for c in options.configs for p in options.precisions]),
+            ("encode", "docs_per_second", "docs/s", [(None, p) for p in options.precisions])):
+        for config, precision in groups:
+            runs = [r for r in entry[kind] if r["precision"] == precision and r.get("config") == config]
+            ours = [r for r in runs if r["system"] == OURS and "skipped" not in r and not r.get("out_of_memory")]
+            peer = [r for r in runs if r["system"] == PEER and "skipped" not in r and not r.get("out_of_memory")]
+            speed, memory = [], []
+            for repeat in range(options.repeats):
+                a = [r for r in ours if r["repeat"] == repeat]
+                b = [r for r in peer if r["repeat"] == repeat]
+                if a and b:
+                    speed.append(a[0][metric] / b[0][metric])
+                    memory.append(a[0]["peak_memory_mb"] / b[0]["peak_memory_mb"])
+            efficiency = [spread([100 * r["real_tokens_per_second"] * flops_per_token(counts, kind) / 1e9 /
+                                  peak[precision] for r in side], 1) for side in (ours, peer)]
+            peer_value = spread([r[metric] for r in peer]) if peer else "does not fit"
+            label = f"{'training' if kind == 'train' else 'encoding'} {precision}" + \
+                (f", batch {config.replace('x', ' / seq ')}" if config else ", batch 32 / seq 256")
+            rows.append([label, f"{spread([r[metric] for r in ours])} {unit}, "
+                                f"{spread([r['peak_memory_mb'] / 1024 for r in ours])} GiB",
+                         f"{peer_value} {unit}, {spread([r['peak_memory_mb'] / 1024 for r in peer])} GiB"
+                         if peer else peer_value, spread(speed) + "x" if speed else "-",
+                         spread(memory) + "x" if memory else "-", efficiency[0] + "%",
+                         efficiency[1] + "%" if peer else "-"])
+    found = entry["max_batch"]
+    if found:
+        def shown(key: str) -> str:
+            check = "verified" if found[key].get("verified") else "from the fit"
+            return f"{found[key]['largest_batch']} ({check})"
+
+        def ratio(key: str) -> str:
+            return f"{found[key]['largest_batch'] / max(found[PEER]['largest_batch'], 1):.2f}x"
+
+        budget = f"largest batch in {options.memory_gb:g} GiB, seq 256, bf16"
+        rows.append([budget, shown(OURS), shown(PEER), ratio(OURS), "", "", ""])
+        checkpointed = f"{OURS} + checkpointing"
+        rows.append([f"{budget}, activation checkpointing", shown(checkpointed), shown(PEER), ratio(checkpointed),
+                     "", "", ""])
+    curve = entry.get("loss_curve")
+    if curve:
+        rows.append([f"fp32 loss curve vs plain autograd, {curve['steps']} steps",
+                     f"max relative gap {curve['max_relative_gap']:.1e}", "", "", "", "", ""])
+    return rows
 
 
 if __name__ == "__main__":

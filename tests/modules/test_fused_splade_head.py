@@ -345,3 +345,21 @@ def test_torch_compile_runs_the_fused_head_eagerly(tiny_splade):
     tiny_splade.compile()
     torch.testing.assert_close(tiny_splade.encode(TEXTS, convert_to_sparse_tensor=False), expected,
                                rtol=1e-5, atol=1e-6)
+
+
+def test_shape_only_plan_gives_the_same_vectors_and_gradients(monkeypatch):
+    """On a GPU the chunks come from the batch's shape (whole rows, padding masked) instead of the texts'
+    lengths, to avoid a host synchronisation: the same numbers."""
+    import spladekit.modules.fused_splade_head as fused
+
+    results = []
+    for shape_only in (False, True):
+        if shape_only:
+            monkeypatch.setattr(fused, "_plan_chunks", lambda mask, chunk: fused._plan_from_ends(
+                [mask.shape[1]] * mask.shape[0], [-1] * mask.shape[0], chunk))
+        hidden, weight, bias = (t.clone().requires_grad_() for t in random_inputs(11))
+        pooled = splade_max_pool(hidden, weight, bias, MASK, chunk_tokens=3)
+        pooled.sum().backward()
+        results.append((pooled.detach(), hidden.grad, weight.grad, bias.grad))
+    for without, with_shape in zip(*results):
+        torch.testing.assert_close(with_shape, without, rtol=0, atol=1e-12)

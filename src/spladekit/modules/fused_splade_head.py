@@ -232,11 +232,18 @@ def _plan_chunks(attention_mask: Tensor, chunk_tokens: int) -> list[_Chunk]:
 
     Each text spans the columns up to its last kept token. A text longer than ``chunk_tokens`` is split into
     pieces; shorter ones share a chunk, all cut to the longest of them, so a batch of similar lengths (encode
-    sorts texts by length) projects almost no padding, and a chunk of several texts is reduced in one op."""
+    sorts texts by length) projects almost no padding, and a chunk of several texts is reduced in one op.
+    On a GPU the plan comes from the shape alone (whole rows, padding masked): no host synchronisation."""
     kept = attention_mask.ne(0)
+    if kept.device.type != "cpu":  # no host sync on a GPU: every text spans all columns, padding is masked
+        return _plan_from_ends([kept.shape[1]] * kept.shape[0], [-1] * kept.shape[0], chunk_tokens)
     positions = torch.arange(1, kept.shape[1] + 1, device=kept.device)
     ends = (kept * positions).amax(dim=1).tolist() if kept.shape[1] else [0] * kept.shape[0]  # last kept + 1
-    counts = kept.sum(dim=1).tolist()
+    return _plan_from_ends(ends, kept.sum(dim=1).tolist(), chunk_tokens)
+
+
+def _plan_from_ends(ends: list[int], counts: list[int], chunk_tokens: int) -> list[_Chunk]:
+    """The chunks for texts whose last kept token is at ``ends`` - 1 and which keep ``counts`` tokens."""
     order = sorted((row for row in range(len(ends)) if ends[row] > 0), key=lambda row: -ends[row])
     chunks, index = [], 0
     while index < len(order):
