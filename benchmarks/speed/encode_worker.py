@@ -57,6 +57,7 @@ def main() -> None:
     real_tokens = sum(len(ids) for ids in lengths)
     emit({"system": options.system, "size": options.size, "precision": options.precision, "docs": len(texts),
           "seconds": seconds, "cpu_seconds": cpu_seconds, "docs_per_second": len(texts) / seconds,
+          "docs_per_cpu_second": len(texts) / cpu_seconds,
           "real_tokens_per_second": real_tokens / seconds, "active_dims": active,
           "peak_memory_mb": peak_memory_mb(options.device), "threads": torch.get_num_threads()})
 

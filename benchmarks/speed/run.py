@@ -26,6 +26,10 @@ vocabulary) FLOPs per token for training and a third of that for encoding (atten
 padding are not counted, so they show as lost efficiency). A sentence-transformers run whose (B, T, V) logits
 alone would pass ``--memory-cap-gb`` is not started (reported as not fitting); any run is stopped at that cap.
 
+Speed ratios are given from wall-clock time and, in brackets, from each process's CPU time: on a machine other
+processes share, ``--threads 1`` and the CPU-time ratio are the figures least disturbed by them (with two threads,
+a thread waiting at a barrier for a descheduled partner spins, and that counts as CPU time).
+
 Writes every raw result to ``--output`` (JSON) and prints a markdown table per size.
 """
 
@@ -114,24 +118,37 @@ def max_batch(system: str, size: str, common: list[str], memory_gb: float, verif
     return found
 
 
+def loss_curve(size: str, common: list[str], steps: int) -> dict[str, Any]:
+    """spladekit's fp32 loss curve against its plain (unfused) path: batch 8, max_seq_length 128, same seed."""
+    args = [*common, "--system", OURS, "--size", size, "--precision", "fp32", "--batch-size", "8",
+            "--max-seq-length", "128", "--warmup", "1", "--steps", str(steps)]
+    fused = run_worker("train_worker.py", *args)
+    plain = run_worker("train_worker.py", *args, "--plain")
+    gap = max(abs(a - b) / max(abs(b), 1e-8) for a, b in zip(fused["losses"], plain["losses"]))
+    return {"steps": len(fused["losses"]), "max_relative_gap": gap, "fused": fused["losses"],
+            "plain": plain["losses"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["tiny", "distilbert", "bert-base", "distilbert-250k"])
     parser.add_argument("--configs", nargs="+", default=["8x128", "32x256"], help="batch x max_seq_length")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--docs", type=int, default=128)
-    parser.add_argument("--loss-steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=None, help="default 2 (--quick: 1)")
+    parser.add_argument("--docs", type=int, default=None, help="documents encoded, default 128 (--quick: 64)")
+    parser.add_argument("--loss-steps", type=int, default=None, help="default 20 (--quick: 5); 0 skips the check")
     parser.add_argument("--memory-gb", type=float, default=8.0, help="the budget of the largest-batch search (GiB)")
     parser.add_argument("--memory-cap-gb", type=float, default=14.0, help="stop any run past this (GiB)")
     parser.add_argument("--no-max-batch", action="store_true")
+    parser.add_argument("--no-verify", action="store_true", help="largest batch from the fit only")
     parser.add_argument("--quick", action="store_true", help="1 repeat, fewer steps and documents, no checks")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--output", default=str(HERE / "results.json"))
     options = parser.parse_args()
-    if options.quick:
-        options.repeats, options.docs, options.loss_steps = 1, 64, 5
+    for name, full, quick in (("repeats", 2, 1), ("docs", 128, 64), ("loss_steps", 20, 5)):
+        if getattr(options, name) is None:
+            setattr(options, name, quick if options.quick else full)
     steps = QUICK_STEPS if options.quick else STEPS
     common = ["--device", options.device, "--memory-cap-gb", str(options.memory_cap_gb)]
     if options.threads:
@@ -176,14 +193,9 @@ def main() -> None:
             for label, system, extra in ((OURS, OURS, ()), (PEER, PEER, ()),
                                          (f"{OURS} + checkpointing", OURS, ("--checkpointing",))):
                 entry["max_batch"][label] = max_batch(system, size, common, options.memory_gb,
-                                                      verify=not options.quick, extra=extra)
-        loss_args = [*common, "--system", OURS, "--size", size, "--precision", "fp32", "--batch-size", "8",
-                     "--max-seq-length", "128", "--warmup", "1", "--steps", str(options.loss_steps)]
-        fused = run_worker("train_worker.py", *loss_args)
-        plain = run_worker("train_worker.py", *loss_args, "--plain")
-        entry["loss_curve"] = {"steps": len(fused["losses"]), "max_relative_gap": max(
-            abs(a - b) / max(abs(b), 1e-8) for a, b in zip(fused["losses"], plain["losses"])),
-            "fused": fused["losses"], "plain": plain["losses"]}
+                                                      verify=not (options.quick or options.no_verify), extra=extra)
+        if options.loss_steps > 0:
+            entry["loss_curve"] = loss_curve(size, common, options.loss_steps)
         report["sizes"][size] = entry
         with open(options.output, "w", encoding="utf8") as f:  # after every size: a partial run keeps its data
             json.dump({**report, "peaks": peaks}, f, indent=2)
@@ -217,12 +229,14 @@ def table(size: str, entry: dict[str, Any], peak: dict[str, float], options: arg
             runs = [r for r in entry[kind] if r["precision"] == precision and r.get("config") == config]
             ours = [r for r in runs if r["system"] == OURS and "skipped" not in r and not r.get("out_of_memory")]
             peer = [r for r in runs if r["system"] == PEER and "skipped" not in r and not r.get("out_of_memory")]
-            speed, memory = [], []
+            speed, cpu_speed, memory = [], [], []
+            cpu_metric = metric.replace("_per_second", "_per_cpu_second")
             for repeat in range(options.repeats):
                 a = [r for r in ours if r["repeat"] == repeat]
                 b = [r for r in peer if r["repeat"] == repeat]
                 if a and b:
                     speed.append(a[0][metric] / b[0][metric])
+                    cpu_speed.append(a[0][cpu_metric] / b[0][cpu_metric])
                     memory.append(a[0]["peak_memory_mb"] / b[0]["peak_memory_mb"])
             efficiency = [spread([100 * r["real_tokens_per_second"] * flops_per_token(counts, kind) / 1e9 /
                                   peak[precision] for r in side], 1) for side in (ours, peer)]
@@ -232,7 +246,8 @@ def table(size: str, entry: dict[str, Any], peak: dict[str, float], options: arg
             rows.append([label, f"{spread([r[metric] for r in ours])} {unit}, "
                                 f"{spread([r['peak_memory_mb'] / 1024 for r in ours])} GiB",
                          f"{peer_value} {unit}, {spread([r['peak_memory_mb'] / 1024 for r in peer])} GiB"
-                         if peer else peer_value, spread(speed) + "x" if speed else "-",
+                         if peer else peer_value,
+                         f"{spread(speed)}x (CPU time {spread(cpu_speed)}x)" if speed else "-",
                          spread(memory) + "x" if memory else "-", efficiency[0] + "%",
                          efficiency[1] + "%" if peer else "-"])
     found = entry["max_batch"]

@@ -128,6 +128,7 @@ def main() -> None:
           "pairs_per_second_median_step": options.batch_size / statistics.median(timed),
           "real_tokens_per_second": sum(timed_tokens) / sum(timed),
           "real_tokens_per_pair": sum(timed_tokens) / (options.batch_size * len(timed)),
+          "pairs_per_cpu_second": options.batch_size * len(timed) / sum(step_cpu_seconds[options.warmup:]),
           "step_seconds": step_seconds, "step_cpu_seconds": step_cpu_seconds, "step_real_tokens": step_tokens,
           "losses": losses, "peak_memory_mb": peak_memory_mb(options.device), "threads": torch.get_num_threads()})
 
