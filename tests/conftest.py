@@ -75,6 +75,25 @@ def scifact_documents() -> list[str]:
     return [(row["title"] + " " + row["text"]).strip() for row in rows]
 
 
+@pytest.fixture(scope="session")
+def cpu_bf16_verdict() -> bool | None:
+    """Whether this CPU computes bf16 natively, read straight from /proc/cpuinfo (independently of
+    spladekit.hardware); None where there is no such file."""
+    import platform
+
+    if not os.path.exists("/proc/cpuinfo"):
+        return None
+    words: set[str] = set()
+    with open("/proc/cpuinfo", encoding="utf8") as f:
+        for line in f:
+            if line.lower().startswith(("flags", "features")):
+                words = set(line.split(":", 1)[1].split())
+                break
+    if platform.machine().lower().startswith(("arm", "aarch64")):
+        return "bf16" in words
+    return bool(words & {"avx512_bf16", "amx_bf16"})
+
+
 # ----- tiny masked-LM models of each known architecture (imported by tests: from conftest import ...) -------
 def tiny_masked_lm(kind: str):
     """A randomly initialised 1-layer masked-LM of ``kind`` ("bert", "distilbert" or "roberta"), hidden 16."""

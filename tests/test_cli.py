@@ -15,6 +15,7 @@ import yaml
 from spladekit import SparseEncoder
 from spladekit.cli import main
 from spladekit.cli.config import ConfigKeyError, load_train_config
+from tests.markers import requires_bm25
 
 DOCS = {f"d{i}": f"document {i} about topic {i % 4}: {'alpha beta gamma delta'.split()[i % 4]} facts {i}"
         for i in range(16)}
@@ -260,3 +261,42 @@ def test_example_configs_are_valid(name):
     accepted = set(inspect.signature(mine_hard_negatives).parameters)
     assert set(config.data.hard_negatives or {}) <= accepted
     assert set(config.loss.target_sparsity or {}) <= set(inspect.signature(SpladeTargetSparsityCallback).parameters)
+
+
+@requires_bm25
+def test_bm25_negatives_join_the_model_negatives(saved_tiny, beir_folder, tmp_path):
+    from datasets import Dataset
+
+    from spladekit.cli.train import load_training_data, mine_negatives
+    from spladekit.index import mine_hard_negatives
+    from spladekit.index.bm25 import BM25
+
+    config = write_config(tmp_path, saved_tiny, beir_folder,
+                          data={"hard_negatives": {"num_negatives": 1, "range_max": 8},
+                                "bm25_negatives": {"num_negatives": 1, "range_max": 8, "k1": 1.2}})
+    loaded = load_train_config(str(config))
+    pairs = load_training_data(loaded.data)
+    model = SparseEncoder(saved_tiny, device="cpu")
+    mined = mine_negatives(loaded.data, pairs, model)
+    corpus = [text for text in DOCS.values()]
+    by_model = mine_hard_negatives(pairs, model, corpus=corpus, num_negatives=1, range_max=8)
+    by_bm25 = mine_hard_negatives(pairs, BM25(corpus, k1=1.2), corpus=corpus, num_negatives=1, range_max=8)
+    assert mined.column_names == ["query", "document", "negative"]
+    assert mined.to_dict() == {c: list(by_model[c]) + list(by_bm25[c]) for c in mined.column_names}
+    assert isinstance(mined, Dataset) and len(mined) == len(by_model) + len(by_bm25) == 16
+
+    assert main(["train", str(config), "--override", "evaluation=null"]) == 0
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["train_rows"] == 16
+
+
+@requires_bm25
+@pytest.mark.parametrize("bm25, message", [
+    ({"num_negatives": 1, "range_max": 8, "output_format": "n-tuple"}, "data.hard_negatives gives the columns"),
+    ({"num_negatives": 1, "k1": -1}, "data.bm25_negatives: k1 must be a finite number > 0"),
+    ({"num_negatives": 1, "colour": 2}, "data.bm25_negatives does not fit mine_hard_negatives"),
+])
+def test_bad_bm25_negatives_name_the_key(saved_tiny, beir_folder, tmp_path, capsys, bm25, message):
+    config = write_config(tmp_path, saved_tiny, beir_folder,
+                          data={"hard_negatives": {"num_negatives": 1, "range_max": 8}, "bm25_negatives": bm25})
+    assert main(["train", str(config)]) == 2
+    assert message in capsys.readouterr().err

@@ -231,3 +231,29 @@ def test_saved_folder_has_the_permissions_of_a_made_folder(tiny_splade, tmp_path
     tiny_splade.save(str(tmp_path / "saved"))
     mode = stat.S_IMODE(os.stat(tmp_path / "saved").st_mode)
     assert mode == stat.S_IMODE(os.stat(made).st_mode)  # not mkdtemp's private 0700 (under umask 022)
+
+
+def test_task_prompts_and_routes(tiny_splade, tiny_mlm_path):
+    from spladekit import Router, SparseStaticEmbedding
+
+    model = tiny_splade
+    model.prompts = {"query": "q: ", "passage": "p: ", "other": "o: "}
+    assert (model.task_prompt_name("query"), model.task_prompt_name("document"), model.task_prompt_name(None)) == \
+        ("query", "passage", None)
+    assert model.prompt_text(task="query") == "q: " and model.prompt_text(task="document") == "p: "
+    assert model.prompt_text("other", task="query") == "o: " and model.prompt_text() == ""
+    model.default_prompt_name = "other"
+    assert model.prompt_text() == "o: "
+    # prompt_text is what encode_query / encode_document put before the texts
+    torch.testing.assert_close(model.encode_query(["a text"]).to_dense(),
+                               model.encode(["q: a text"], prompt="").to_dense())
+    torch.testing.assert_close(model.encode_document(["a text"]).to_dense(),
+                               model.encode(["p: a text"], prompt="").to_dense())
+    assert model.route_for("query") is None  # no Router
+    mlm = MLMTransformer(tiny_mlm_path, max_seq_length=16)
+    routed = SparseEncoder(modules=[Router.for_query_document([SparseStaticEmbedding(mlm.tokenizer)],
+                                                              [mlm, SpladePooling()])], device="cpu")
+    assert (routed.route_for("query"), routed.route_for("document"), routed.route_for(None)) == \
+        ("query", "document", "document")
+    with pytest.raises(ValueError, match="routes"):
+        routed.route_for("passage")

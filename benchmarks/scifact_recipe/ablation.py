@@ -1,6 +1,6 @@
 """The SciFact recipe, step by step: what each choice adds, chosen on held-out train queries only.
 
-    python benchmarks/scifact_recipe/ablation.py [--variants zero-shot,1-epoch,...] [--out results.json]
+    python benchmarks/scifact_recipe/ablation.py [--variants zero-shot,1-epoch,...] [--seeds 12,13,14] [--out results.json]
 
 Every variant is ``examples/scifact_recipe.yaml`` with some keys overridden (see ``VARIANTS``), trained by the
 same code as ``spladekit train`` on four fifths of SciFact's train queries (every fifth train query id, in
@@ -32,6 +32,8 @@ RECIPE = ROOT / "examples" / "scifact_recipe.yaml"
 NO_NEGATIVES = "data.hard_negatives=null"
 NEGATIVES_10 = "data.hard_negatives={num_negatives: 1, relative_margin: 0.05, range_max: 10, batch_size: 64}"
 NEGATIVES_50 = "data.hard_negatives={num_negatives: 1, relative_margin: 0.05, range_max: 50, batch_size: 64}"
+# BM25 (spladekit.index.bm25: bm25s tokens, Snowball stemming, k1 1.5, b 0.75) negatives, same selection rule
+BM25_50 = "data.bm25_negatives={num_negatives: 1, relative_margin: 0.05, range_max: 50}"
 VARIANTS: dict[str, list[str]] = {
     "zero-shot": [],  # no training
     "1 epoch (peer default)": [NO_NEGATIVES, "training.num_train_epochs=1", "training.bf16=false"],
@@ -44,6 +46,15 @@ VARIANTS: dict[str, list[str]] = {
                                                        "training.bf16=true"],
     "+ lr 1e-4 (= the recipe)": [NEGATIVES_50, "training.num_train_epochs=4", "training.bf16=true",
                                  "training.learning_rate=1e-4"],
+    # screening for the raised recipe (issue 23), each one change to the 2026-11 recipe above
+    "recipe + BM25 negatives": [NEGATIVES_50, BM25_50, "training.num_train_epochs=4", "training.bf16=true",
+                                "training.learning_rate=1e-4"],
+    "recipe + 2 model negatives": [NEGATIVES_50.replace("num_negatives: 1", "num_negatives: 2"),
+                                   "training.num_train_epochs=4", "training.bf16=true", "training.learning_rate=1e-4"],
+    "recipe + 512 tokens": [NEGATIVES_50, "training.num_train_epochs=4", "training.bf16=true",
+                            "training.learning_rate=1e-4", "model.max_seq_length=512"],
+    "recipe + lr 2e-4": [NEGATIVES_50, "training.num_train_epochs=4", "training.bf16=true",
+                         "training.learning_rate=2e-4"],
     # not a step: the recipe asked for sparser vectors through SpladeTargetSparsityCallback
     "recipe + target sparsity q40/d200": [NEGATIVES_50, "training.num_train_epochs=4", "training.bf16=true",
                                          "training.learning_rate=1e-4",
@@ -103,59 +114,141 @@ def evaluate(model: Any, folder: Path) -> dict[str, Any]:
     return result
 
 
-def run_variant(name: str, overrides: list[str], folder: Path, work: Path) -> dict[str, Any]:
+def machine() -> dict[str, Any]:
+    """The CPU (model name, whether it computes bf16 natively) and the load average, stored with every result."""
+    model, flags = "unknown", set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+    except OSError:
+        pass
+    import torch
+
+    return {"cpu": model, "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+            "bf16_flags": sorted(flags & {"avx512_bf16", "amx_bf16"}), "load": [round(x, 2) for x in os.getloadavg()]}
+
+
+def source_commit() -> str:
+    """The git commit of the spladekit being run (PYTHONPATH may point at another checkout), '+' if modified."""
+    import subprocess
+
+    import spladekit
+
+    where = Path(spladekit.__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=where, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=where, capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+" if dirty else "")
+
+
+def run_variant(name: str, overrides: list[str], folder: Path, work: Path, seed: int) -> dict[str, Any]:
     from spladekit import SparseEncoder
     from spladekit.cli.config import load_train_config
     from spladekit.cli.train import run_train
 
-    output_dir = work / name.replace(" ", "_").replace("/", "-")
     if name == "zero-shot":
         config = load_train_config(str(RECIPE))
         model = SparseEncoder(config.model.name_or_path, device="cpu")
         model.max_seq_length = config.model.max_seq_length
         return {"train_seconds": 0.0, **evaluate(model, folder)}
-    config = load_train_config(str(RECIPE), overrides + [f"training.output_dir={output_dir}", "evaluation=null",
-                                                         "plots=false"])
+    output_dir = work / f"{name.replace(' ', '_').replace('/', '-')}-{seed}"
+    config = load_train_config(str(RECIPE), overrides + [f"training.seed={seed}", f"training.output_dir={output_dir}",
+                                                         "evaluation=null", "plots=false"])
     config.data.beir, config.data.split = str(folder), "train_part"
     start = time.perf_counter()
     report = run_train(config)
     seconds = time.perf_counter() - start  # mining + training + saving
     model = SparseEncoder(report["model_dir"], device="cpu")
-    return {"train_seconds": round(seconds, 1), "train_rows": report["train_rows"], **evaluate(model, folder)}
+    result = {"train_seconds": round(seconds, 1), "train_rows": report["train_rows"], **evaluate(model, folder)}
+    shutil.rmtree(output_dir, ignore_errors=True)
+    return result
+
+
+def summarize(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Mean and spread (sample standard deviation; min and max) over seeds of the figures the table shows."""
+    import statistics
+
+    def stats(values: list[float]) -> dict[str, float]:
+        return {"mean": round(statistics.fmean(values), 4),
+                "std": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0,
+                "min": round(min(values), 4), "max": round(max(values), 4)}
+
+    values = list(runs.values())
+    summary = {f"{split}_{metric}": stats([r[split][metric] for r in values])
+               for split in ("dev", "test") for metric in ("ndcg@10", "recall@100")}
+    for key in ("query_active_dims", "document_active_dims", "train_seconds"):
+        summary[key] = stats([r[key] for r in values])
+    summary["seeds"] = len(values)
+    return summary
 
 
 def table(results: dict[str, Any]) -> str:
     lines = ["| variant | dev nDCG@10 | dev R@100 | test nDCG@10 | test R@100 | q / d active dims | train s |",
-             "|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|",]
+
+    def cell(stats: dict[str, float]) -> str:
+        return f"{stats['mean']:.4f}" + (f" ± {stats['std']:.4f}" if stats["std"] else "")
+
     for name, r in results.items():
-        lines.append(f"| {name} | {r['dev']['ndcg@10']:.4f} | {r['dev']['recall@100']:.4f} | "
-                     f"{r['test']['ndcg@10']:.4f} | {r['test']['recall@100']:.4f} | "
-                     f"{r['query_active_dims']:.0f} / {r['document_active_dims']:.0f} | {r['train_seconds']:.0f} |")
+        s = r["summary"]
+        lines.append(f"| {name} | {cell(s['dev_ndcg@10'])} | {cell(s['dev_recall@100'])} | "
+                     f"{cell(s['test_ndcg@10'])} | {cell(s['test_recall@100'])} | "
+                     f"{s['query_active_dims']['mean']:.0f} / {s['document_active_dims']['mean']:.0f} | "
+                     f"{s['train_seconds']['mean']:.0f} |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names from VARIANTS")
+    parser.add_argument("--seeds", default=None, help="comma-separated training seeds (default: the recipe's seed "
+                                                      "and the next two)")
+    parser.add_argument("--overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="applied to every variant after its own (e.g. training.bf16=false); the variant is "
+                             "then stored as 'NAME [KEY=VALUE ...]'")
     parser.add_argument("--out", default=str(HERE / "results.json"))
     options = parser.parse_args()
     names = [name.strip() for name in options.variants.split(",") if name.strip()]
     unknown = [name for name in names if name not in VARIANTS]
     if unknown:
         sys.exit(f"Unknown variants {unknown}; choose from {list(VARIANTS)}.")
+    if options.seeds:
+        seeds = [int(s) for s in options.seeds.split(",")]
+    else:
+        from spladekit.cli.config import load_train_config
+
+        seed = int(load_train_config(str(RECIPE)).training.get("seed", 42))
+        seeds = [seed, seed + 1, seed + 2]
     out = Path(options.out)
     results = json.loads(out.read_text()) if out.exists() else {}
     work = Path(tempfile.mkdtemp(prefix="scifact_ablation_"))
+    commit = source_commit()
     try:
         folder = split_train_queries(work / "scifact_split")
         for name in names:
-            print(f"== {name}", flush=True)
-            results[name] = run_variant(name, VARIANTS[name], folder, work)
-            print(json.dumps(results[name]), flush=True)
-            out.write_text(json.dumps({k: results[k] for k in VARIANTS if k in results}, indent=2))
+            key = name + (f" [{' '.join(options.overrides)}]" if options.overrides else "")
+            entry = results.get(key, {})
+            runs = entry.get("runs", {}) if entry.get("commit") == commit else {}
+            for seed in seeds if name != "zero-shot" else seeds[:1]:
+                print(f"== {key}, seed {seed}", flush=True)
+                runs[str(seed)] = {**run_variant(name, VARIANTS[name] + options.overrides, folder, work, seed),
+                                   "machine": machine()}
+                print(json.dumps(runs[str(seed)]), flush=True)
+                results[key] = {"commit": commit, "overrides": VARIANTS[name] + options.overrides,
+                                "summary": summarize(runs), "runs": runs}
+                out.write_text(json.dumps(results, indent=2))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(table({k: results[k] for k in VARIANTS if k in results}))
+    print(table({k: results[k] for k in results if "summary" in results[k]}))
 
 
 if __name__ == "__main__":

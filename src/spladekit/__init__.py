@@ -2,6 +2,7 @@
 
 from spladekit._version import __version__  # noqa: E402
 
+from spladekit.corpus_encoder import encode_corpus  # noqa: E402
 from spladekit.export import export_onnx, export_openvino, quantize_onnx  # noqa: E402
 from spladekit.index import mine_hard_negatives, semantic_search  # noqa: E402
 from spladekit.model import SparseEncoder  # noqa: E402
@@ -33,6 +34,7 @@ __all__ = [
     "SpladePooling",
     "Transformer",
     "__version__",
+    "encode_corpus",
     "export_onnx",
     "export_openvino",
     "mine_hard_negatives",

@@ -314,16 +314,40 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
     def encode_query(self, sentences: str | list[str], prompt_name: str | None = None, prompt: str | None = None,
                      **kwargs: Any) -> torch.Tensor | list[torch.Tensor]:
         """Encodes queries: the "query" route of a Router and the "query" prompt unless told otherwise."""
-        if prompt_name is None and prompt is None and "query" in self.prompts:
-            prompt_name = "query"
+        if prompt_name is None and prompt is None:
+            prompt_name = self.task_prompt_name("query")
         return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
 
     def encode_document(self, sentences: str | list[str], prompt_name: str | None = None, prompt: str | None = None,
                         **kwargs: Any) -> torch.Tensor | list[torch.Tensor]:
         """Encodes documents: the "document" route and the "document" (or "passage"/"corpus") prompt."""
         if prompt_name is None and prompt is None:
-            prompt_name = next((n for n in ("document", "passage", "corpus") if n in self.prompts), None)
+            prompt_name = self.task_prompt_name("document")
         return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, task="document", **kwargs)
+
+    def task_prompt_name(self, task: str | None) -> str | None:
+        """The prompt name that ``encode_query`` (task "query") and ``encode_document`` (task "document") use
+        when given none: "query"; "document", "passage" or "corpus", the first the model has; None (encode's
+        ``default_prompt_name`` then applies) when the model has no such prompt or for any other task."""
+        if task == "query":
+            return "query" if "query" in self.prompts else None
+        if task == "document":
+            return next((n for n in ("document", "passage", "corpus") if n in self.prompts), None)
+        return None
+
+    def prompt_text(self, prompt_name: str | None = None, task: str | None = None) -> str:
+        """The text ``encode`` (``task=None``), ``encode_query`` ("query") or ``encode_document`` ("document")
+        puts before every input when given ``prompt_name`` (None: their default)."""
+        if prompt_name is None:
+            prompt_name = self.task_prompt_name(task)
+        return self._resolve_prompt(None, prompt_name)
+
+    def route_for(self, task: str | None) -> str | None:
+        """The Router route that ``encode(..., task=task)`` runs ("query" / "document" for an inference-free
+        model); None for a model without a Router. Raises ValueError for a task the model cannot route."""
+        if not isinstance(self.input_module, Router):
+            return None
+        return self.input_module.resolve_route(self._route_task(task))
 
     def _route_task(self, task: str | None) -> str | None:
         """The task passed to a Router; a model without one ignores it."""

@@ -61,3 +61,14 @@ def recall(approximate, exact) -> float:
     """Mean over queries of |approximate ids & exact ids| / |exact ids|."""
     values = [len({d for d, _ in a} & {d for d, _ in e}) / len(e) for a, e in zip(approximate, exact) if e]
     return float(np.mean(values))
+
+
+def on_disk(array) -> bool:
+    """Whether a numpy array is a view of a memory-mapped file (not a copy in memory)."""
+    import mmap
+
+    while array is not None:
+        if isinstance(array, mmap.mmap):
+            return True
+        array = getattr(array, "base", None)
+    return False

@@ -61,3 +61,21 @@ def test_seismic_checks_its_inputs(vectors):
         index.add(docs[5:6], ids=["a"])
     with pytest.raises(ValueError, match="heap_factor must be in"):
         SeismicSparseIndex(heap_factor=1.5)
+
+
+def test_sparse_index_approximate_mode_is_seismic_through_the_same_api(vectors, tmp_path):
+    """mode="approximate" builds Seismic from the index's own vectors (memory-mapped ones too) and maps its
+    answers back to the index's ids; documents added later are found after the rebuild."""
+    docs, queries = vectors
+    ids = [f"d{i}" for i in range(2000)]
+    SparseIndex.from_embeddings(docs, ids=ids).save(str(tmp_path / "index"))
+    index = SparseIndex.load(str(tmp_path / "index"))
+    index.build_approximate(num_threads=1)
+    exact = index.search(queries, top_k=10, mode="exhaustive")
+    approximate = index.search(queries, top_k=10, mode="approximate")
+    assert recall(approximate, exact) >= 0.95
+    scores = (queries @ docs.T).toarray()
+    for q, row in enumerate(approximate):
+        np.testing.assert_allclose([s for _, s in row], [scores[q, int(d[1:])] for d, _ in row], rtol=1e-3)
+    index.add(100 * queries[:1], ids=["late"])  # the best match of query 0 by far
+    assert index.search(queries[:1], top_k=1, mode="approximate")[0][0][0] == "late"

@@ -213,7 +213,7 @@ def test_invalid_inputs_raise_clear_errors(call, match):
 
 @pytest.mark.parametrize("quantization", [None, "fp16", "int8"])
 def test_the_three_scoring_paths_give_the_same_scores(monkeypatch, quantization):
-    import spladekit.index.sparse_index as module
+    import spladekit.index.exhaustive as module
 
     rng = np.random.default_rng(11)
     docs = random_sparse(rng, 300, 80, density=0.2, values="normal")

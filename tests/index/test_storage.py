@@ -9,9 +9,11 @@ import textwrap
 import numpy as np
 import pytest
 
+from fault_injection import CrashPoint, inject_file_faults
+
 from spladekit.index import SparseIndex, storage
 
-from .helpers import random_sparse_csr
+from .helpers import on_disk, random_sparse_csr
 
 
 def make_index(seed, num_docs=60, **kwargs):
@@ -65,78 +67,118 @@ def test_saving_over_an_index_replaces_it_and_removes_the_old_files(tmp_path):
     assert [name for name in os.listdir(tmp_path) if name != "index"] == []  # no temporary folder left
 
 
-def _fail_while_writing_arrays(monkeypatch):
-    import safetensors.numpy
-
-    def half_written(tensors, filename, metadata=None):
-        with open(filename, "wb") as f:
-            f.write(b"\x00" * 100)  # a truncated file, then the failure
-        raise OSError("No space left on device")
-
-    monkeypatch.setattr(safetensors.numpy, "save_file", half_written)
-
-
-def _fail_while_moving_files(monkeypatch):
-    real_rename = os.rename
-    calls = []
-
-    def rename(src, dst):
-        calls.append(src)
-        if len(calls) == 2:  # the first data file is already in the index folder
-            raise OSError("I/O error")
-        real_rename(src, dst)
-
-    monkeypatch.setattr(os, "rename", rename)
-
-
-def _fail_at_commit(monkeypatch):
-    def commit(new_manifest, manifest):
-        raise KeyboardInterrupt  # even an interrupt leaves the old index
-
-    monkeypatch.setattr(storage, "_commit", commit)
-
-
-@pytest.mark.parametrize("inject", [_fail_while_writing_arrays, _fail_while_moving_files, _fail_at_commit])
-def test_a_failure_mid_save_leaves_the_previous_index_readable(tmp_path, monkeypatch, inject):
+@pytest.mark.parametrize("kill", [False, True], ids=["exception", "killed"])
+def test_a_fault_at_any_file_of_a_save_leaves_the_old_or_the_new_index(tmp_path, monkeypatch, kill):
+    """A fault injected at every file operation of a save over an existing index, in turn: the folder then
+    loads as the old index or the new one, complete, never a mix; the next save cleans up what a killed one
+    left (orphan files, temporary folders)."""
     path = str(tmp_path / "index")
     old, queries = make_index(3)
+    new, _ = make_index(4, num_docs=20)
+    outcomes = []
+    for fail_at in range(1, 100):
+        if os.path.exists(path):
+            import shutil
+
+            shutil.rmtree(path)
+        old.save(path)
+        files_before = sorted(os.listdir(path))
+        calls = inject_file_faults(monkeypatch, fail_at, CrashPoint(f"fault at step {fail_at}"), kill,
+                                   no_cleanup=((storage, "_remove_quietly"),))
+        try:
+            new.save(path)
+        except CrashPoint:
+            pass
+        else:
+            monkeypatch.undo()
+            break
+        finally:
+            monkeypatch.undo()
+        loaded = SparseIndex.load(path)
+        if loaded.ids == old.ids:
+            assert_same_index(loaded, old, queries)
+            outcomes.append("old")
+            if not kill:  # a clean failure leaves nothing behind
+                assert sorted(os.listdir(path)) == files_before and os.listdir(tmp_path) == ["index"]
+        else:
+            assert_same_index(loaded, new, queries)  # the commit happened: the new index, complete
+            outcomes.append("new")
+        newer, newer_queries = make_index(5, num_docs=7)
+        newer.save(path)  # the next save succeeds and removes every leftover
+        assert_same_index(SparseIndex.load(path), newer, newer_queries)
+        manifest = json.loads((tmp_path / "index" / "manifest.json").read_text())
+        assert sorted(os.listdir(path)) == sorted(["manifest.json", *manifest["files"].values()])
+        assert os.listdir(tmp_path) == ["index"]
+    else:
+        raise AssertionError("the save never completed")
+    assert len(calls) == fail_at - 1 >= 12, "\n".join(calls)  # every step was a crash point once
+    assert outcomes.count("old") >= 10 and "new" in outcomes  # faults before and after the commit
+
+
+def test_a_full_disk_at_any_file_of_a_save_keeps_the_old_index(tmp_path, monkeypatch):
+    import errno
+
+    path = str(tmp_path / "index")
+    old, queries = make_index(6)
     old.save(path)
     files_before = sorted(os.listdir(path))
-    new, _ = make_index(4, num_docs=20)
-    inject(monkeypatch)
-    with pytest.raises((OSError, KeyboardInterrupt)):
-        new.save(path)
-    monkeypatch.undo()
-    assert_same_index(SparseIndex.load(path), old, queries)
-    assert sorted(os.listdir(path)) == files_before  # nothing half-written left behind
-    assert os.listdir(tmp_path) == ["index"]
+    new, _ = make_index(7, num_docs=15)
+    failures = 0
+    for fail_at in range(1, 100):
+        inject_file_faults(monkeypatch, fail_at, OSError(errno.ENOSPC, "No space left on device"))
+        try:
+            new.save(path)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+            failures += 1
+        else:
+            break
+        finally:
+            monkeypatch.undo()
+        loaded = SparseIndex.load(path)
+        assert loaded.ids in (old.ids, new.ids)
+        if loaded.ids == old.ids:
+            assert_same_index(loaded, old, queries)
+            assert sorted(os.listdir(path)) == files_before
+        assert os.listdir(tmp_path) == ["index"]
+    assert failures >= 12
 
 
 def test_a_crash_mid_save_leaves_the_previous_index_readable(tmp_path):
-    """The process dies (no clean-up runs) after the new files are in place, just before the commit."""
+    """The process dies (os._exit: no clean-up runs) after the new files are in place, just before the commit."""
     path = str(tmp_path / "index")
     old, queries = make_index(5)
     old.save(path)
-    # The child loads only the storage module (no torch or transformers import: it starts in a second).
+    staging_file = os.path.join(os.path.dirname(storage.__file__), "..", "staging.py")
+    # The child loads only the storage and staging modules (no torch import: it starts in a second).
     script = textwrap.dedent(f"""
-        import importlib.util, os, numpy as np
-        spec = importlib.util.spec_from_file_location("storage", {storage.__file__!r})
-        storage = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(storage)
+        import importlib.util, os, sys, numpy as np
+        def load(name, file):
+            spec = importlib.util.spec_from_file_location(name, file)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+            return module
+        load("spladekit.staging", {staging_file!r})
+        storage = load("storage", {storage.__file__!r})
         storage._commit = lambda new_manifest, manifest: os._exit(17)
-        arrays = {{"indptr": np.zeros(201, np.int64), "indices": np.zeros(0, np.int32),
-                   "data": np.zeros(0, np.float32)}}
-        storage.save_directory({path!r}, {{"format_version": 1}}, arrays, ["x"], format_name="spladekit.SparseIndex")
+        arrays = {{"term_ptr": np.zeros(201, np.int64)}}
+        storage.save_directory({path!r}, {{"format_version": 2}}, arrays, ["x"], format_name="spladekit.SparseIndex")
     """)
     result = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 17, result.stderr
-    assert len(os.listdir(path)) == 5  # the manifest, the old files and the crashed save's orphans
+    manifest = json.loads((tmp_path / "index" / "manifest.json").read_text())
+    orphans = set(os.listdir(path)) - {"manifest.json", *manifest["files"].values()}
+    assert len(orphans) == 2  # the crashed save's two data files
+    assert len([name for name in os.listdir(tmp_path) if name.startswith(".index.tmp-")]) == 1
     assert_same_index(SparseIndex.load(path), old, queries)
     newer, queries = make_index(6, num_docs=10)
-    newer.save(path)  # the next save removes the orphans
+    newer.save(path)  # the next save removes the orphans and the temporary folder
     assert_same_index(SparseIndex.load(path), newer, queries)
-    assert len(os.listdir(path)) == 3
+    manifest = json.loads((tmp_path / "index" / "manifest.json").read_text())
+    assert sorted(os.listdir(path)) == sorted(["manifest.json", *manifest["files"].values()])
+    assert os.listdir(tmp_path) == ["index"]
 
 
 def test_save_refuses_paths_that_are_not_index_directories(tmp_path):
@@ -167,11 +209,71 @@ def test_load_reports_missing_truncated_and_foreign_directories(tmp_path):
     path = tmp_path / "index"
     index.save(str(path))
     manifest = json.loads((path / "manifest.json").read_text())
-    arrays = path / manifest["files"]["arrays"]
+    arrays = path / manifest["files"]["term_docs"]
     arrays.write_bytes(arrays.read_bytes()[:-10])
     with pytest.raises(ValueError, match="was truncated or replaced"):
         SparseIndex.load(str(path))
     manifest["format"] = "something.Else"
     (path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="holds a 'something.Else'"):
+        SparseIndex.load(str(path))
+
+
+def _write_format_1(folder, index):
+    """An index directory as spladekit wrote it before format 2 (one safetensors file, doc-ordered lists)."""
+    from safetensors.numpy import save_file
+
+    folder.mkdir()
+    postings = index.postings  # position order, decoded
+    arrays = {"indptr": postings.indptr.astype(np.int64), "indices": postings.indices,
+              "data": postings.data.astype(np.float32)}
+    save_file(arrays, str(folder / "arrays-0123456789abcdef.safetensors"))
+    (folder / "ids-0123456789abcdef.json").write_text(json.dumps(list(index.ids)))
+    files = {"arrays": "arrays-0123456789abcdef.safetensors", "ids": "ids-0123456789abcdef.json"}
+    (folder / "manifest.json").write_text(json.dumps({
+        "format": "spladekit.SparseIndex", "format_version": 1, "vocab_size": index.vocab_size,
+        "num_documents": len(index), "num_postings": index.num_postings, "dtype": "float32", "quantization": None,
+        "max_active_dims": None, "min_weight": None, "files": files,
+        "file_sizes": {key: os.path.getsize(folder / name) for key, name in files.items()}}))
+
+
+def test_indexes_saved_in_format_1_still_load_search_and_upgrade(tmp_path):
+    index, queries = make_index(9)
+    _write_format_1(tmp_path / "old", index)
+    loaded = SparseIndex.load(str(tmp_path / "old"))
+    assert_same_index(loaded, index, queries)
+    for mode in ("exact", "exhaustive"):
+        assert loaded.search(queries, top_k=7, mode=mode) == index.search(queries, top_k=7, mode="exhaustive")
+    loaded.save(str(tmp_path / "old"))  # saving over it writes format 2 and removes the format-1 files
+    manifest = json.loads((tmp_path / "old" / "manifest.json").read_text())
+    assert manifest["format_version"] == 2 and not any(name.endswith(".safetensors")
+                                                        for name in os.listdir(tmp_path / "old"))
+    assert_same_index(SparseIndex.load(str(tmp_path / "old")), index, queries)
+
+
+def test_memory_mapped_and_in_memory_loads_search_alike(tmp_path):
+    index, queries = make_index(10, num_docs=80)
+    index.save(str(tmp_path / "index"))
+    mapped = SparseIndex.load(str(tmp_path / "index"))
+    in_memory = SparseIndex.load(str(tmp_path / "index"), mmap=False)
+    assert on_disk(mapped._store.indices) and on_disk(mapped._store.data)  # views of the files, not copies
+    assert not on_disk(in_memory._store.indices)
+    for mode in ("exact", "exhaustive"):
+        assert mapped.search(queries, top_k=9, mode=mode) == in_memory.search(queries, top_k=9, mode=mode) \
+            == index.search(queries, top_k=9, mode="exhaustive")
+
+
+def test_corrupt_manifest_and_ids_errors_name_the_file_and_line(tmp_path):
+    index, _ = make_index(11)
+    path = tmp_path / "index"
+    index.save(str(path))
+    manifest_text = (path / "manifest.json").read_text()
+    manifest = json.loads(manifest_text)
+    (path / "manifest.json").write_text(json.dumps(manifest, indent=1)[:200])  # torn after 200 bytes
+    with pytest.raises(ValueError, match=r"manifest.json, line \d+, column \d+: not valid JSON"):
+        SparseIndex.load(str(path))
+    (path / "manifest.json").write_text(manifest_text)
+    ids_file = path / manifest["files"]["ids"]
+    ids_file.write_bytes(b"[" + b"\xff" * (ids_file.stat().st_size - 1))  # same size, garbage bytes
+    with pytest.raises(ValueError, match=r"ids-[0-9a-f]+\.json: byte \d+ is not UTF-8"):
         SparseIndex.load(str(path))

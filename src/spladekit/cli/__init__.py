@@ -1,4 +1,4 @@
-"""The ``spladekit`` command line: train, eval, encode, index, search, info, export."""
+"""The ``spladekit`` command line: train, eval, encode, index, search, info, export, serve."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from spladekit.cli.config import ConfigKeyError
 from spladekit.cli.export import add_export_parser
+from spladekit.cli.serve import add_serve_parser
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,15 +36,31 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--max-seq-length", type=int, default=None)
     evaluate.add_argument("--json", metavar="FILE", help="also write the metrics to this JSON file")
 
-    encode = sub.add_parser("encode", help="encode texts into sparse vectors",
-                            description="Encode INPUT (.jsonl with 'text' (and '_id'), or one text per line) into "
-                                        "OUTPUT: JSONL of {id, weights: {token: weight}}, or a .pt tensor file.")
+    encode = sub.add_parser(
+        "encode", help="encode texts or a whole corpus into sparse vectors",
+        description="Encode INPUT (a .jsonl / .jsonl.gz / .parquet corpus, a BEIR folder, or one text a line) into "
+                    "OUTPUT. OUTPUT ending in .jsonl (one {id, weights: {token: weight}} a line) or .pt (ids and a "
+                    "sparse tensor) is one file, encoded in memory. Any other OUTPUT is a folder of Parquet shards "
+                    "(id, term indices, weights) plus manifest.json: the corpus is streamed with memory bounded "
+                    "by the shard, and running the same command again after a crash resumes it.")
     encode.add_argument("model")
     encode.add_argument("input")
     encode.add_argument("output")
     encode.add_argument("--batch-size", type=int, default=32)
     encode.add_argument("--query", action="store_true", help="encode as queries (query route and prompt)")
     encode.add_argument("--max-active-dims", type=int, default=None)
+    shards = encode.add_argument_group("shard folders (OUTPUT not ending in .jsonl / .pt)")
+    shards.add_argument("--shard-size", type=int, default=10_000, help="documents per Parquet shard")
+    shards.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                        help="run the model in this precision (vectors are stored as fp32)")
+    shards.add_argument("--overwrite", action="store_true",
+                        help="replace shards of another model, settings or corpus found in OUTPUT")
+    shards.add_argument("--ray", action="store_true", help="encode on a Ray cluster (the ray extra)")
+    shards.add_argument("--ray-address", default=None,
+                        help="the cluster to join, e.g. 'auto' or ray://head:10001 (default: a local cluster)")
+    shards.add_argument("--num-workers", type=int, default=None, help="Ray actors, one model each (default 2)")
+    shards.add_argument("--cpus-per-worker", type=float, default=1.0)
+    shards.add_argument("--gpus-per-worker", type=float, default=0.0)
 
     index = sub.add_parser("index", help="build a search index from a corpus",
                            description="Encode CORPUS (.jsonl or one text per line) and save an embedded index.")
@@ -64,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("model")
     info.add_argument("--text", action="append", default=None, help="a sample text (repeatable)")
     add_export_parser(sub)
+    add_serve_parser(sub)
     return parser
 
 
@@ -104,15 +122,35 @@ def main(argv: Sequence[str] | None = None) -> int:
                 with open(args.json, "w", encoding="utf8") as f:
                     json.dump(results, f, indent=2)
         elif args.command == "encode":
-            from spladekit.cli.commands import run_encode
+            from spladekit.cli.commands import SINGLE_FILE_SUFFIXES, run_encode, run_encode_shards
 
-            count = run_encode(args.model, args.input, args.output, args.batch_size, args.query,
-                               args.max_active_dims)
-            print(f"Encoded {count} texts into {args.output}")
+            if args.output.endswith(SINGLE_FILE_SUFFIXES):
+                if args.ray:
+                    raise ValueError(f"--ray writes a folder of Parquet shards; {args.output!r} is a one-file "
+                                     "output. Give a folder as OUTPUT.")
+                count = run_encode(args.model, args.input, args.output, args.batch_size, args.query,
+                                   args.max_active_dims)
+                print(f"Encoded {count} texts into {args.output}")
+            else:
+                manifest = run_encode_shards(
+                    args.model, args.input, args.output, ray=args.ray, ray_address=args.ray_address,
+                    num_workers=args.num_workers, cpus_per_worker=args.cpus_per_worker,
+                    gpus_per_worker=args.gpus_per_worker, shard_size=args.shard_size, batch_size=args.batch_size,
+                    query=args.query, max_active_dims=args.max_active_dims, precision=args.precision,
+                    overwrite=args.overwrite)
+                print(f"Encoded {manifest['documents']} documents ({manifest['nnz']} weights) into "
+                      f"{len(manifest['shards'])} shards in {args.output}")
         elif args.command == "index":
             from spladekit.cli.commands import run_index
 
-            summary = run_index(args.model, args.corpus, args.index_dir, args.batch_size)
+            try:
+                summary = run_index(args.model, args.corpus, args.index_dir, args.batch_size)
+            except OSError as exc:
+                if isinstance(exc, FileNotFoundError):
+                    raise
+                print(f"spladekit index: error: could not write {args.index_dir!r}: {exc}. Nothing was changed: "
+                      "the previous index there (if any) is complete and still loads.", file=sys.stderr)
+                return 2
             print(f"Indexed {summary['documents']} documents ({summary['postings']} postings, "
                   f"{summary['megabytes']:.1f} MB) into {args.index_dir}")
         elif args.command == "search":
@@ -129,6 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             for path in run_export(args.model, args.output, args.top_k, args.quantize, args.openvino,
                                    args.file_name, args.opset, args.dynamo):
                 print(f"Wrote {path}")
+        elif args.command == "serve":
+            from spladekit.cli.serve import run_serve
+
+            run_serve(args)
         elif args.command == "info":
             from spladekit.cli.commands import model_info
 
@@ -139,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         print(f"top terms of {text[:60]!r}: " + ", ".join(f"{t} {w:.2f}" for t, w in terms))
                 elif key != "architecture":
                     print(f"{key}: {value}")
-    except (ConfigKeyError, FileNotFoundError, ValueError, ImportError) as exc:
+    except (ConfigKeyError, OSError, ValueError, ImportError) as exc:  # OSError: missing files, a full disk, ...
         print(f"spladekit {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

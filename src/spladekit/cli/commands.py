@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import gzip
+import io
 import json
 import os
 from typing import Any
 
 import torch
 
-from spladekit.data import load_beir
+from spladekit.data import iter_corpus, load_beir
 from spladekit.evaluation import SparseInformationRetrievalEvaluator
 from spladekit.model import SparseEncoder
+from spladekit.staging import atomic_file, write_bytes_atomic
 
 SAMPLE_TEXTS = ["What causes the common cold?",
                 "The common cold is a viral infection of the nose and throat, mostly caused by rhinoviruses."]
@@ -19,30 +20,13 @@ REPORTED_METRICS = ("ndcg@10", "mrr@10", "map@100", "recall@10", "recall@100", "
 
 
 def read_texts(path: str) -> tuple[list[str], list[str]]:
-    """(ids, texts) from a .jsonl file (``_id``/``id`` and ``text``, plus ``title`` joined in front) or a
-    text file with one text per line (ids are line numbers); either may be gzipped (``.gz``)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Input file {path!r} does not exist.")
+    """(ids, texts) of a corpus read whole: a .jsonl / .parquet file, a BEIR folder or a text file with one text
+    per line, as :func:`spladekit.data.iter_corpus` reads it (title joined in front of the text, ids from
+    ``_id`` / ``id`` or the line number)."""
     ids, texts = [], []
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf8") as f:
-        if path.endswith((".jsonl", ".json", ".jsonl.gz", ".json.gz")):
-            for number, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}, line {number}: not valid JSON ({exc.msg}).") from None
-                if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                    raise ValueError(f"{path}, line {number}: expected an object with a string 'text', got {line!r:.80}.")
-                ids.append(str(row.get("_id", row.get("id", number - 1))))
-                title = row.get("title") or ""
-                texts.append(f"{title} {row['text']}".strip() if title else row["text"])
-        else:
-            for number, line in enumerate(f):
-                ids.append(str(number))
-                texts.append(line.rstrip("\n"))
+    for doc_id, text in iter_corpus(path):
+        ids.append(doc_id)
+        texts.append(text)
     return ids, texts
 
 
@@ -80,68 +64,130 @@ def run_eval(model_path: str, folders: list[str], split: str = "test", batch_siz
     return results
 
 
+SINGLE_FILE_SUFFIXES = (".jsonl", ".pt")
+
+
 def run_encode(model_path: str, input_path: str, output_path: str, batch_size: int = 32, query: bool = False,
                max_active_dims: int | None = None) -> int:
-    """Encodes a file of texts; writes JSONL ({"id", "weights": {token: weight}}) or, for ``.pt``, a dict of
-    ids and the sparse (N, V) tensor. Returns the number of texts."""
+    """Encodes a file of texts held in memory; writes JSONL ({"id", "weights": {token: weight}}) or, for
+    ``.pt``, a dict of ids and the sparse (N, V) tensor. The output is replaced atomically: a crash or a full
+    disk leaves the previous file as it was. Returns the number of texts."""
+    if not output_path.endswith(SINGLE_FILE_SUFFIXES):
+        raise ValueError(f"{output_path!r}: one-file outputs end in .jsonl or .pt; any other path is a folder of "
+                         "Parquet shards (run_encode_shards).")
+    ids, texts = read_texts(input_path)  # before loading the model: a bad corpus fails fast
     model = SparseEncoder(model_path)
-    ids, texts = read_texts(input_path)
     encode = model.encode_query if query else model.encode_document
     embeddings = encode(texts, batch_size=batch_size, max_active_dims=max_active_dims, save_to_cpu=True)
     os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
     if output_path.endswith(".pt"):
-        torch.save({"ids": ids, "embeddings": embeddings}, output_path)
+        buffer = io.BytesIO()  # serialized first: torch's zip writer turns a full disk into a RuntimeError
+        torch.save({"ids": ids, "embeddings": embeddings}, buffer)
+        write_bytes_atomic(output_path, buffer.getvalue())
         return len(ids)
     decoded = model.decode(embeddings) if len(texts) else []
-    with open(output_path, "w", encoding="utf8") as f:
+    with atomic_file(output_path) as f:
         for doc_id, pairs in zip(ids, decoded):
             f.write(json.dumps({"id": doc_id, "weights": {t: round(w, 6) for t, w in pairs}}, ensure_ascii=False) + "\n")
     return len(ids)
 
 
-TEXTS_FILE = "texts.jsonl"
+def run_encode_shards(model_path: str, corpus_path: str, output_dir: str, *, ray: bool = False,
+                      ray_address: str | None = None, num_workers: int | None = None, cpus_per_worker: float = 1,
+                      gpus_per_worker: float = 0, **options: Any) -> dict[str, Any]:
+    """Streams a corpus into Parquet shards (resuming an interrupted run), on this machine or on Ray; returns
+    the manifest."""
+    if not ray:
+        if ray_address is not None or num_workers is not None:
+            raise ValueError("--ray-address and --num-workers apply to Ray encoding: add --ray.")
+        from spladekit.corpus_encoder import encode_corpus
+
+        return encode_corpus(model_path, corpus_path, output_dir, **options)
+    from spladekit.distributed import encode_with_ray
+
+    return encode_with_ray(model_path, corpus_path, output_dir, ray_address=ray_address,
+                           num_workers=2 if num_workers is None else num_workers, cpus_per_worker=cpus_per_worker,
+                           gpus_per_worker=gpus_per_worker, **options)
+
+
+TEXTS_FILE = "texts.jsonl"  # where indexes built before the texts were committed with the index kept them
 MODEL_LINK = "model.json"
 
 
 def run_index(model_path: str, corpus_path: str, index_dir: str, batch_size: int = 32) -> dict[str, Any]:
-    """Encodes a corpus and saves the embedded index, with the texts and the model's path next to it."""
+    """Encodes a corpus and saves the embedded index with the texts and the model's path, as one unit: the
+    index's manifest names the texts and model files, and replacing it is the single commit step, so a crash
+    or a full disk at any file leaves the previous index (with its texts) or the new one, never a mix."""
     from spladekit.index import SparseIndex
 
     model = SparseEncoder(model_path)
     ids, texts = read_texts(corpus_path)
     index = SparseIndex.from_texts(model, texts, ids=ids, batch_size=batch_size, show_progress_bar=True)
-    index.save(index_dir)
-    with open(os.path.join(index_dir, TEXTS_FILE), "w", encoding="utf8") as f:
-        for doc_id, text in zip(ids, texts):
-            f.write(json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n")
-    with open(os.path.join(index_dir, MODEL_LINK), "w", encoding="utf8") as f:
-        json.dump({"model": os.path.abspath(model_path) if os.path.exists(model_path) else model_path}, f)
+    link = {"model": os.path.abspath(model_path) if os.path.exists(model_path) else model_path}
+
+    def write_texts(file: str) -> None:
+        with open(file, "w", encoding="utf8") as f:
+            for doc_id, text in zip(ids, texts):
+                f.write(json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n")
+
+    def write_link(file: str) -> None:
+        with open(file, "w", encoding="utf8") as f:
+            json.dump(link, f)
+
+    index.save(index_dir, attachments={"texts": (".jsonl", write_texts), "model": (".json", write_link)})
+    for legacy in (TEXTS_FILE, MODEL_LINK):  # an older index's loose files, superseded by the committed ones
+        if os.path.isfile(os.path.join(index_dir, legacy)):
+            os.remove(os.path.join(index_dir, legacy))
     return {"documents": len(index), "postings": index.num_postings, "megabytes": index.nbytes / 2**20}
 
 
 def run_search(index_dir: str, query: str, top_k: int = 10, show_terms: bool = False) -> dict[str, Any]:
     """Searches a saved index with the model it was built with; returns hits, texts and the query's terms."""
     from spladekit.index import SparseIndex
+    from spladekit.index.storage import read_json
 
-    link = os.path.join(index_dir, MODEL_LINK)
-    if not os.path.isfile(link):
-        raise FileNotFoundError(f"{index_dir!r} is not an index built by 'spladekit index' (no {MODEL_LINK}).")
-    with open(link, encoding="utf8") as f:
-        model = SparseEncoder(json.load(f)["model"])
+    if not os.path.isfile(os.path.join(index_dir, "manifest.json")):
+        raise FileNotFoundError(f"{index_dir!r} is not an index built by 'spladekit index' (no manifest.json). "
+                                "Build one with: spladekit index MODEL CORPUS INDEX_DIR")
     index = SparseIndex.load(index_dir)
+    link = SparseIndex.attachment(index_dir, "model") or os.path.join(index_dir, MODEL_LINK)
+    if not os.path.isfile(link):
+        raise FileNotFoundError(f"{index_dir!r} is not an index built by 'spladekit index' (it names no model: "
+                                f"no {MODEL_LINK}). Rebuild it with: spladekit index MODEL CORPUS INDEX_DIR")
+    model_name = read_json(link)
+    if not isinstance(model_name, dict) or not isinstance(model_name.get("model"), str):
+        raise ValueError(f"{link}: expected {{\"model\": \"<path or Hub id>\"}}, got {model_name!r:.80}. Rebuild "
+                         "the index with spladekit index.")
+    model = SparseEncoder(model_name["model"])
     query_vector = model.encode_query([query])
     hits = index.search(query_vector, top_k=top_k)[0]
-    texts: dict[str, str] = {}
-    texts_path = os.path.join(index_dir, TEXTS_FILE)
-    if os.path.isfile(texts_path):
-        wanted = {str(doc_id) for doc_id, _ in hits}
-        with open(texts_path, encoding="utf8") as f:
-            for line in f:
-                row = json.loads(line)
-                if row["id"] in wanted:
-                    texts[row["id"]] = row["text"]
+    texts_path = SparseIndex.attachment(index_dir, "texts") or os.path.join(index_dir, TEXTS_FILE)
+    texts = read_hit_texts(texts_path, {str(doc_id) for doc_id, _ in hits}) if os.path.isfile(texts_path) else {}
     terms = model.decode(query_vector[0], top_k=16) if show_terms else []
     return {"hits": [(str(doc_id), float(score)) for doc_id, score in hits], "texts": texts, "terms": terms}
+
+
+def read_hit_texts(path: str, wanted: set[str]) -> dict[str, str]:
+    """The texts of the ``wanted`` ids from an index's texts file; a bad line is reported by file and line."""
+    texts: dict[str, str] = {}
+    with open(path, encoding="utf8", errors="strict") as f:
+        number = 0
+        try:
+            for number, line in enumerate(f, start=1):
+                row = json.loads(line)
+                if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not isinstance(
+                        row.get("text"), str):
+                    raise ValueError(f"{path}, line {number}: expected {{\"id\": ..., \"text\": ...}}, got "
+                                     f"{line.strip()!r:.80}. The index's texts file is corrupt; rebuild the index.")
+                if row["id"] in wanted:
+                    texts[row["id"]] = row["text"]
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}, line {number}: not valid JSON ({exc.msg}). The index's texts file is "
+                             "corrupt (torn or edited); rebuild the index.") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}, line {number + 1}: not UTF-8. The index's texts file is corrupt; rebuild "
+                             "the index.") from None
+    return texts
 
 
 def model_info(model_path: str, texts: list[str] | None = None) -> dict[str, Any]:

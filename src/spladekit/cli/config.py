@@ -85,6 +85,10 @@ class DataConfig:
     # Arguments of mine_hard_negatives, e.g. {num_negatives: 3}; its corpus is a BEIR folder or a list of texts
     # (default: the whole corpus of data.beir; else the dataset's own positives).
     hard_negatives: dict[str, Any] | None = None
+    # BM25 negatives (spladekit.index.bm25.BM25, needs the bm25 extra), mined from the same corpus with the same rules:
+    # mine_hard_negatives arguments plus BM25's k1, b, stopwords and stemmer, e.g. {num_negatives: 1, range_max: 50}.
+    # With hard_negatives too, the two mined datasets are concatenated (their columns must agree).
+    bm25_negatives: dict[str, Any] | None = None
 
 
 @dataclass
@@ -240,7 +244,8 @@ def check_training_arguments(training: dict[str, Any]) -> None:
         if default is dataclasses.MISSING or default is None or value is None:
             continue
         if isinstance(default, bool):
-            ok = isinstance(value, bool)
+            # fields such as bf16 also take a string ("auto"), which the arguments class itself checks
+            ok = isinstance(value, bool) or (isinstance(value, str) and "str" in str(fields[key].type))
         elif isinstance(default, enum.Enum) or isinstance(default, str):
             ok = isinstance(value, str)
         elif isinstance(default, int):

@@ -82,6 +82,48 @@ def load_training_data(config: DataConfig) -> Dataset:
     return dataset
 
 
+def mine_negatives(config: DataConfig, pairs: Dataset, model: SparseEncoder) -> Dataset:
+    """``pairs`` with the negatives ``data.hard_negatives`` (mined by the model) and ``data.bm25_negatives`` (by
+    BM25) ask for; with both, the two mined datasets one after the other."""
+    from datasets import concatenate_datasets
+
+    from spladekit.index import mine_hard_negatives
+
+    mined = []
+    for key, options in (("hard_negatives", config.hard_negatives), ("bm25_negatives", config.bm25_negatives)):
+        if not options:
+            continue
+        mining = dict(options)
+        # Candidates: a BEIR folder's whole corpus (by default the training folder's), or a list of texts.
+        source = mining.pop("corpus", config.beir)
+        if isinstance(source, str):
+            mining["corpus"] = list(load_beir_corpus(source).values())
+        elif source is not None:
+            mining["corpus"] = source
+        miner: Any = model
+        if key == "bm25_negatives":
+            from spladekit.index.bm25 import BM25
+
+            bm25_args = {name: mining.pop(name) for name in ("k1", "b", "stopwords", "stemmer") if name in mining}
+            # BM25 statistics over the candidates mining searches: the corpus and every positive
+            fit_on = list(dict.fromkeys([*(mining.get("corpus") or []), *pairs[pairs.column_names[1]]]))
+            try:
+                miner = BM25(fit_on, **bm25_args)
+            except (TypeError, ValueError) as exc:
+                raise ConfigKeyError(f"data.bm25_negatives: {exc}") from None
+        try:
+            mined.append(mine_hard_negatives(pairs, miner, **mining))
+        except TypeError as exc:
+            raise ConfigKeyError(f"data.{key} does not fit mine_hard_negatives: {exc}.") from None
+    if not mined:
+        return pairs
+    if len(mined) == 2 and mined[0].column_names != mined[1].column_names:
+        raise ConfigKeyError(f"data.hard_negatives gives the columns {mined[0].column_names} and "
+                             f"data.bm25_negatives {mined[1].column_names}; they are concatenated, so give both the "
+                             "same output_format and num_negatives.")
+    return mined[0] if len(mined) == 1 else concatenate_datasets(mined)
+
+
 def build_model(config: ModelConfig, corpus: list[str] | None = None) -> SparseEncoder:
     """The model to train: loaded as saved, or built around a base checkpoint per ``architecture``."""
     arch = config.architecture
@@ -183,20 +225,7 @@ def run_train(config: TrainConfig) -> dict[str, Any]:
         corpus = [text for column in dataset.column_names[1:] for text in dataset[column]
                   if isinstance(text, str)]
     model = build_model(config.model, corpus)
-    if config.data.hard_negatives:
-        from spladekit.index import mine_hard_negatives
-
-        mining = dict(config.data.hard_negatives)
-        # Candidates: a BEIR folder's whole corpus (by default the training folder's), or a list of texts.
-        source = mining.pop("corpus", config.data.beir)
-        if isinstance(source, str):
-            mining["corpus"] = list(load_beir_corpus(source).values())
-        elif source is not None:
-            mining["corpus"] = source
-        try:
-            dataset = mine_hard_negatives(dataset, model, **mining)
-        except TypeError as exc:
-            raise ConfigKeyError(f"data.hard_negatives does not fit mine_hard_negatives: {exc}.") from None
+    dataset = mine_negatives(config.data, dataset, model)
     evaluator = build_evaluators(config)
     if evaluator is not None and config.evaluation.during:
         training.setdefault("eval_strategy", "steps")

@@ -26,6 +26,12 @@ from typing import IO
 PathLike = str | os.PathLike[str]
 
 
+def document_text(title: str, text: str) -> str:
+    """A document as a model reads it: ``(title + " " + text).strip()`` (the stripped text when there is no
+    title), as BEIR feeds its encoders."""
+    return (title + " " + text).strip()
+
+
 class BeirFormatError(ValueError):
     """A BEIR file holds a line that breaks the format (bad JSON, missing field, bad TSV row, unknown id)."""
 
@@ -83,7 +89,7 @@ def load_beir_corpus(path: PathLike) -> dict[str, str]:
         doc_id = _record_id(record, file_path, line_number, first_line)
         text = _string_field(record, "text", file_path, line_number, required=True)
         title = _string_field(record, "title", file_path, line_number, required=False)
-        corpus[doc_id] = (title + " " + text).strip()
+        corpus[doc_id] = document_text(title, text)
     return corpus
 
 

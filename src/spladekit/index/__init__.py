@@ -4,6 +4,8 @@
   crash-safe to a directory.
 * :func:`semantic_search` and :func:`search`: rank a corpus for queries (embeddings or texts).
 * :func:`mine_hard_negatives`: training datasets with mined negatives, from a model and the embedded index.
+* :class:`~spladekit.index.bm25.BM25` (the bm25 extra, imported when used): BM25 as sparse vectors, so that it
+  retrieves and mines through the same code as a model.
 * Connectors (optional extras, imported when used): :class:`~spladekit.index.qdrant.QdrantSparseIndex`,
   :class:`~spladekit.index.milvus.MilvusSparseIndex`, :class:`~spladekit.index.seismic.SeismicSparseIndex`,
   :class:`~spladekit.index.elasticsearch.ElasticsearchSparseIndex` and

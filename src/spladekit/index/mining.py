@@ -47,6 +47,8 @@ __all__ = ["OutputFormat", "SamplingStrategy", "mine_hard_negatives"]
 
 logger = logging.getLogger(__name__)
 
+_CORPUS_CHUNK = 50_000  # corpus texts encoded per call and added to the index
+
 
 class SamplingStrategy(str, enum.Enum):
     TOP = "top"  # the best-scoring candidates left after filtering
@@ -179,18 +181,24 @@ def mine_hard_negatives(
     query_texts = list(queries)
 
     similarity = SimilarityFunction.parse(getattr(model, "similarity_fn_name", SimilarityFunction.DOT))
-    document_vectors = _encode(model.encode_document, documents, batch_size, show_progress_bar,
-                               corpus_prompt_name, corpus_prompt, similarity)
+    # The corpus goes into the index a chunk at a time: its vectors are never held a second time beside it.
+    index = SparseIndex(1)
+    for start in range(0, len(documents), _CORPUS_CHUNK):
+        chunk = _encode(model.encode_document, documents[start:start + _CORPUS_CHUNK], batch_size,
+                        show_progress_bar, corpus_prompt_name, corpus_prompt, similarity)
+        if start == 0:
+            index = SparseIndex(chunk.shape[1])
+        index.add(chunk)
     query_vectors = _encode(model.encode_query, query_texts, batch_size, show_progress_bar,
                             query_prompt_name, query_prompt, similarity)
     excluded = [{position[p] for p in queries[q]} | ({position[q]} if q in position else set())
                 for q in query_texts]
     depth = min(range_max + max(len(e) for e in excluded), len(documents))
-    hits = SparseIndex.from_embeddings(document_vectors).search(query_vectors, top_k=depth)
+    hits = index.search(query_vectors, top_k=depth)  # exact, pruned where that pays
 
     pair_query = np.repeat(np.arange(len(query_texts)), [len(queries[q]) for q in query_texts])
     pair_document = np.array([position[p] for q in query_texts for p in queries[q]])
-    pair_scores = np.asarray(query_vectors[pair_query].multiply(document_vectors[pair_document]).sum(axis=1))
+    pair_scores = np.asarray(query_vectors[pair_query].multiply(index.document_vectors(pair_document)).sum(axis=1))
     pair_scores = pair_scores.ravel().tolist()
 
     rng = np.random.default_rng(seed)

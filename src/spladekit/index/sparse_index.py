@@ -19,6 +19,22 @@ Two optional, lossy reductions of the stored postings trade quality for size and
 
 ``benchmarks/index_benchmark.py`` reports the nDCG@10 cost of each on SciFact next to its size and speed.
 
+Three ways to search (``search(..., mode=...)``):
+
+* ``"exact"`` (the default): the exhaustive result (same ids, same float64 scores, same tie order) found by
+  safe early termination (:mod:`spladekit.index.pruned_search`): each term's list is kept in impact order
+  (weight descending), only the prefixes that can still change the top k are read, and the few candidate
+  documents are scored from a document-major copy of the vectors (the forward layout). Queries whose lists
+  are short are scanned exhaustively, which is then faster.
+* ``"exhaustive"``: the term-at-a-time scan above, the reference.
+* ``"approximate"``: Seismic (:mod:`spladekit.index.seismic`, the ``seismic`` extra), built from the same
+  vectors on first use; its recall of the exact top k is below 1 (``benchmarks/index_benchmark.py``).
+
+Saved indexes (format 2) keep each array in a ``.npy`` file, which :meth:`SparseIndex.load` memory-maps: the
+postings stay on disk and the operating system reads the pages a search touches.
+:meth:`SparseIndex.from_shards` builds such a directory from batches of vectors (e.g. Parquet shards) with
+memory bounded by a batch, never holding the corpus in memory.
+
 References:
     Formal et al., "SPLADE: Sparse Lexical and Expansion Model for First Stage Ranking", SIGIR 2021.
     Zobel & Moffat, "Inverted files for text search engines", ACM Computing Surveys 2006.
@@ -28,6 +44,7 @@ References:
 from __future__ import annotations
 
 import enum
+import os
 import numbers
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
@@ -37,7 +54,8 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
-from spladekit.index import storage
+from spladekit.checks import parse_enum
+from spladekit.index import exhaustive, pruned_search, storage
 from spladekit.index._vectors import (
     SparseInput,
     as_id_list,
@@ -49,21 +67,17 @@ from spladekit.index._vectors import (
     to_csr,
 )
 from spladekit.index.base import Hits, SparseSearchIndex
+from spladekit.index.static_pruning import drop_zeros, prune
 
-__all__ = ["Quantization", "SparseIndex"]
+__all__ = ["Quantization", "SearchMode", "SparseIndex"]
 
-# scipy's compiled kernels behind sparse indexing and products: csr_row_index (copy rows) and csc_matvec
-# (y += A @ x). They are private to scipy (unchanged for over a decade); called directly they skip the
-# per-call overhead of the public wrappers (which dominates for short postings lists) and let long lists be
-# scored in place. Without them the public API does the same work.
-try:
-    from scipy.sparse import _sparsetools
-except ImportError:  # pragma: no cover
-    _sparsetools = None
-_GATHER_LIMIT = 16384  # mean postings per query term below which the lists are copied and scored at once
+# Postings of a query's lists below which mode="exact" scans them all (faster than bounding at that size).
+_PRUNE_MIN_POSTINGS = 100_000
+# Largest k pruned: finding the k-th best score costs k exact scorings, which above this outweighs the scan.
+_PRUNE_MAX_K = 100
 
 _FORMAT = "spladekit.SparseIndex"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 1: one safetensors file of doc-ordered postings (still loaded)
 _INT8_LEVELS = 127  # symmetric codes -127..127, so that negative weights keep their sign
 _FP16_MAX = float(np.finfo(np.float16).max)
 
@@ -73,6 +87,14 @@ class Quantization(str, enum.Enum):
 
     FLOAT16 = "fp16"  # IEEE half precision: 2 bytes per weight, ~3 significant digits, |w| <= 65504
     INT8 = "int8"  # 1 byte per weight: an integer code times a per-term scale
+
+
+class SearchMode(str, enum.Enum):
+    """How :meth:`SparseIndex.search` finds the top k (see the module docstring)."""
+
+    EXACT = "exact"  # safe early termination: always the exhaustive result
+    EXHAUSTIVE = "exhaustive"  # every posting of every query term: the reference
+    APPROXIMATE = "approximate"  # Seismic: faster, recall below 1
 
 
 class SparseIndex(SparseSearchIndex):
@@ -85,10 +107,12 @@ class SparseIndex(SparseSearchIndex):
     when fewer than ``top_k`` documents score higher (exact top-k semantics). Any finite weight is allowed,
     negative ones included; NaN and infinite weights are rejected.
 
-    Storage: ``postings`` is a (vocab_size, num_documents) CSR matrix: row ``t`` is the postings list of term
-    ``t`` (document positions and weights). Documents added with :meth:`add` are merged into it on the next
-    search, so many small additions cost one rebuild. With ``quantization`` the weights are stored as fp16 or
-    int8 codes and :attr:`postings` returns them decoded.
+    Storage: a (vocab_size, num_documents) CSR matrix whose row ``t`` is the postings list of term ``t``
+    (document positions and weights) in impact order (weight descending, then position), and, built when
+    ``mode="exact"`` first needs it, the same weights document-major (num_documents, vocab_size). Documents
+    added with :meth:`add` are merged on the next search, so many small additions cost one rebuild. With
+    ``quantization`` the weights are stored as fp16 or int8 codes; :attr:`postings` returns them decoded, in
+    position order.
 
     Args:
         vocab_size: number of dimensions (vocabulary terms) of the vectors the index holds.
@@ -152,6 +176,13 @@ class SparseIndex(SparseSearchIndex):
         self._pending: list[sp.csr_matrix] = []
         self._ids: list[Hashable] = []
         self._position: dict[Hashable, int] = {}
+        # Derived from _store, rebuilt after a merge: the document-major layout and the Seismic index.
+        self._forward: sp.csr_matrix | None = None
+        self._approximate: Any = None
+        self._approximate_options: dict[str, Any] = {}
+        # Recent pruning attempts and how many gave up to the scan (halved every 64 attempts): when pruning
+        # keeps failing on this index's queries, only one query in 32 tries it (results are the same).
+        self._prune_attempts, self._prune_give_ups, self._prune_skipped = 0, 0, 0
 
     # ----- building ---------------------------------------------------------------------------------------
     @classmethod
@@ -246,6 +277,89 @@ class SparseIndex(SparseSearchIndex):
         index._merge_pending()
         return index
 
+    @classmethod
+    def from_shards(
+        cls,
+        path: str,
+        *,
+        index_dir: str | None = None,
+        dtype: np.dtype | type = np.float32,
+        max_active_dims: int | None = None,
+        min_weight: float | None = None,
+        quantization: Quantization | str | None = None,
+        show_progress_bar: bool = False,
+    ) -> SparseIndex:
+        """Builds an index from the Parquet shards of an encoded corpus (:func:`spladekit.encode_corpus`,
+        ``spladekit encode MODEL CORPUS OUT``), reading one shard at a time and encoding nothing.
+
+        Args:
+            path: the shard folder (format: :mod:`spladekit.index.shards`); the ids are its string ids.
+            index_dir: build the index on disk in this directory, with memory bounded by a shard and a chunk of
+                postings (:mod:`spladekit.index.disk_build`), and return it memory-mapped; None builds it in
+                memory (which then holds the corpus, as the index).
+            dtype, max_active_dims, min_weight, quantization: see the class docstring.
+            show_progress_bar: show the progress of an on-disk build.
+        """
+        from spladekit.index.shards import add_shards, iter_shards, read_manifest
+
+        vocab_size = read_manifest(path)["vocab_size"]
+        if index_dir is not None:
+            return cls.from_batches(iter_shards(path), index_dir, vocab_size=vocab_size, dtype=dtype,
+                                    max_active_dims=max_active_dims, min_weight=min_weight,
+                                    quantization=quantization, show_progress_bar=show_progress_bar)
+        index = cls(vocab_size, dtype=dtype, max_active_dims=max_active_dims, min_weight=min_weight,
+                    quantization=quantization)
+        add_shards(index, path)
+        index._merge_pending()
+        return index
+
+    @classmethod
+    def from_batches(
+        cls,
+        batches: Iterable[tuple[Iterable[Hashable] | None, SparseInput]],
+        index_dir: str,
+        *,
+        vocab_size: int,
+        dtype: np.dtype | type = np.float32,
+        max_active_dims: int | None = None,
+        min_weight: float | None = None,
+        quantization: Quantization | str | None = None,
+        chunk_postings: int = 8_000_000,
+        show_progress_bar: bool = False,
+    ) -> SparseIndex:
+        """Builds a saved index in ``index_dir`` from ``(ids, vectors)`` batches without holding the corpus in
+        memory, and returns it memory-mapped (:meth:`load`). Searching it gives what
+        ``SparseIndex.from_embeddings`` of all the batches gives (same ids, scores and ties).
+
+        Args:
+            batches: ``(ids, matrix)`` pairs (ids None: positions), e.g. ``shards.iter_shards(folder)``.
+            index_dir: the index directory (created, or replaced if it holds an index; crash-safe).
+            vocab_size: the vectors' dimension.
+            dtype, max_active_dims, min_weight, quantization: see the class docstring.
+            chunk_postings: (term, document) entries held in memory at a time while inverting and sorting.
+            show_progress_bar: show the progress of the passes.
+
+        Example:
+            >>> from spladekit.index.shards import iter_shards  # doctest: +SKIP
+            >>> index = SparseIndex.from_batches(iter_shards("msmarco.shards"), "msmarco.index",  # doctest: +SKIP
+            ...                                  vocab_size=30522)
+        """
+        from spladekit.index.disk_build import build_index_directory
+
+        index = cls(vocab_size, dtype=dtype, max_active_dims=max_active_dims, min_weight=min_weight,
+                    quantization=quantization)  # checks the settings
+        check_positive_int(chunk_postings, "chunk_postings", "entries held in memory at a time, e.g. 8000000")
+        manifest = index._manifest(0)
+        for key in ("num_documents", "num_postings"):
+            manifest.pop(key)
+        build_index_directory(batches, index_dir, vocab_size=index._vocab_size, manifest=manifest,
+                              dtype=index._dtype, storage_dtype=index._storage_dtype,
+                              quantization=None if index._quantization is None else index._quantization.value,
+                              max_active_dims=index._max_active_dims, min_weight=index._min_weight,
+                              format_name=_FORMAT, chunk_postings=int(chunk_postings),
+                              show_progress_bar=show_progress_bar)
+        return cls.load(index_dir)
+
     def add(self, embeddings: SparseInput, ids: Iterable[Hashable] | None = None) -> None:
         """Appends documents to the index (pruned as configured).
 
@@ -257,21 +371,24 @@ class SparseIndex(SparseSearchIndex):
         self._add_csr(to_csr(embeddings, "embeddings", self._dtype), ids)
 
     # ----- searching --------------------------------------------------------------------------------------
-    def search(self, query_embeddings: SparseInput, top_k: int = 10, batch_size: int = 64) -> Hits:
-        """Returns the exact ``top_k`` documents of every query, best first, as ``(doc_id, score)`` pairs.
+    def search(self, query_embeddings: SparseInput, top_k: int = 10, batch_size: int = 64, *,
+               mode: SearchMode | str = SearchMode.EXACT) -> Hits:
+        """Returns the ``top_k`` documents of every query, best first, as ``(doc_id, score)`` pairs.
 
         Args:
             query_embeddings: (num_queries, vocab_size) matrix (or one 1-D vector), in any form
                 :meth:`from_embeddings` accepts.
             top_k: number of documents per query; all documents when the index holds fewer.
-            batch_size: queries taken from ``query_embeddings`` at a time. Each query is scored on its own,
-                into one dense (num_documents,) score vector, so memory does not grow with it.
+            batch_size: queries taken from ``query_embeddings`` at a time. Each query is scored on its own
+                (exhaustive: into one dense (num_documents,) score vector), so memory does not grow with it.
+            mode: ``"exact"`` (default; pruned, always equal to ``"exhaustive"``), ``"exhaustive"`` or
+                ``"approximate"`` (Seismic, built on first use: see :meth:`build_approximate`).
 
         Returns:
             One list per query of ``(doc_id, score)`` with ``score`` the dot product as a Python float, sorted
-            by score descending, ties by insertion order.
+            by score descending, ties by insertion order (approximate: Seismic's fp16 scores and order).
         """
-        return self._search_matrix(self._queries_to_csr(query_embeddings), top_k, batch_size)
+        return self._search_matrix(self._queries_to_csr(query_embeddings), top_k, batch_size, mode)
 
     def search_run(
         self,
@@ -279,6 +396,8 @@ class SparseIndex(SparseSearchIndex):
         query_ids: Sequence[Hashable],
         top_k: int = 10,
         batch_size: int = 64,
+        *,
+        mode: SearchMode | str = SearchMode.EXACT,
     ) -> dict[Hashable, dict[Hashable, float]]:
         """Like :meth:`search`, returned as a run ``{query_id: {doc_id: score}}`` (the input of trec_eval and
         :func:`spladekit.evaluation.ir_metrics.compute_ir_metrics`). The evaluation re-ranks equal scores by
@@ -287,7 +406,7 @@ class SparseIndex(SparseSearchIndex):
         Args:
             query_embeddings: (num_queries, vocab_size) matrix.
             query_ids: one distinct id per row of ``query_embeddings``.
-            top_k, batch_size: as in :meth:`search`.
+            top_k, batch_size, mode: as in :meth:`search`.
         """
         query_ids = as_id_list(query_ids, "query_ids")
         queries = self._queries_to_csr(query_embeddings)
@@ -295,79 +414,113 @@ class SparseIndex(SparseSearchIndex):
             raise ValueError(f"Got {len(query_ids)} query_ids for {queries.shape[0]} query embeddings; pass "
                              "one id per query row.")
         check_unique(query_ids, "query_ids")
-        hits = self._search_matrix(queries, top_k, batch_size)
+        hits = self._search_matrix(queries, top_k, batch_size, mode)
         return {qid: dict(row) for qid, row in zip(query_ids, hits)}
 
+    # ----- approximate search -----------------------------------------------------------------------------
+    def build_approximate(self, **options: Any) -> None:
+        """Builds (or rebuilds with new ``options``) the Seismic index that ``mode="approximate"`` searches.
+
+        Args:
+            **options: :class:`~spladekit.index.seismic.SeismicSparseIndex` arguments (``query_cut``,
+                ``heap_factor``, ``n_postings``, ``centroid_fraction``, ``num_threads``, ...). Its recall of
+                the exact top k depends on them; measure it with ``benchmarks/index_benchmark.py``.
+        """
+        from spladekit.index.seismic import SeismicSparseIndex
+
+        self._merge_pending()
+        forward = self._forward_matrix()
+        approximate = SeismicSparseIndex(self._vocab_size, **options)
+        step = 100_000
+        for start in range(0, forward.shape[0], step):  # decoded a slice at a time
+            part = forward[start:start + step]
+            values = self._decode(part.data, part.indices).astype(np.float32)
+            approximate.add(sp.csr_matrix((values, part.indices, part.indptr), shape=part.shape))
+        approximate.build()
+        self._approximate, self._approximate_options = approximate, dict(options)
+
     # ----- saving -----------------------------------------------------------------------------------------
-    def save(self, path: str) -> None:
+    def save(self, path: str, *, attachments: dict[str, tuple[str, Any]] | None = None) -> None:
         """Saves the index to the directory ``path`` (created or replaced), crash-safe.
 
-        The postings go to a safetensors file, the ids to a JSON file and the settings to ``manifest.json``;
-        see :mod:`spladekit.index.storage` for the layout and why a crash mid-save leaves the previous index
-        readable. Ids must be strings or integers (what JSON keeps).
+        Each array goes to a ``.npy`` file, the ids to a JSON file and the settings to ``manifest.json``; see
+        :mod:`spladekit.index.storage` for the layout and why a crash or a full disk mid-save leaves the
+        previous index readable. Ids must be strings or integers (what JSON keeps).
+
+        Args:
+            path: the index directory.
+            attachments: ``{key: (suffix, write)}``: more files committed with the index as one unit;
+                ``write(file)`` writes one, and :meth:`attachment` finds it after loading.
 
         Example:
             >>> index.save("scifact-index")  # doctest: +SKIP
             >>> SparseIndex.load("scifact-index").search(queries, top_k=10)  # doctest: +SKIP
         """
+        from spladekit.index.index_files import write_index
+
         check_json_ids(self._ids, "SparseIndex.save")
-        self._merge_pending()
-        store = self._store
-        arrays = {"indptr": store.indptr.astype(np.int64), "indices": store.indices,
-                  "data": store.data.view(np.float16) if self._quantization is Quantization.FLOAT16 else store.data}
-        if self._term_scales is not None:
-            arrays["term_scales"] = self._term_scales
-        manifest = {
+        write_index(self, path, format_name=_FORMAT, attachments=attachments)
+
+    def _manifest(self, num_postings: int) -> dict[str, Any]:
+        return {
             "format_version": _FORMAT_VERSION,
             "vocab_size": self._vocab_size,
             "num_documents": len(self),
-            "num_postings": int(store.nnz),
+            "num_postings": num_postings,
             "dtype": self._dtype.name,
             "quantization": None if self._quantization is None else self._quantization.value,
             "max_active_dims": self._max_active_dims,
             "min_weight": self._min_weight,
+            "storage_dtype": self._storage_dtype.name,
         }
-        storage.save_directory(path, manifest, arrays, self._ids, format_name=_FORMAT)
 
     @classmethod
-    def load(cls, path: str) -> SparseIndex:
-        """Loads an index that :meth:`save` wrote; searching it gives the same results as the saved index."""
-        manifest, arrays, ids = storage.load_directory(path, format_name=_FORMAT)
-        if manifest.get("format_version") != _FORMAT_VERSION:
-            raise ValueError(f"{path!r} was saved in index format version {manifest.get('format_version')}, but "
-                             f"this spladekit reads version {_FORMAT_VERSION}. Upgrade spladekit.")
-        index = cls(manifest["vocab_size"], dtype=np.dtype(manifest["dtype"]),
-                    max_active_dims=manifest["max_active_dims"], min_weight=manifest["min_weight"],
-                    quantization=manifest["quantization"])
-        indptr, indices, data = arrays["indptr"], arrays["indices"], arrays["data"]
-        num_docs = len(ids)
-        if (len(indptr) != index._vocab_size + 1 or indptr[0] != 0 or indptr[-1] != len(indices)
-                or len(indices) != len(data) or np.any(np.diff(indptr) < 0)
-                or (len(indices) and (indices.min() < 0 or indices.max() >= num_docs))):
-            raise ValueError(f"The postings arrays in {path!r} are inconsistent with its manifest "
-                             f"(vocab_size={index._vocab_size}, {num_docs} ids). The files are corrupt; save the "
-                             "index again.")
-        if index._quantization is Quantization.FLOAT16:
-            data = data.view(np.uint16)
-        index._store = sp.csr_matrix((data, indices, indptr), shape=(index._vocab_size, num_docs))
-        if index._term_scales is not None:
-            index._term_scales = arrays["term_scales"].astype(index._dtype)
-        index._ids = list(ids)
-        index._position = {doc_id: position for position, doc_id in enumerate(index._ids)}
-        return index
+    def load(cls, path: str, *, mmap: bool = True) -> SparseIndex:
+        """Loads an index that :meth:`save` or :meth:`from_shards` wrote; searching it gives the same results.
+
+        Args:
+            path: the index directory.
+            mmap: memory-map the arrays (format 2): they stay on disk and the pages a search touches are read
+                (and cached by the operating system); False reads them into memory. Adding documents to a
+                memory-mapped index merges them into new in-memory arrays.
+        """
+        from spladekit.index.index_files import read_index
+
+        return read_index(cls, path, mmap=mmap, format_name=_FORMAT, format_version=_FORMAT_VERSION)
+
+    @staticmethod
+    def attachment(path: str, key: str) -> str | None:
+        """The file saved under ``key`` with ``save(..., attachments=...)``, or None if the index has none."""
+        return storage.file_path(path, storage.read_manifest(path, _FORMAT), key)
 
     # ----- inspection -------------------------------------------------------------------------------------
     @property
     def postings(self) -> sp.csr_matrix:
         """The inverted index: a (vocab_size, num_documents) CSR matrix in ``dtype``; row ``t`` holds term
         ``t``'s postings (``indices``: document positions, ascending; ``data``: weights). For a quantized index
-        this is a decoded copy (the weights as the search sees them)."""
+        this is a decoded copy (the weights as the search sees them). A copy in position order: the index keeps
+        each list in impact order."""
         self._merge_pending()
-        if self._quantization is None:
-            return self._store
         store = self._store
-        return sp.csr_matrix((self._decode(store.data, store.indptr), store.indices.copy(), store.indptr.copy()),
-                             shape=store.shape)
+        terms = np.repeat(np.arange(self._vocab_size), np.diff(store.indptr))
+        postings = sp.csr_matrix((self._decode(store.data, terms), np.array(store.indices),
+                                  np.array(store.indptr)), shape=store.shape)
+        postings.sort_indices()
+        return postings
+
+    def document_vectors(self, positions: Sequence[int] | np.ndarray) -> sp.csr_matrix:
+        """The stored vectors of the documents at ``positions`` (insertion order), as a (len(positions),
+        vocab_size) CSR matrix in ``dtype``, decoded (and pruned as stored): the rows the search scores.
+
+        Example:
+            >>> index.document_vectors([0, 2]).toarray()  # doctest: +SKIP
+        """
+        self._merge_pending()
+        positions = np.asarray(positions, dtype=np.int64).reshape(-1)
+        if len(positions) and (positions.min() < 0 or positions.max() >= len(self)):
+            raise IndexError(f"positions must be in [0, {len(self)}), got {positions.min()}..{positions.max()}.")
+        rows = self._forward_matrix()[positions]
+        return sp.csr_matrix((self._decode(rows.data, rows.indices), rows.indices, rows.indptr), shape=rows.shape)
 
     @property
     def ids(self) -> tuple[Hashable, ...]:
@@ -402,7 +555,9 @@ class SparseIndex(SparseSearchIndex):
     @property
     def nbytes(self) -> int:
         """Bytes held by the postings arrays (weights, document positions, term offsets, int8 scales); ids not
-        counted. Documents added since the last search count in full precision until they are merged."""
+        counted. Documents added since the last search count in full precision until they are merged.
+        ``mode="exact"`` adds a document-major copy of about the same size when it first prunes (saved indexes
+        hold both on disk). Memory-mapped arrays count although they stay on disk."""
         matrices = [self._store, *self._pending]
         total = sum(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes for m in matrices)
         return total + (self._term_scales.nbytes if self._term_scales is not None else 0)
@@ -427,21 +582,38 @@ class SparseIndex(SparseSearchIndex):
             return np.dtype(np.int8)
         return self._dtype
 
-    def _search_matrix(self, queries: sp.csr_matrix, top_k: int, batch_size: int) -> Hits:
+    def _search_matrix(self, queries: sp.csr_matrix, top_k: int, batch_size: int,
+                       mode: SearchMode | str) -> Hits:
         check_positive_int(top_k, "top_k", "the number of documents to return per query, e.g. 10")
         check_positive_int(batch_size, "batch_size", "the number of queries scored at once, e.g. 64")
+        mode = parse_enum(SearchMode, mode, "mode")
         self._merge_pending()
         num_docs = self._store.shape[1]
         if num_docs == 0:
             return [[] for _ in range(queries.shape[0])]
+        if mode is SearchMode.APPROXIMATE:
+            if self._approximate is None:
+                self.build_approximate(**self._approximate_options)
+            found = self._approximate.search(queries, top_k=top_k)  # ids: positions in this index
+            return [[(self._ids[position], score) for position, score in row] for row in found]
         k = min(top_k, num_docs)
         results: Hits = []
         for start in range(0, queries.shape[0], batch_size):
             batch = queries[start:start + batch_size]
             for terms, weights in zip(np.split(batch.indices, batch.indptr[1:-1]),
                                       np.split(batch.data, batch.indptr[1:-1])):
-                scores = self._score(terms, weights)  # (N,)
-                positions, values = _top_k(scores, k)
+                weights = self._query_weights(terms, weights)
+                if mode is SearchMode.EXACT and self._worth_pruning(terms, k):
+                    def scan(terms: np.ndarray = terms, weights: np.ndarray = weights) -> tuple[np.ndarray, ...]:
+                        self._prune_give_ups += 1
+                        return exhaustive.top_k(self._score(terms, weights), k)
+
+                    self._prune_attempts += 1
+                    if self._prune_attempts >= 64:
+                        self._prune_attempts, self._prune_give_ups = 32, self._prune_give_ups // 2
+                    positions, values = pruned_search.pruned_top_k(self._impact_lists(), terms, weights, k, scan)
+                else:
+                    positions, values = exhaustive.top_k(self._score(terms, weights), k)  # (N,) scores -> top k
                 if np.isnan(values).any():  # NaN sorts above every number, so it reaches the top k
                     raise ValueError("Some dot products overflowed to NaN (+inf plus -inf): the weights are too "
                                      f"large for {self._dtype.name}. Rescale the embeddings or use "
@@ -449,46 +621,37 @@ class SparseIndex(SparseSearchIndex):
                 results.append([(self._ids[p], v) for p, v in zip(positions.tolist(), values.tolist())])
         return results
 
-    def _score(self, terms: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Dense scores (N,) of one query, term-at-a-time: ``scores[d] += q_t * d_t`` over each postings list,
-        the terms in query order (so every path below sums in the same order and gives the same floats).
-
-        The sums are kept in float64 whatever the stored dtype: float32 sums of ~50 products of weights up to
-        ~100 drift by ~2e-5, float64 ones give the float64 dot product of the stored weights to ~1e-12."""
-        store = self._store
-        scores = np.zeros(store.shape[1], dtype=np.float64)  # (N,)
+    def _query_weights(self, terms: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """A query's weights as every search path multiplies them with the decoded stored values (float64)."""
         if self._quantization is Quantization.INT8:
             weights = weights * self._term_scales[terms]  # the term's scale moves onto the query weight
-        weights = weights.astype(np.float64, copy=False)
-        indptr, indices, data = store.indptr, store.indices, store.data
-        lengths = indptr[terms + 1] - indptr[terms]  # (T,)
-        if _sparsetools is None:  # public scipy only: gather the postings lists, then one product
-            postings = store[terms]  # (T, N)
-            values = postings.data if self._quantization is None else self._decode_codes(postings.data)
-            postings = sp.csr_matrix((values.astype(np.float64), postings.indices, postings.indptr),
-                                     shape=postings.shape)
-            return postings.T @ weights
-        if lengths.sum() <= _GATHER_LIMIT * len(terms):
-            # Short lists: copying them into one matrix costs less than a call per term.
-            column_ptr = np.zeros(len(terms) + 1, dtype=indptr.dtype)
-            np.cumsum(lengths, out=column_ptr[1:])
-            positions = np.empty(column_ptr[-1], dtype=indices.dtype)
-            values = np.empty(column_ptr[-1], dtype=data.dtype)
-            _sparsetools.csr_row_index(len(terms), terms.astype(indptr.dtype), indptr, indices, data, positions,
-                                       values)
-            values = values.astype(np.float64) if self._quantization is None else self._decode_codes(values)
-            _sparsetools.csc_matvec(len(scores), len(terms), column_ptr, positions, values, weights, scores)
-            return scores
-        # Long lists: one product per list on views of the postings, nothing copied.
-        for term, weight, length in zip(terms.tolist(), weights, lengths.tolist()):
-            if length:
-                start = indptr[term]
-                values = data[start:start + length]
-                values = values.astype(np.float64) if self._quantization is None else self._decode_codes(values)
-                column_ptr = np.array([0, length], dtype=indptr.dtype)
-                _sparsetools.csc_matvec(len(scores), 1, column_ptr, indices[start:start + length], values,
-                                        weight.reshape(1), scores)
-        return scores
+        return weights.astype(np.float64, copy=False)
+
+    def _worth_pruning(self, terms: np.ndarray, k: int) -> bool:
+        """Whether bounding can beat the plain scan: long enough lists, and k well below the corpus size."""
+        indptr = self._store.indptr
+        postings = int((indptr[terms + 1] - indptr[terms]).sum())
+        if not (postings >= _PRUNE_MIN_POSTINGS and k <= _PRUNE_MAX_K and 4 * k <= self._store.shape[1]):
+            return False
+        if self._prune_attempts >= 16 and self._prune_give_ups > 0.8 * self._prune_attempts:
+            self._prune_skipped += 1  # pruning keeps failing here: try again one query in 32
+            return self._prune_skipped % 32 == 0
+        return True
+
+    def _impact_lists(self) -> pruned_search.ImpactLists:
+        store = self._store
+        return pruned_search.ImpactLists(store.indptr, store.indices, store.data, self._forward_matrix(),
+                                         self._decode_codes)
+
+    def _forward_matrix(self) -> sp.csr_matrix:
+        """The document-major layout (N, V) of the stored values, term ids ascending per row (built once)."""
+        if self._forward is None:
+            self._forward = self._store.T.tocsr()  # a counting sort by document: terms come out ascending
+        return self._forward
+
+    def _score(self, terms: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Dense scores (N,) of one query by the exhaustive scan (:func:`exhaustive.scan_scores`)."""
+        return exhaustive.scan_scores(self._store, terms, weights, self._decode_codes)
 
     def _decode_codes(self, codes: np.ndarray) -> np.ndarray:
         """Stored values -> float64 numbers, without the int8 scale (the query weight carries it)."""
@@ -496,12 +659,19 @@ class SparseIndex(SparseSearchIndex):
             return codes.view(np.float16).astype(np.float64)
         return codes.astype(np.float64)
 
-    def _decode(self, codes: np.ndarray, indptr: np.ndarray) -> np.ndarray:
-        """Stored values -> the stored weights in the index's dtype."""
+    def _decode(self, codes: np.ndarray, terms: np.ndarray) -> np.ndarray:
+        """Stored values of the terms ``terms`` (one per value) -> the stored weights in the index's dtype."""
         values = self._decode_codes(codes)
         if self._quantization is Quantization.INT8:
-            values *= np.repeat(self._term_scales, np.diff(indptr))
+            values *= self._term_scales[terms]
         return values.astype(self._dtype, copy=False)
+
+    def _impact_sorted(self, store: sp.csr_matrix) -> sp.csr_matrix:
+        """``store`` (V, N) with each row in impact order: decoded weight descending, then position ascending
+        (rows must come in position order; the sort is stable)."""
+        rows = np.repeat(np.arange(store.shape[0]), np.diff(store.indptr))
+        order = np.lexsort((-self._decode_codes(store.data), rows))
+        return sp.csr_matrix((store.data[order], store.indices[order], store.indptr), shape=store.shape)
 
     def _queries_to_csr(self, query_embeddings: SparseInput) -> sp.csr_matrix:
         queries = to_csr(query_embeddings, "query_embeddings", self._dtype)  # (Q, V)
@@ -519,7 +689,7 @@ class SparseIndex(SparseSearchIndex):
         if taken:
             raise ValueError(f"{len(taken)} ids are already in the index, e.g. {taken[:5]!r}. Ids must be "
                              "unique; remove or rename those documents.")
-        matrix = _prune(matrix, self._max_active_dims, self._min_weight)
+        matrix = prune(matrix, self._max_active_dims, self._min_weight)
         if self._quantization is Quantization.FLOAT16 and matrix.nnz and np.abs(matrix.data).max() > _FP16_MAX:
             raise ValueError(f"fp16 quantization stores weights up to {_FP16_MAX:g}, but these embeddings hold "
                              f"{float(np.abs(matrix.data).max())!r}. Use quantization='int8' or None.")
@@ -537,7 +707,7 @@ class SparseIndex(SparseSearchIndex):
         new.sort_indices()
         if self._quantization is Quantization.FLOAT16:
             half = new.data.astype(np.float16)
-            new = _drop_zeros(new, half.view(np.uint16), keep=half != 0)  # -0.0 is a zero with bits set
+            new = drop_zeros(new, half.view(np.uint16), keep=half != 0)  # -0.0 is a zero with bits set
         elif self._quantization is Quantization.INT8:
             new = self._encode_int8(new)
         else:
@@ -546,9 +716,11 @@ class SparseIndex(SparseSearchIndex):
             merged = new
         else:
             merged = sp.hstack([self._store, new], format="csr")
-            merged.sort_indices()
-        self._store = merged.astype(self._storage_dtype, copy=False)
+            merged.sort_indices()  # position order, as the impact sort below expects
+        self._store = self._impact_sorted(merged.astype(self._storage_dtype, copy=False))
         self._pending = []
+        self._forward = None  # derived layouts: rebuilt when next needed
+        self._approximate = None
 
     def _encode_int8(self, new: sp.csr_matrix) -> sp.csr_matrix:
         """int8 codes of ``new`` (V, n); grows the per-term scales first (re-coding the stored postings of the
@@ -567,67 +739,8 @@ class SparseIndex(SparseSearchIndex):
             factor = np.ones(self._vocab_size, dtype=self._dtype)
             factor[grown] = old_scales[grown] / scales[grown]
             recoded = np.rint(store.data * factor[rows]).astype(np.int8)
-            self._store = _drop_zeros(store, recoded)
+            self._store = drop_zeros(store, recoded)
         self._term_scales = scales
         rows = np.repeat(np.arange(self._vocab_size), np.diff(new.indptr))
         codes = np.clip(np.rint(new.data / scales[rows]), -_INT8_LEVELS, _INT8_LEVELS).astype(np.int8)
-        return _drop_zeros(new, codes)
-
-
-def _drop_zeros(matrix: sp.csr_matrix, data: np.ndarray, keep: np.ndarray | None = None) -> sp.csr_matrix:
-    """``matrix``'s structure with new ``data``, without the entries where ``keep`` is False (default: where the
-    new value is 0, i.e. a weight too small for the quantized type)."""
-    if keep is None:
-        keep = data != 0
-    if keep.all():
-        return sp.csr_matrix((data, matrix.indices, matrix.indptr), shape=matrix.shape)
-    return sp.csr_matrix((data[keep], matrix.indices[keep], _kept_indptr(matrix.indptr, keep)), shape=matrix.shape)
-
-
-def _kept_indptr(indptr: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """The row offsets after removing the entries where ``keep`` is False."""
-    kept_before = np.concatenate(([0], np.cumsum(keep, dtype=np.int64)))  # kept entries before each position
-    return kept_before[indptr].astype(indptr.dtype)
-
-
-def _prune(matrix: sp.csr_matrix, max_active_dims: int | None, min_weight: float | None) -> sp.csr_matrix:
-    """Static pruning of a canonical (n, V) CSR matrix: per row, the entries with ``|w| >= min_weight`` and
-    among them the ``max_active_dims`` largest ``|w|`` (ties: lower column first). Column order is kept."""
-    keep = np.ones(matrix.nnz, dtype=bool)
-    if min_weight is not None:
-        keep &= np.abs(matrix.data) >= min_weight
-    counts = np.diff(matrix.indptr)
-    if max_active_dims is not None and counts.max(initial=0) > max_active_dims:
-        rows = np.repeat(np.arange(matrix.shape[0]), counts)
-        # Sort the kept entries of each row by (-|w|, column); rank = place within its row in that order.
-        magnitude = np.where(keep, np.abs(matrix.data), -np.inf)  # dropped entries sort last
-        order = np.lexsort((matrix.indices, -magnitude, rows))
-        rank = np.arange(matrix.nnz) - matrix.indptr[rows[order]]
-        top = np.zeros(matrix.nnz, dtype=bool)
-        top[order[rank < max_active_dims]] = True
-        keep &= top
-    return matrix if keep.all() else _drop_zeros(matrix, matrix.data, keep)
-
-
-def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions and values of the ``k`` largest of ``scores`` (N,), best first; equal values are ordered by
-    position (lower first), and at the k-th value the lowest positions are kept."""
-    n = scores.shape[0]
-    if k >= n:
-        positions = np.argsort(-scores, kind="stable")
-        return positions, scores[positions]
-    # torch.topk selects several times faster than numpy.argpartition; which of several equal values at the
-    # k-th place it keeps is unspecified, so ties are settled below.
-    values, candidates = torch.topk(torch.from_numpy(scores), k, sorted=True)
-    candidates = candidates.numpy()
-    kth = values[-1].item()
-    if np.isnan(kth):  # NaN sorts above every number: return it for the caller to report
-        return candidates, scores[candidates]
-    if np.count_nonzero(scores >= kth) != k:
-        # More documents share the k-th value than there are places left: keep the lowest positions.
-        num_above = int(np.count_nonzero(scores > kth))
-        ties = np.flatnonzero(scores == kth)[: k - num_above]
-        candidates = np.concatenate((np.flatnonzero(scores > kth), ties))
-    values = scores[candidates]
-    order = np.lexsort((candidates, -values))  # score descending, then position ascending
-    return candidates[order], values[order]
+        return drop_zeros(new, codes)

@@ -9,10 +9,11 @@ latent dimensions are not tokens) uses the dimension number as its name.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["feature_names"]
+__all__ = ["feature_names", "vocabulary_sha256"]
 
 
 def feature_names(vocabulary: Any, vocab_size: int) -> list[str]:
@@ -70,3 +71,14 @@ def feature_names(vocabulary: Any, vocab_size: int) -> list[str]:
         raise ValueError(f"Two dimensions share the name {duplicate!r}; names must be distinct so each weight "
                          "keeps its own key.")
     return result
+
+
+def vocabulary_sha256(vocabulary: Any, vocab_size: int) -> str:
+    """A fingerprint of the dimension names: the SHA-256 of :func:`feature_names` joined by newlines.
+
+    Two models with the same tokenizer vocabulary (token ``t`` at id ``t`` for every ``t``) get the same
+    fingerprint, so vectors stored by one can be searched with queries of the other; any renamed, moved or
+    missing token changes it. Takes the same ``vocabulary`` as :func:`feature_names`.
+    """
+    names = feature_names(vocabulary, vocab_size)
+    return hashlib.sha256("\n".join(names).encode("utf8")).hexdigest()

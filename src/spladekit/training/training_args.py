@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Union
 
+import torch
 from transformers import TrainingArguments
 
+from spladekit.checks import ArgumentError
+from spladekit.hardware import bf16_support
 from spladekit.modules.padding import check_pad_to_multiple_of
 from spladekit.training.multi_dataset_samplers import MultiDatasetBatchSamplers
 from spladekit.training.samplers import BatchSamplers
+
+logger = logging.getLogger(__name__)
 
 
 def _parse_json_dict(value: Any, name: str, what: str) -> Any:
@@ -61,6 +67,11 @@ class SparseEncoderTrainingArguments(TrainingArguments):
             a multiple of this many tokens, never past ``max_seq_length``: steps then see few distinct shapes, which
             keeps the CPU kernels' primitive cache and the allocator from growing step after step (see
             :mod:`spladekit.modules.padding`). Default 16; None pads to the longest text only.
+        bf16: as in transformers (True / False), or ``"auto"``: bf16 mixed precision only where the training
+            device computes bf16 natively (a CPU with AVX512-BF16 / AMX-BF16 or Arm BF16, a CUDA GPU of capability
+            8.0 or newer; see :mod:`spladekit.hardware`), fp32 elsewhere, where emulated bf16 is slower than fp32.
+            Resolved to True or False when the arguments are built; on a CPU, transformers allows bf16 only with
+            ``use_cpu=True``, so without it ``"auto"`` picks fp32 on machines without an accelerator.
 
     Example::
 
@@ -95,8 +106,14 @@ class SparseEncoderTrainingArguments(TrainingArguments):
         metadata={"help": "Pad training batches to a multiple of this many tokens (never past max_seq_length); "
                           "None pads to the longest text only."},
     )
+    bf16: Union[bool, str] = field(  # noqa: UP007
+        default=False,
+        metadata={"help": "bf16 mixed precision: True, False, or 'auto' (only where the training device computes "
+                          "bf16 natively: AVX512-BF16 / AMX / Arm BF16 CPUs, CUDA capability >= 8.0)."},
+    )
 
     def __post_init__(self) -> None:
+        self.bf16 = self._resolve_bf16(self.bf16)
         super().__post_init__()
         check_pad_to_multiple_of(self.pad_to_multiple_of)
         self.batch_sampler = _parse_enum(self.batch_sampler, BatchSamplers, "batch_sampler")
@@ -126,9 +143,41 @@ class SparseEncoderTrainingArguments(TrainingArguments):
         # BERT-style buffers (position ids) must not be re-broadcast in DDP between forward passes of one step.
         self.ddp_broadcast_buffers = False
 
+    def _resolve_bf16(self, value: Any) -> bool:
+        """True / False as given; ``"auto"`` -> whether the device training will run on computes bf16 natively."""
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if isinstance(value, bool):
+            return value
+        if not (isinstance(value, str) and value.lower() == "auto"):
+            raise ArgumentError(f"bf16 must be True, False or 'auto' (bf16 where the hardware computes it "
+                                f"natively), got {value!r}.")
+        device = _training_device(self.use_cpu)
+        support = bf16_support(device)
+        if support and device.type == "cpu" and not self.use_cpu:
+            logger.info("bf16='auto': fp32, because transformers trains in bf16 on a CPU only with use_cpu=True (the "
+                        "CPU computes bf16 natively: %s).", support.how)
+            return False
+        logger.info("bf16='auto': %s on %s (%s).", "bf16" if support else "fp32", device, support.how)
+        return support.native
+
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
         for key in ("batch_sampler", "multi_dataset_batch_sampler"):
             if callable(out.get(key)) and not isinstance(out.get(key), str):
                 out[key] = getattr(out[key], "__name__", repr(out[key]))
         return out
+
+
+def _training_device(use_cpu: bool) -> torch.device:
+    """The device transformers' Trainer will put the model on: the CPU with ``use_cpu``, else the first
+    accelerator present (CUDA, XPU, MPS), else the CPU."""
+    if use_cpu:
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if hasattr(torch, "xpu") and torch.xpu.is_available():
+        return torch.device("xpu")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")

@@ -1,0 +1,116 @@
+"""``spladekit serve``: serve a model (and an index built by ``spladekit index``) over HTTP with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import sys
+
+
+def add_serve_parser(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser(
+        "serve", help="serve a model (and an index) over HTTP",
+        description="Serve MODEL over HTTP: text-embeddings-inference's POST /embed_sparse, POST /search (with "
+                    "--index) with the matched terms of every hit, POST /expand, GET /health, /info, /metrics, a "
+                    "search page at / and the OpenAPI docs at /docs. Concurrent requests are merged into encoder "
+                    "batches. Needs the serve extra: pip install 'spladekit[serve]'.")
+    serve.add_argument("model", help="a model folder or Hugging Face Hub id")
+    serve.add_argument("--index", default=None, metavar="DIR",
+                       help="an index folder built by 'spladekit index' (its texts are served with the hits)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for every interface)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    serve.add_argument("--max-batch-size", type=int, default=32,
+                       help="texts per encoder batch; concurrent requests are merged up to it (1: no batching)")
+    serve.add_argument("--max-wait-ms", type=float, default=5.0,
+                       help="how long the first request of a batch waits for others (default 5)")
+    serve.add_argument("--max-client-batch-size", type=int, default=64, help="texts per request (default 64)")
+    serve.add_argument("--max-chars-per-text", type=int, default=20_000, help="characters per text (default 20000)")
+    serve.add_argument("--max-body-bytes", type=int, default=2 * 2**20, help="bytes per request body (default 2 MiB)")
+    serve.add_argument("--request-timeout", type=float, default=30.0,
+                       help="seconds a request may wait for and use the encoder (default 30)")
+    serve.add_argument("--max-concurrent-requests", type=int, default=512,
+                       help="requests queued at once before answering 429 (default 512)")
+    serve.add_argument("--max-top-k", type=int, default=1000, help="largest top_k of /search (default 1000)")
+    serve.add_argument("--no-auto-truncate", action="store_true",
+                       help="refuse (413) texts longer than the model's max_seq_length unless a request sends "
+                            "truncate: true (default: truncate them)")
+    serve.add_argument("--api-key-file", default=None, metavar="FILE",
+                       help="require 'Authorization: Bearer <key>' with the key in FILE (first line)")
+    serve.add_argument("--device", default=None, help="cpu, cuda, ... (default: the best available)")
+
+
+def run_serve(args: argparse.Namespace) -> None:
+    """Loads the model (and index and texts), builds the app and runs uvicorn until interrupted."""
+    from spladekit.checks import require
+
+    uvicorn = require("uvicorn", "serve")
+    from spladekit.model import SparseEncoder
+    from spladekit.serving import ServingConfig, create_app
+
+    config = ServingConfig(max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
+                           max_client_batch_size=args.max_client_batch_size,
+                           max_chars_per_text=args.max_chars_per_text, max_body_bytes=args.max_body_bytes,
+                           request_timeout_s=args.request_timeout,
+                           max_concurrent_requests=args.max_concurrent_requests, max_top_k=args.max_top_k,
+                           auto_truncate=not args.no_auto_truncate, api_key=read_api_key(args.api_key_file),
+                           model_id=args.model)
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port must be between 0 and 65535, got {args.port}.")
+    model = SparseEncoder(args.model, device=args.device)
+    index, texts = load_index(args.index) if args.index else (None, None)
+    app = create_app(model, index, texts=texts, config=config)
+    if config.api_key is None and not _is_loopback(args.host):
+        print(f"spladekit serve: warning: listening on {args.host} without an API key: anyone who can reach this "
+              "machine can use the server. Pass --api-key-file FILE.", file=sys.stderr)
+    print(f"Serving {args.model}{f' with {len(index)} documents' if index is not None else ''} on "
+          f"http://{args.host}:{args.port} (search page /, API docs /docs)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning",
+                timeout_graceful_shutdown=5)
+
+
+def read_api_key(path: str | None) -> str | None:
+    """The first line of ``path`` (stripped), or None without a path."""
+    if path is None:
+        return None
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--api-key-file {path!r} does not exist.")
+    with open(path, encoding="utf8") as f:
+        key = f.readline().strip()
+    if not key:
+        raise ValueError(f"--api-key-file {path!r} is empty; write the key on its first line.")
+    return key
+
+
+def load_index(index_dir: str):
+    """The index saved in ``index_dir`` and the texts 'spladekit index' wrote next to it ({id: text}, or None)."""
+    from spladekit.cli.commands import TEXTS_FILE
+    from spladekit.index import SparseIndex
+
+    index = SparseIndex.load(index_dir)
+    texts_path = os.path.join(index_dir, TEXTS_FILE)
+    if not os.path.isfile(texts_path):
+        return index, None
+    texts = {}
+    with open(texts_path, encoding="utf8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                texts[row["id"]] = row["text"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise ValueError(f"{texts_path}, line {number}: expected {{\"id\": ..., \"text\": ...}}, got "
+                                 f"{line.strip()[:80]!r}. Rebuild the index with 'spladekit index'.") from None
+    return index, texts
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
