@@ -4,7 +4,9 @@
 
 ``torch.mm`` of 4,096 tokens through the encoder's products at hidden 768 (768 -> 768, 768 -> 3072,
 3072 -> 768) and of the vocabulary projection (V x 768 by 768 x 256), in fp32 and bf16: the median rate of
-``--repeats`` timings each; the peak of a dtype is its best shape. Prints ``RESULT {json}``.
+``--repeats`` timings each; the peak of a dtype is its best shape. Also per CPU second of this process, the
+rate the CPU-time figures of a shared machine divide by (with one thread, the rate of one core while it runs).
+Prints ``RESULT {json}``.
 """
 
 from __future__ import annotations
@@ -16,16 +18,18 @@ import time
 from common import emit
 
 
-def rate(fn, flop: float, repeats: int, synchronize) -> float:
+def rate(fn, flop: float, repeats: int, synchronize) -> tuple[float, float]:
+    """(GFLOP per second of wall-clock time, GFLOP per CPU second of this process), medians of ``repeats``."""
     fn()
     synchronize()
-    times = []
+    times, cpu_times = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         fn()
         synchronize()
         times.append(time.perf_counter() - start)
-    return flop / statistics.median(times) / 1e9
+        cpu_times.append(time.process_time() - cpu_start)
+    return flop / statistics.median(times) / 1e9, flop / statistics.median(cpu_times) / 1e9
 
 
 def main() -> None:
@@ -47,14 +51,17 @@ def main() -> None:
     shapes.update({f"vocab {v}": (v, 768, 256 if not cuda else 4096) for v in options.vocab})
     result: dict = {"threads": torch.get_num_threads(), "device": options.device}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        rates = {}
+        rates, cpu_rates = {}, {}
         for label, (m, k, n) in shapes.items():
             a = torch.randn(m, k, dtype=dtype, device=options.device)
             b = torch.randn(k, n, dtype=dtype, device=options.device)
-            rates[label] = rate(lambda: torch.mm(a, b), 2 * m * k * n, options.repeats, synchronize)
+            rates[label], cpu_rates[label] = rate(lambda: torch.mm(a, b), 2 * m * k * n, options.repeats,
+                                                  synchronize)
             del a, b
         result[f"{name}_gflops"] = rates
         result[f"{name}_peak_gflops"] = max(rates.values())
+        result[f"{name}_gflops_per_cpu_second"] = cpu_rates
+        result[f"{name}_peak_gflops_per_cpu_second"] = max(cpu_rates.values())
     emit(result)
 
 

@@ -21,9 +21,11 @@ VmHWM), the two systems alternating and the one that goes first alternating betw
 * ``peak.py`` at the start and the end: ``torch.mm`` at the encoder's and the projection's shapes; the better
   of the two runs is the peak.
 
-Efficiency = real tokens/s x FLOPs per real token / peak, with 3 x (2 x non-embedding parameters + 2 x hidden x
-vocabulary) FLOPs per token for training and a third of that for encoding (attention's T x T products and
-padding are not counted, so they show as lost efficiency). A sentence-transformers run whose (B, T, V) logits
+Efficiency = real tokens per CPU second x FLOPs per real token / the peak per CPU second, with 3 x (2 x
+non-embedding parameters + 2 x hidden x vocabulary) FLOPs per token for training and a third of that for
+encoding (attention's T x T products and padding are not counted, so they show as lost efficiency). Per CPU
+second, so that other processes on the machine do not change it; on an idle machine it equals the wall-clock
+fraction (``python run.py --report results.json`` prints the tables of a saved run again). A sentence-transformers run whose (B, T, V) logits
 alone would pass ``--memory-cap-gb`` is not started (reported as not fitting); any run is stopped at that cap.
 
 Speed ratios are given from wall-clock time and, in brackets, from each process's CPU time: on a machine other
@@ -86,6 +88,36 @@ def flops_per_token(counts: dict[str, int], kind: str) -> float:
     return training if kind == "train" else training / 3
 
 
+def tokens_per_cpu_second(result: dict[str, Any], kind: str) -> float:
+    """Real tokens per CPU second of the worker: its work rate undisturbed by other processes' load."""
+    if kind == "train":
+        return result["pairs_per_cpu_second"] * result["real_tokens_per_pair"]
+    return result["real_tokens_per_second"] * result["seconds"] / result["cpu_seconds"]
+
+
+def peak_rates(peaks: list[dict[str, Any]]) -> dict[str, float]:
+    """The better of the peak runs, per CPU second (the efficiency figures' denominator)."""
+    return {p: max(run.get(f"{p}_peak_gflops_per_cpu_second", run[f"{p}_peak_gflops"]) for run in peaks)
+            for p in ("fp32", "bf16")}
+
+
+def print_tables(report: dict[str, Any], options: argparse.Namespace) -> None:
+    from models import SIZES
+
+    peak = peak_rates(report["peaks"])
+    report["peak_gflops_per_cpu_second"] = peak
+    report["tables"] = {size: table(size, entry, peak, options) for size, entry in report["sizes"].items()}
+    for size, rows in report["tables"].items():
+        print(f"\n### {SIZES[size].label()}\n")
+        print("| measure | spladekit | sentence-transformers 6.2 | speed | peak memory | spladekit, % of matmul "
+              "peak | ST, % of matmul peak |")
+        print("|---|---|---|---|---|---|---|")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+    print(f"\nmatrix-product peak per CPU second: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s "
+          f"(threads: {report['peaks'][0].get('threads')})")
+
+
 def peer_fits(size_vocab: int, batch: int, length: int, cap_gb: float) -> bool:
     """Whether sentence-transformers' (B, T, V) fp32 logits and the two tensors autograd keeps beside them fit."""
     return batch * length * size_vocab * 4 * 3 < cap_gb * 2**30
@@ -145,7 +177,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--output", default=str(HERE / "results.json"))
+    parser.add_argument("--report", default=None, help="print the tables of a results file and exit")
     options = parser.parse_args()
+    if options.report:
+        with open(options.report, encoding="utf8") as f:
+            report = json.load(f)
+        saved = argparse.Namespace(**{**vars(options), **report["options"]})
+        print_tables(report, saved)
+        return
     for name, full, quick in (("repeats", 2, 1), ("docs", 128, 64), ("loss_steps", 20, 5)):
         if getattr(options, name) is None:
             setattr(options, name, quick if options.quick else full)
@@ -200,20 +239,11 @@ def main() -> None:
         with open(options.output, "w", encoding="utf8") as f:  # after every size: a partial run keeps its data
             json.dump({**report, "peaks": peaks}, f, indent=2)
     peaks.append(run_worker("peak.py", *peak_args))
-    peak = {p: max(run[f"{p}_peak_gflops"] for run in peaks) for p in ("fp32", "bf16")}
-    report.update(peaks=peaks, peak_gflops=peak, suite_seconds=time.perf_counter() - started)
-    report["tables"] = {size: table(size, entry, peak, options) for size, entry in report["sizes"].items()}
+    report.update(peaks=peaks, suite_seconds=time.perf_counter() - started)
+    print_tables(report, options)
     with open(options.output, "w", encoding="utf8") as f:
         json.dump(report, f, indent=2)
-    for size, rows in report["tables"].items():
-        print(f"\n### {SIZES[size].label()}\n")
-        print("| measure | spladekit | sentence-transformers 6.2 | speed | peak memory | spladekit % of peak | "
-              "ST % of peak |")
-        print("|---|---|---|---|---|---|---|")
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
-    print(f"\nmatrix-product peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s; "
-          f"suite took {report['suite_seconds'] / 60:.0f} min; load now {os.getloadavg()}; raw results in "
+    print(f"suite took {report['suite_seconds'] / 60:.0f} min; load now {os.getloadavg()}; raw results in "
           f"{options.output}")
 
 
@@ -238,7 +268,7 @@ def table(size: str, entry: dict[str, Any], peak: dict[str, float], options: arg
                     speed.append(a[0][metric] / b[0][metric])
                     cpu_speed.append(a[0][cpu_metric] / b[0][cpu_metric])
                     memory.append(a[0]["peak_memory_mb"] / b[0]["peak_memory_mb"])
-            efficiency = [spread([100 * r["real_tokens_per_second"] * flops_per_token(counts, kind) / 1e9 /
+            efficiency = [spread([100 * tokens_per_cpu_second(r, kind) * flops_per_token(counts, kind) / 1e9 /
                                   peak[precision] for r in side], 1) for side in (ours, peer)]
             peer_value = spread([r[metric] for r in peer]) if peer else "does not fit"
             label = f"{'training' if kind == 'train' else 'encoding'} {precision}" + \

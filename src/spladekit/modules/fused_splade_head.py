@@ -39,6 +39,11 @@ runs the plain path (full logits, then :class:`~spladekit.modules.SpladePooling`
 modules that override ``forward``, modules with forward hooks, and every model with
 ``SparseEncoder.fuse_splade_head = False``.
 
+Host synchronisation on a GPU: the forward pass has none (its chunks come from the batch's shape, padding masked);
+the backward pass reads the number of active (text, term) pairs and where each term's pairs end (``nonzero`` and
+one ``tolist``): two synchronisations per call, which a sparse backward of data-dependent size needs. On the CPU,
+where reading a value costs nothing, the forward pass reads the texts' lengths to skip padding.
+
 Reference: Formal et al., "SPLADE v2", 2021 (arXiv:2109.10086), for the max-pooled SPLADE representation.
 """
 
