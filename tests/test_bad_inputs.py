@@ -28,7 +28,8 @@ def _args(tmp_path, **kw):
 
 def _trainer(model, tmp_path, data=None, **kw):
     loss = kw.pop("loss", None)
-    return SparseEncoderTrainer(model=model, args=_args(tmp_path, **kw), train_dataset=data or Dataset.from_dict(PAIRS),
+    data = data if data is not None else Dataset.from_dict(PAIRS)
+    return SparseEncoderTrainer(model=model, args=_args(tmp_path, **kw), train_dataset=data,
                                 loss=loss)
 
 
@@ -42,6 +43,14 @@ def _broken_modules_json(model, tmp_path, content):
     model.save(str(tmp_path / "m"))
     (tmp_path / "m" / "modules.json").write_text(content)
     return SparseEncoder(str(tmp_path / "m"))
+
+
+def _margin_data(labels):
+    return Dataset.from_dict({"query": list("abcd"), "document": list("efgh"), "neg": list("ijkl"), "label": labels})
+
+
+def _margin_loss(model):
+    return SpladeLoss(model, SparseMarginMSELoss(model), document_regularizer_weight=1e-4)
 
 
 def _bigger_tokenizer(model):
@@ -60,12 +69,12 @@ CASES = [
     ("unknown module type in modules.json",
      lambda m, t, p: _broken_modules_json(m, t, json.dumps([{"idx": 0, "path": "", "type": "x.Y"}])),
      ConfigError, "Unknown module type 'x.Y'"),
-    ("non-string passed to encode", lambda m, t, p: m.encode(["ok", 5]), TypeError, r"sentences\[1\] is a int"),
-    ("None passed to encode", lambda m, t, p: m.encode([None]), TypeError, r"sentences\[0\] is a NoneType"),
+    ("non-string passed to encode", lambda m, t, p: m.encode(["ok", 5]), TypeError, r"inputs\[1\] is a int"),
+    ("None passed to encode", lambda m, t, p: m.encode([None]), TypeError, r"inputs\[0\] is a NoneType"),
     ("max_active_dims <= 0", lambda m, t, p: m.encode(["a"], max_active_dims=0), ValueError,
      "max_active_dims must be a positive integer"),
     ("unknown prompt_name", lambda m, t, p: m.encode(["a"], prompt_name="nope"), ValueError,
-     "prompt_name 'nope' is not one of this model's prompts"),
+     "Prompt name 'nope' not found in the configured prompts dictionary"),
     ("batch_size <= 0", lambda m, t, p: m.encode(["a"], batch_size=0), ValueError, "batch_size must be a positive"),
     ("unknown similarity function", lambda m, t, p: setattr(m, "similarity_fn_name", "l2"), ValueError,
      "similarity_fn_name must be one of"),
@@ -76,27 +85,44 @@ CASES = [
     ("too few text columns for the loss",
      lambda m, t, p: _trainer(m, t, Dataset.from_dict({"query": PAIRS["query"]})), ValueError,
      "SparseMultipleNegativesRankingLoss expects at least 2 text columns"),
-    ("label column for a loss without labels",
-     lambda m, t, p: _trainer(m, t, Dataset.from_dict({**PAIRS, "label": [1.0] * 8})), ValueError,
-     "expects only the text columns .* and no label column"),
     ("missing label column for a loss that needs one",
      lambda m, t, p: _trainer(m, t, Dataset.from_dict({**PAIRS, "neg": PAIRS["document"]}),
                               loss=SpladeLoss(m, SparseMarginMSELoss(m), document_regularizer_weight=1e-4)),
      ValueError, "expects a label column"),
     ("missing (None) text in a training row",
      lambda m, t, p: _trainer(m, t, Dataset.from_dict({"query": ["a", None, "c", "d"], "document": list("wxyz")})),
-     ValueError, r"column 'query' has 1 missing or empty text\(s\), in row\(s\) 1"),
+     ValueError, r"column 'query' has 1 missing or empty \(or whitespace-only\) text\(s\), in row\(s\) 1"),
     ("empty text in a training row",
      lambda m, t, p: _trainer(m, t, Dataset.from_dict({"query": list("abcd"), "document": ["w", "x", "", "z"]})),
-     ValueError, r"column 'document' has 1 missing or empty text\(s\), in row\(s\) 2"),
+     ValueError, r"column 'document' has 1 missing or empty \(or whitespace-only\) text\(s\), in row\(s\) 2"),
+    ("whitespace-only text in a training row",
+     lambda m, t, p: _trainer(m, t, Dataset.from_dict({"query": ["a", "b", " \t\n", "d"], "document": list("wxyz")})),
+     ValueError, r"column 'query' has 1 missing or empty \(or whitespace-only\) text\(s\), in row\(s\) 2"),
+    ("NaN label", lambda m, t, p: _trainer(m, t, _margin_data([0.5, 1.0, float("nan"), 2.0]), loss=_margin_loss(m)),
+     ValueError, r"column 'label' holds 1 label\(s\) that are not finite numbers \(nan first\), in row\(s\) 2"),
+    ("infinite value in a list label",
+     lambda m, t, p: _trainer(m, t, _margin_data([[0.5], [float("inf")], [1.0], [2.0]]), loss=_margin_loss(m)),
+     ValueError, r"column 'label' holds 1 label\(s\) that are not finite numbers \(inf first\), in row\(s\) 1"),
+    ("missing (None) label", lambda m, t, p: _trainer(m, t, _margin_data([0.5, 1.0, 2.0, None]), loss=_margin_loss(m)),
+     ValueError, r"column 'label' has 1 row\(s\) with a missing label \(None\), in row\(s\) 3"),
+    ("text in the label column", lambda m, t, p: _trainer(m, t, Dataset.from_dict({**PAIRS, "label": list("abcdefgh")})),
+     ValueError, r"column 'label' is read as the label column .* holds values of type string, not numbers"),
+    ("empty training dataset",
+     lambda m, t, p: _trainer(m, t, Dataset.from_dict({"query": [], "document": []})),
+     ValueError, r"train_dataset is empty \(0 rows\), so there is nothing to train on"),
+    ("empty evaluation dataset",
+     lambda m, t, p: SparseEncoderTrainer(model=m, args=_args(t), train_dataset=Dataset.from_dict(PAIRS),
+                                          eval_dataset=Dataset.from_dict({"query": [], "document": []})),
+     ValueError, r"eval_dataset is empty \(0 rows\), so there is nothing to evaluate"),
+    ("output_dir that is an existing file",
+     lambda m, t, p: (t.joinpath("notes.txt").write_text("mine"),
+                      _trainer(m, t, output_dir=str(t / "notes.txt"))),
+     ValueError, r"output_dir '.*notes.txt' is an existing file"),
     ("non-text column", lambda m, t, p: _trainer(m, t, Dataset.from_dict({**PAIRS, "extra": list(range(8))})),
      ValueError, "column 'extra' holds values of type int64"),
     ("dataset smaller than one batch with drop_last",
      lambda m, t, p: _trainer(m, t, per_device_train_batch_size=16, dataloader_drop_last=True), ValueError,
      "fewer than one batch of 16"),
-    ("prompt for a column that does not exist",
-     lambda m, t, p: _trainer(m, t, prompts={"question": "q: "}), ValueError,
-     r"prompts names column\(s\) \['question'\]"),
     ("router_mapping without a Router", lambda m, t, p: _trainer(m, t, router_mapping={"query": "query"}),
      ValueError, "the model has no Router"),
     ("router_mapping to an unknown route",
@@ -133,3 +159,15 @@ def test_nothing_written_for_a_failing_save(tiny_splade, tmp_path):
     with pytest.raises(ValueError, match=re.escape("is not a spladekit module")):
         broken.save(str(tmp_path / "model"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_blank_texts_are_encoded_with_a_warning_naming_their_positions(tiny_splade):
+    from spladekit.checks import BlankTextWarning
+
+    with pytest.warns(BlankTextWarning, match=r"encode: 2 of 3 text\(s\) are empty or whitespace only \(position\(s\) "
+                                              r"0, 2\)"):
+        vectors = tiny_splade.encode(["", "a real text", " \n\t"])
+    assert vectors.shape[0] == 3
+    # the two blank texts hold the same input (the special tokens alone), so the same vector
+    dense = vectors.to_dense()
+    assert torch.equal(dense[0], dense[2]) and not torch.equal(dense[0], dense[1])

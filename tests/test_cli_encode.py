@@ -72,12 +72,12 @@ def test_an_injected_full_disk_leaves_the_old_output(saved_tiny, corpus, tmp_pat
     target.write_bytes(b"the previous output")
 
     def full_disk(fd):
-        raise OSError(errno.ENOSPC, "No space left on device")
+        raise OSError(errno.ENOSPC, "no space left on the device")
 
     monkeypatch.setattr(os, "fsync", full_disk)
     assert main(["encode", saved_tiny, str(corpus), str(target)]) == 2
     monkeypatch.undo()
-    assert "No space left on device" in capsys.readouterr().err
+    assert "no space left on the device" in capsys.readouterr().err
     assert target.read_bytes() == b"the previous output"
     assert sorted(os.listdir(tmp_path)) == sorted(["corpus.jsonl", "tiny", target.name])  # no temporary file
     assert main(["encode", saved_tiny, str(corpus), str(target)]) == 0  # with room, the new output replaces it
@@ -107,7 +107,7 @@ def test_a_real_full_disk_leaves_the_old_output(saved_tiny, corpus, small_tmpfs,
     old = os.urandom(150_000)  # the previous output; the new one (the random model's dense vectors) is larger
     target.write_bytes(old)
     assert main(["encode", saved_tiny, str(corpus), str(target)]) == 2
-    assert "No space left on device" in capsys.readouterr().err
+    assert "no space left on the device" in capsys.readouterr().err
     assert target.read_bytes() == old
     assert os.listdir(small_tmpfs) == [target.name]
 
@@ -115,7 +115,7 @@ def test_a_real_full_disk_leaves_the_old_output(saved_tiny, corpus, small_tmpfs,
 def test_a_full_disk_during_shard_encoding_keeps_the_complete_shards(saved_tiny, corpus, small_tmpfs, capsys):
     out = small_tmpfs / "shards"
     assert main(["encode", saved_tiny, str(corpus), str(out), "--shard-size", "2", "--max-active-dims", "4000"]) == 2
-    assert "No space left on device" in capsys.readouterr().err
+    assert "no space left on the device" in capsys.readouterr().err
     manifest = read_manifest(out)
     assert not manifest["complete"] and 0 < len(manifest["shards"]) < 7
     assert sorted(os.listdir(out)) == sorted(["manifest.json", *(e["file"] for e in manifest["shards"])])

@@ -83,8 +83,8 @@ def test_prompts(tiny_splade):
 
 
 @pytest.mark.parametrize("bad, error, message", [
-    (["ok", 3], TypeError, r"sentences\[1\] is a int"),
-    (["ok", None], TypeError, r"sentences\[1\] is a NoneType"),
+    (["ok", 3], TypeError, r"inputs\[1\] is a int"),
+    (["ok", None], TypeError, r"inputs\[1\] is a NoneType"),
     (42, TypeError, "string or a list of strings"),
 ])
 def test_encode_rejects_non_strings(tiny_splade, bad, error, message):
@@ -95,7 +95,7 @@ def test_encode_rejects_non_strings(tiny_splade, bad, error, message):
 @pytest.mark.parametrize("kwargs, message", [
     ({"max_active_dims": 0}, "max_active_dims must be a positive integer"),
     ({"max_active_dims": -3}, "max_active_dims must be a positive integer"),
-    ({"prompt_name": "nope"}, "prompt_name 'nope' is not one of"),
+    ({"prompt_name": "nope"}, "Prompt name 'nope' not found in the configured prompts"),
     ({"batch_size": 0}, "batch_size must be a positive integer"),
 ])
 def test_encode_rejects_bad_arguments(tiny_splade, kwargs, message):

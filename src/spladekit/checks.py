@@ -11,6 +11,7 @@ import enum
 import importlib
 import math
 import numbers
+import warnings
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -93,3 +94,27 @@ def require(package: str, extra: str, pip_name: str | None = None) -> ModuleType
     except ImportError:
         raise ImportError(f"This needs the {package!r} package, which is not installed: "
                           f"pip install 'spladekit[{extra}]' (or pip install '{pip_name or package}').") from None
+
+
+class BlankTextWarning(UserWarning):
+    """Texts that are empty or whitespace only: encoded as an empty input, they get a vector that says nothing
+    about any content yet scores against every query."""
+
+
+def blank_positions(texts: list[str]) -> list[int]:
+    """The positions of the empty or whitespace-only strings in ``texts``."""
+    return [i for i, text in enumerate(texts) if not text.strip()]
+
+
+def warn_blank_texts(texts: list[str], where: str = "encode") -> list[int]:
+    """Warns (:class:`BlankTextWarning`) when some texts are empty or whitespace only; returns their positions.
+
+    Encoding them is not an error (sentence-transformers encodes them too), but their vectors carry no content:
+    a blank document still matches queries through the special tokens, a blank query ranks arbitrarily."""
+    blank = blank_positions(texts)
+    if blank:
+        shown = ", ".join(str(i) for i in blank[:5]) + (" ..." if len(blank) > 5 else "")
+        warnings.warn(f"{where}: {len(blank)} of {len(texts)} text(s) are empty or whitespace only (position(s) "
+                      f"{shown}); each gets a vector of the special tokens alone, unrelated to any content. Drop or "
+                      "fill them in.", BlankTextWarning, stacklevel=3)
+    return blank

@@ -3,11 +3,13 @@ sentence-transformers generation, dense sentence-transformers models, and plain 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from typing import Any
 
-from spladekit import compat
+from spladekit.compat import model_format as compat
+from spladekit.hub import resolve_folder
 from spladekit.modules.module import ConfigError, Module, read_json
 from spladekit.modules.pooling import Pooling
 from spladekit.modules.router import Router
@@ -19,36 +21,13 @@ from spladekit.modules.transformer import MLMTransformer, Transformer
 logger = logging.getLogger(__name__)
 
 _SPARSE_HEADS = (SpladePooling, SparseStaticEmbedding, SparseAutoEncoder)
-# Files a Hub snapshot does not need: other frameworks' weights and exported graphs.
-_SNAPSHOT_IGNORE = ["*.onnx", "onnx/*", "openvino/*", "*.h5", "*.msgpack", "*.ot", "flax_model*", "tf_model*",
-                    "rust_model*"]
 
 
 def resolve_model_path(name: str, cache_folder: str | None, revision: str | None, token: bool | str | None,
                        local_files_only: bool) -> str:
     """A local folder as is; anything else is a Hugging Face Hub id, downloaded (or found in the cache)."""
-    name = os.path.expanduser(str(name))
-    if os.path.isdir(name):
-        return name
-    if os.path.exists(name):
-        raise ValueError(f"model_name_or_path {name!r} is a file; give the folder that holds the model.")
-    if name.startswith((".", "/")) or name.count("/") > 1 or "\\" in name:
-        raise FileNotFoundError(f"model_name_or_path {name!r} does not exist. Give an existing model folder or "
-                                "a Hugging Face Hub id such as 'naver/splade-v3'.")
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HFValidationError
-
-    try:
-        return snapshot_download(repo_id=name, revision=revision, cache_dir=cache_folder, token=token,
-                                 local_files_only=local_files_only, ignore_patterns=_SNAPSHOT_IGNORE)
-    except HFValidationError as exc:
-        raise FileNotFoundError(f"model_name_or_path {name!r} is not a local folder nor a valid Hub id: "
-                                f"{exc}") from None
-    except Exception as exc:  # network, auth, offline mode, missing repo: one message for the user
-        raise FileNotFoundError(
-            f"model_name_or_path {name!r} is not a local folder, and it could not be fetched from the Hugging Face "
-            f"Hub ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Check the name, your "
-            "network or token, or that HF_HUB_OFFLINE is unset; or give a local folder.") from None
+    return resolve_folder(name, "", token=token, cache_folder=cache_folder, revision=revision,
+                          local_files_only=local_files_only)
 
 
 def _has_sparse_head(modules: list[Module]) -> bool:
@@ -65,16 +44,16 @@ def load_saved_modules(path: str, transformer_kwargs: dict[str, Any]) -> list[Mo
     modules: list[Module] = []
     for entry in sorted(compat.read_modules_json(path), key=lambda e: int(e.get("idx", 0))):
         folder = os.path.join(path, entry.get("path", ""))
-        if not os.path.isdir(folder):
+        cls = compat.module_class(entry["type"], folder)
+        if not os.path.isdir(folder) and cls.needs_files:
             raise ConfigError(f"modules.json in {path!r} lists module {entry.get('name')!r} at {entry['path']!r}, "
                               "but that folder does not exist.")
-        cls = compat.module_class(entry["type"], folder)
-        if cls is Router or issubclass(cls, Router):
-            modules.append(cls.load(folder, module_class=compat.module_class, **transformer_kwargs))
+        if issubclass(cls, Router):
+            modules.append(cls.load_from_folder(folder, module_class=compat.module_class, **transformer_kwargs))
         elif issubclass(cls, Transformer):
-            modules.append(cls.load(folder, **transformer_kwargs))
+            modules.append(cls.load_from_folder(folder, **transformer_kwargs))
         else:
-            modules.append(cls.load(folder))
+            modules.append(cls.load_from_folder(folder))
     return modules
 
 
@@ -86,7 +65,51 @@ def sae_for(input_dim: int, k: int, k_aux: int) -> SparseAutoEncoder:
 
 
 def load_modules(path: str, transformer_kwargs: dict[str, Any]) -> tuple[list[Module], dict[str, Any]]:
-    """(modules, saved model config) for a local model folder."""
+    """(modules, saved model config) for a local model folder; a file of it that is damaged (truncated weights,
+    a JSON or tokenizer file that does not parse) is a ConfigError naming that file."""
+    try:
+        return _load_modules(path, transformer_kwargs)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        damaged = find_damaged_file(path)
+        if damaged is None:
+            raise
+        file, problem = damaged
+        raise ConfigError(f"{file} is damaged: {problem}. The model folder {path!r} was not written or copied "
+                          "completely (an interrupted download, copy or save?): download or save the model "
+                          f"again. ({type(exc).__name__} while loading.)") from exc
+
+
+def find_damaged_file(folder: str) -> tuple[str, str] | None:
+    """The first file under ``folder`` that cannot be read as its kind says (``*.safetensors`` weights, ``*.json``),
+    with what is wrong; None if every one reads."""
+    from safetensors import safe_open
+
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            file = os.path.join(root, name)
+            try:
+                if name.endswith(".safetensors"):
+                    with safe_open(file, framework="pt") as weights:
+                        for key in weights.keys():  # noqa: SIM118 - safe_open has no __iter__
+                            weights.get_slice(key)
+                elif name.endswith(".json"):
+                    with open(file, encoding="utf8") as f:
+                        json.load(f)
+            except json.JSONDecodeError as exc:
+                return file, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+            except UnicodeDecodeError:
+                return file, "not UTF-8 text"
+            except OSError as exc:
+                return file, f"it cannot be read ({exc.strerror or exc})"
+            except Exception as exc:  # safetensors' own error type: a bad header or a file shorter than it says
+                return file, f"not a complete safetensors file ({str(exc).splitlines()[0] if str(exc) else exc!r})"
+    return None
+
+
+def _load_modules(path: str, transformer_kwargs: dict[str, Any]) -> tuple[list[Module], dict[str, Any]]:
     if os.path.isfile(os.path.join(path, compat.MODULES_JSON)):
         modules = load_saved_modules(path, transformer_kwargs)
         config = compat.read_model_config(path)

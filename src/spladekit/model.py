@@ -2,38 +2,34 @@
 
 from __future__ import annotations
 
-import contextlib
-import enum
 import logging
 import os
-import shutil
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
 import torch
-import transformers
 from torch import nn
-from tqdm.auto import trange
 
-from spladekit import compat, sparse_ops
+from spladekit import encoding, saving, sparse_ops
 from spladekit.backends import Backend, load_backend, split_backend_kwargs
+from spladekit.checks import warn_blank_texts
+from spladekit.encoding import ComputePrecision, check_texts
 from spladekit.loading import load_modules, resolve_model_path
-from spladekit.model_card import SparseEncoderModelCardData, generate_model_card
+from spladekit.model_card import SparseEncoderModelCardData
 from spladekit.modules.fused_splade_head import run_modules
-from spladekit.modules.module import InputModule, Layout, Module, write_json
+from spladekit.modules.module import InputModule, Layout
 from spladekit.modules.padding import pad_to_multiple
+from spladekit.modules.pooling import Pooling
 from spladekit.modules.router import Router
 from spladekit.modules.sparse_auto_encoder import SparseAutoEncoder
+from spladekit.modules.splade_pooling import SpladePooling
 from spladekit.multi_process import MultiProcessPool, encode_with_pool
 from spladekit.peft_adapters import PeftAdapterMixin
-from spladekit.sparse_ops import SimilarityFunction, top_k_entries
-from spladekit.staging import staging_dir
+from spladekit.sparse_ops import SimilarityFunction
 
 logger = logging.getLogger(__name__)
 
-# Encoding more than this many batches shows a progress bar unless told otherwise.
-_PROGRESS_BAR_MIN_BATCHES = 20
+__all__ = ["ComputePrecision", "SparseEncoder"]
 
 
 def _default_device() -> str:
@@ -42,44 +38,6 @@ def _default_device() -> str:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return "mps"
     return "cpu"
-
-
-def _check_texts(sentences: Any) -> tuple[list[str], bool]:
-    """(texts, whether a single string was given); any non-string is an error naming its position."""
-    if isinstance(sentences, str):
-        return [sentences], True
-    if not isinstance(sentences, Iterable) or isinstance(sentences, (bytes, dict)):
-        raise TypeError(f"sentences must be a string or a list of strings, got {type(sentences).__name__}.")
-    texts = list(sentences)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"sentences[{i}] is a {type(text).__name__} ({text!r:.60}), not a string. encode takes "
-                            "strings only: convert or drop that item (None is not an empty string).")
-    return texts, False
-
-
-class ComputePrecision(str, enum.Enum):
-    """The dtype ``encode`` runs the model in: fp32, or bf16 / fp16 through ``torch.autocast``."""
-
-    FP32 = "fp32"
-    BF16 = "bf16"
-    FP16 = "fp16"
-
-    @classmethod
-    def parse(cls, value: ComputePrecision | str) -> ComputePrecision:
-        aliases = {"float32": cls.FP32, "bfloat16": cls.BF16, "float16": cls.FP16}
-        if isinstance(value, str) and value in aliases:
-            return aliases[value]
-        try:
-            return cls(value)
-        except ValueError:
-            raise ValueError(f"precision must be one of {[m.value for m in cls]}, got {value!r}.") from None
-
-    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
-        if self is ComputePrecision.FP32:
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self is ComputePrecision.BF16 else torch.float16
-        return torch.autocast(device.type, dtype=dtype)
 
 
 class SparseEncoder(PeftAdapterMixin, nn.Sequential):
@@ -94,10 +52,11 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
         device: "cpu", "cuda", ...; the best available one by default.
         prompts: prompt name -> text put before the input, e.g. {"query": "query: "}.
         default_prompt_name: the prompt used when encode gets none.
-        similarity_fn_name: "dot" (default) or "cosine".
+        similarity_fn_name: "dot" (default), "cosine", or the negative "euclidean" / "manhattan" distance.
         cache_folder, revision, token, local_files_only, trust_remote_code: Hugging Face Hub options.
         max_active_dims: keep at most this many non-zero dimensions per vector (the heaviest ones).
-        model_kwargs, tokenizer_kwargs, config_kwargs: passed to the Hugging Face ``from_pretrained`` calls.
+        model_kwargs, tokenizer_kwargs, config_kwargs: passed to the Hugging Face ``from_pretrained`` calls
+            (``processor_kwargs`` is sentence-transformers 6's name of ``tokenizer_kwargs``).
         model_card_data: a :class:`~spladekit.model_card.SparseEncoderModelCardData` with the metadata of the
             model card (README.md) that :meth:`save` writes.
         backend: "torch" (default), or "onnx" / "openvino" to run the forward pass through the exported graphs
@@ -148,8 +107,12 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
         config_kwargs: dict[str, Any] | None = None,
         model_card_data: Any | None = None,
         backend: Backend | str = Backend.TORCH,
+        processor_kwargs: dict[str, Any] | None = None,
     ) -> None:
         saved: dict[str, Any] = {}
+        if processor_kwargs is not None and tokenizer_kwargs is not None:
+            raise ValueError("Give processor_kwargs or tokenizer_kwargs (its older name), not both.")
+        tokenizer_kwargs = processor_kwargs if processor_kwargs is not None else tokenizer_kwargs
         path: str | None = None
         backend = Backend.parse(backend)
         model_kwargs, backend_options = split_backend_kwargs(backend, model_kwargs)
@@ -262,14 +225,18 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
         self.activation_checkpointing_enable(gradient_checkpointing_kwargs, **kwargs)
 
     # ----- forward ---------------------------------------------------------------------------------------
-    def tokenize(self, texts: list[str], task: str | None = None,
+    def tokenize(self, texts: str | list[str], task: str | None = None,
                  pad_to_multiple_of: int | None = None) -> dict[str, Any]:
-        """Tokenizes texts with the input module (for a Router, the one of ``task``'s route).
+        """Tokenizes texts (one string is one text) with the input module: for a Router, the one of ``task``'s
+        route; a Transformer truncates to its ``query_length`` / ``document_length`` for that ``task``.
 
         ``pad_to_multiple_of`` right-pads the batch (attention mask 0) to a multiple of that many tokens, but not
         past ``max_seq_length``; the trainer uses it so that steps see few distinct shapes."""
+        texts = [texts] if isinstance(texts, str) else texts
         module = self.input_module
-        features = module.tokenize(texts, task=task) if isinstance(module, Router) else module.tokenize(texts)
+        if isinstance(module, Router):
+            task = self._route_task(task) if task in ("query", "document") else task
+        features = module.tokenize(texts, task=task)
         if pad_to_multiple_of is not None:
             route_module = module.input_module(task) if isinstance(module, Router) else module
             tokenizer = getattr(route_module, "tokenizer", None)
@@ -291,6 +258,14 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
             return self._backend(features, **kwargs)
         return run_modules(list(self), features, kwargs, self.fuse_splade_head)
 
+    def get_model_kwargs(self) -> list[str]:
+        """The extra keyword arguments ``encode`` passes on to the modules (those some module declares, e.g.
+        ``task`` and ``max_active_dims`` for a Router), sorted."""
+        names: set[str] = set()
+        for module in self.modules():
+            names.update(getattr(module, "forward_kwargs", ()))
+        return sorted(names)
+
     # ----- encoding --------------------------------------------------------------------------------------
     def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str:
         if prompt is not None:
@@ -302,8 +277,9 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
         if prompt_name is None:
             return ""
         if prompt_name not in self.prompts:
-            raise ValueError(f"prompt_name {prompt_name!r} is not one of this model's prompts "
-                             f"{sorted(self.prompts)}; add it with model.prompts[{prompt_name!r}] = '...'.")
+            raise ValueError(f"Prompt name {prompt_name!r} not found in the configured prompts dictionary with keys "
+                             f"{list(self.prompts)}. Add it with model.prompts[{prompt_name!r}] = '...', or pick one "
+                             "of those.")
         return self.prompts[prompt_name]
 
     def _prompt_length(self, prompt: str, task: str | None) -> int:
@@ -311,19 +287,25 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
         ids = self.tokenize([prompt], task=task)["input_ids"][0]
         return max(int(ids.shape[0]) - 1, 0)
 
-    def encode_query(self, sentences: str | list[str], prompt_name: str | None = None, prompt: str | None = None,
+    def encode_query(self, inputs: str | list[str] | None = None, prompt_name: str | None = None,
+                     prompt: str | None = None, *, sentences: str | list[str] | None = None,
                      **kwargs: Any) -> torch.Tensor | list[torch.Tensor]:
-        """Encodes queries: the "query" route of a Router and the "query" prompt unless told otherwise."""
+        """Encodes queries: the "query" route of a Router and the "query" prompt unless told otherwise; the
+        arguments are :meth:`encode`'s."""
         if prompt_name is None and prompt is None:
             prompt_name = self.task_prompt_name("query")
-        return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
+        texts = encoding.texts_argument(inputs, sentences, "encode_query")
+        return self.encode(inputs=texts, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
 
-    def encode_document(self, sentences: str | list[str], prompt_name: str | None = None, prompt: str | None = None,
+    def encode_document(self, inputs: str | list[str] | None = None, prompt_name: str | None = None,
+                        prompt: str | None = None, *, sentences: str | list[str] | None = None,
                         **kwargs: Any) -> torch.Tensor | list[torch.Tensor]:
-        """Encodes documents: the "document" route and the "document" (or "passage"/"corpus") prompt."""
+        """Encodes documents: the "document" route and the "document" (or "passage"/"corpus") prompt; the arguments
+        are :meth:`encode`'s."""
         if prompt_name is None and prompt is None:
             prompt_name = self.task_prompt_name("document")
-        return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, task="document", **kwargs)
+        texts = encoding.texts_argument(inputs, sentences, "encode_document")
+        return self.encode(inputs=texts, prompt_name=prompt_name, prompt=prompt, task="document", **kwargs)
 
     def task_prompt_name(self, task: str | None) -> str | None:
         """The prompt name that ``encode_query`` (task "query") and ``encode_document`` (task "document") use
@@ -359,10 +341,22 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
             raise ValueError(f"task {task!r} is not one of this model's routes {self.input_module.routes}.")
         return task
 
-    @torch.inference_mode()
+    def _module_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The extra ``encode`` arguments, checked against those the modules declare (sentence-transformers' words)."""
+        accepted = self.get_model_kwargs()
+        unknown = sorted(set(kwargs) - set(accepted))
+        if unknown:
+            name = type(self).__name__
+            raise ValueError(
+                f"{name}.encode() has been called with additional keyword arguments that this model does not use: "
+                f"{unknown}. As per {name}.get_model_kwargs(), " + (
+                    f"the valid additional keyword arguments are: {accepted}." if accepted
+                    else "this model does not accept any additional keyword arguments."))
+        return kwargs
+
     def encode(
         self,
-        sentences: str | list[str],
+        inputs: str | list[str] | None = None,
         prompt_name: str | None = None,
         prompt: str | None = None,
         batch_size: int = 32,
@@ -376,21 +370,26 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
         precision: ComputePrecision | str = ComputePrecision.FP32,
         pool: MultiProcessPool | None = None,
         chunk_size: int | None = None,
+        *,
+        sentences: str | list[str] | None = None,
+        **kwargs: Any,
     ) -> torch.Tensor | list[torch.Tensor]:
         """Encodes texts into sparse vectors.
 
         Args:
-            sentences: one text (gives one 1-D vector) or a list (gives a (N, D) batch).
+            inputs: one text (gives one 1-D vector) or a list (gives a (N, D) batch); ``sentences`` is its older
+                name.
             prompt_name: a key of ``prompts`` whose text is put before every input.
             prompt: the text put before every input (overrides ``prompt_name``).
             batch_size: texts per forward pass; texts are sorted by length so batches hold similar lengths.
             show_progress_bar: None shows it for long inputs.
             convert_to_tensor: one (N, D) tensor (True) or a list of N 1-D tensors (False).
-            convert_to_sparse_tensor: sparse COO tensors (True) or dense ones.
+            convert_to_sparse_tensor: sparse COO tensors (True) or dense ones. Sparse results are coalesced.
             save_to_cpu: move results to the CPU as they are computed.
             device: run on this device (the model's own device by default).
             max_active_dims: keep only the heaviest k dimensions of each vector (overrides the model's setting).
-            task: the Router route ("query" / "document"); ignored by models without a Router.
+            task: the Router route ("query" / "document"); a Transformer's ``query_length`` /
+                ``document_length``; ignored otherwise.
             precision: "fp32" (default), or "bf16" / "fp16" to run the model under ``torch.autocast`` in that
                 dtype: faster where the hardware has fast bf16 / fp16 matrix products (GPUs, CPUs with
                 AVX-512 BF16 or AMX), with weights about 1% of their size off the fp32 ones. The vectors are
@@ -399,10 +398,13 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
                 processes (one per device) and the result is returned on the CPU. A list of devices as
                 ``device`` starts a pool for this call only.
             chunk_size: texts per worker request when a pool is used (None: a size that spreads the work).
+            **kwargs: passed to the modules that declare them (:meth:`get_model_kwargs`); any other is an error.
 
         Returns: the vectors, in input order.
         """
-        texts, single = _check_texts(sentences)
+        texts, single = check_texts(encoding.texts_argument(inputs, sentences, "encode"))
+        module_kwargs = self._module_kwargs(kwargs)
+        warn_blank_texts(texts)
         precision = ComputePrecision.parse(precision)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
@@ -410,75 +412,27 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
         if max_active_dims is None:
             max_active_dims = self.max_active_dims
         prompt_text = self._resolve_prompt(prompt, prompt_name)
-        task = self._route_task(task)
         if pool is not None or isinstance(device, (list, tuple)):
-            kwargs = dict(prompt=prompt_text, batch_size=batch_size, max_active_dims=max_active_dims, task=task,
-                          precision=precision.value, convert_to_sparse_tensor=convert_to_sparse_tensor,
-                          chunk_size=chunk_size, show_progress_bar=bool(show_progress_bar))
-            result = encode_with_pool(self, texts, pool, device, kwargs)
-            if single:
-                return result[0]
-            return result if convert_to_tensor else [result[i] for i in range(len(texts))]
-        if chunk_size is not None:
-            raise ValueError("chunk_size only applies to multi-process encoding: pass pool=model."
-                             "start_multi_process_pool() (or a list of devices as device), or drop chunk_size.")
-        device = torch.device(device) if device is not None else self.device
-        if device != self.device:
-            self.to(device)
-        out_device = torch.device("cpu") if save_to_cpu else device
-        dim = self.get_embedding_dimension()
-        self.eval()
-
-        order = np.argsort([-len(text) for text in texts], kind="stable")
-        num_batches = (len(texts) + batch_size - 1) // batch_size
-        if show_progress_bar is None:
-            show_progress_bar = num_batches >= _PROGRESS_BAR_MIN_BATCHES
-        forward_kwargs: dict[str, Any] = {"task": task}
-        if max_active_dims is not None:
-            forward_kwargs["max_active_dims"] = max_active_dims
-        prompt_length = self._prompt_length(prompt_text, task) if prompt_text else None
-
-        rows, cols, vals, dense_batches = [], [], [], []
-        for start in trange(0, len(texts), batch_size, desc="Encoding", disable=not show_progress_bar):
-            batch_index = torch.as_tensor(order[start:start + batch_size], dtype=torch.long)
-            batch = [prompt_text + texts[i] for i in batch_index.tolist()]
-            features = self.tokenize(batch, task=task)
-            features = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
-            if prompt_length is not None:
-                features["prompt_length"] = prompt_length
-            with precision.autocast(device):
-                embeddings = self(features, **forward_kwargs)["sentence_embedding"]  # (B, D)
-            embeddings = embeddings.float() if precision is not ComputePrecision.FP32 else embeddings
-            dim = embeddings.shape[1]
-            if convert_to_sparse_tensor:
-                r, c, v = top_k_entries(embeddings, max_active_dims)
-                rows.append(batch_index.to(r.device)[r].to(out_device))
-                cols.append(c.to(out_device))
-                vals.append(v.to(out_device))
-            else:
-                embeddings = sparse_ops.top_k_per_row(embeddings, max_active_dims)
-                dense_batches.append((batch_index, embeddings.to(out_device)))
-
-        dim = dim or 0
-        if convert_to_sparse_tensor:
-            if rows:
-                indices = torch.stack([torch.cat(rows), torch.cat(cols)])
-                values = torch.cat(vals)
-            else:
-                indices = torch.zeros(2, 0, dtype=torch.long, device=out_device)
-                values = torch.zeros(0, device=out_device)
-            result = torch.sparse_coo_tensor(indices, values, (len(texts), dim), device=out_device,
-                                             check_invariants=False).coalesce()
+            pool_kwargs = dict(prompt=prompt_text, batch_size=batch_size, max_active_dims=max_active_dims, task=task,
+                               precision=precision.value, convert_to_sparse_tensor=convert_to_sparse_tensor,
+                               chunk_size=chunk_size, show_progress_bar=bool(show_progress_bar), **module_kwargs)
+            result = encode_with_pool(self, texts, pool, device, pool_kwargs)
         else:
-            dtype = dense_batches[0][1].dtype if dense_batches else torch.float32
-            result = torch.zeros(len(texts), dim, dtype=dtype, device=out_device)
-            for batch_index, embeddings in dense_batches:
-                result[batch_index.to(out_device)] = embeddings
+            if chunk_size is not None:
+                raise ValueError("chunk_size only applies to multi-process encoding: pass pool=model."
+                                 "start_multi_process_pool() (or a list of devices as device), or drop chunk_size.")
+            device = torch.device(device) if device is not None else self.device
+            if device != self.device:
+                self.to(device)
+            result = encoding.encode_batches(
+                self, texts, prompt=prompt_text, batch_size=batch_size, show_progress_bar=show_progress_bar,
+                convert_to_sparse_tensor=convert_to_sparse_tensor,
+                out_device=torch.device("cpu") if save_to_cpu else device, device=device,
+                max_active_dims=max_active_dims, task=task, route=self._route_task(task), precision=precision,
+                forward_kwargs=module_kwargs)
         if single:
-            return result[0]
-        if not convert_to_tensor:
-            return [result[i] for i in range(len(texts))]
-        return result
+            return encoding.row(result, 0)
+        return result if convert_to_tensor else encoding.split_rows(result)
 
     def start_multi_process_pool(self, target_devices: list[str] | None = None) -> MultiProcessPool:
         """Starts one encoding process per device, each with a copy of this model (as it is now); pass the
@@ -522,46 +476,13 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
     def decode(self, embeddings: torch.Tensor, top_k: int | None = None
                ) -> list[tuple[str, float]] | list[list[tuple[str, float]]]:
         """The (token, weight) pairs of each vector, heaviest first (``top_k`` of them if given)."""
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
-            raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}.")
-        batch, single = sparse_ops.as_2d(embeddings, "embeddings")
-        vocab_size = len(self.tokenizer)
-        if batch.shape[1] > vocab_size:
-            raise ValueError(f"decode maps dimensions to vocabulary tokens, but these embeddings have {batch.shape[1]} "
-                             f"dimensions and the vocabulary {vocab_size} tokens (a CSR model's latents are not "
-                             "tokens).")
-        batch = batch.coalesce() if batch.is_sparse else batch.to_sparse().coalesce()
-        row_ids, token_ids = batch.indices()
-        values = batch.values()
-        results: list[list[tuple[str, float]]] = []
-        for row in range(batch.shape[0]):
-            in_row = row_ids == row
-            tokens, weights = token_ids[in_row], values[in_row]
-            keep = weights != 0
-            tokens, weights = tokens[keep], weights[keep]
-            order = torch.sort(weights, descending=True, stable=True).indices
-            if top_k is not None:
-                order = order[:top_k]
-            names = self.tokenizer.convert_ids_to_tokens(tokens[order].tolist())
-            results.append(list(zip(names, weights[order].tolist())))
-        return results[0] if single else results
+        return sparse_ops.decode(embeddings, self.tokenizer, top_k)
 
     @staticmethod
-    def intersection(embeddings1: torch.Tensor, embeddings2: torch.Tensor) -> torch.Tensor:
-        """The element-wise product of a vector (1-D) with one or many vectors: the shared dimensions."""
-        if embeddings1.ndim != 1:
-            raise ValueError(f"embeddings1 must be one vector (1-D), got shape {tuple(embeddings1.shape)}.")
-        if embeddings1.shape[-1] != embeddings2.shape[-1]:
-            raise ValueError(f"The embeddings have different dimensions: {embeddings1.shape[-1]} and "
-                             f"{embeddings2.shape[-1]}.")
-        a = embeddings1.to_sparse() if not embeddings1.is_sparse else embeddings1
-        b = embeddings2.to_sparse() if not embeddings2.is_sparse else embeddings2
-        if b.ndim == 1:
-            return (a * b).coalesce()
-        a_dense = sparse_ops.to_dense(a)
-        b = b.coalesce()
-        values = b.values() * a_dense[b.indices()[1]]
-        return torch.sparse_coo_tensor(b.indices(), values, b.shape, check_invariants=False).coalesce()
+    def intersection(embeddings_1: torch.Tensor, embeddings_2: torch.Tensor) -> torch.Tensor:
+        """The dimensions active in both a vector (1-D) and one vector or each row of a batch: their element-wise
+        product where it is positive, as a sparse tensor shaped like ``embeddings_2``."""
+        return sparse_ops.intersection(embeddings_1, embeddings_2)
 
     @staticmethod
     def sparsity(embeddings: torch.Tensor) -> dict[str, float]:
@@ -573,57 +494,116 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
         return {"active_dims": active, "sparsity_ratio": 1.0 - active / batch.shape[1]}
 
     # ----- saving ----------------------------------------------------------------------------------------
-    def _versions(self) -> dict[str, str]:
-        from spladekit._version import __version__
+    @property
+    def similarity_explicit(self) -> bool:
+        """Whether the similarity was chosen (saved in the config) rather than left at the dot-product default."""
+        return self._similarity_explicit
 
-        return {"spladekit": __version__, "transformers": transformers.__version__, "pytorch": torch.__version__}
-
-    def save(self, path: str, layout: Layout | str = Layout.V6) -> None:
-        """Saves the model in the sentence-transformers format (``layout`` "v6", or "v5" for 5.x readers).
+    def save(self, path: str, model_name: str | None = None, create_model_card: bool = True,
+             train_datasets: list[str] | None = None, safe_serialization: bool = True, *,
+             layout: Layout | str = Layout.V6) -> None:
+        """Saves the model in the sentence-transformers format.
 
         The folder is written next to ``path`` and moved into place at the end, so a failure leaves no
-        half-written model (and an existing model at ``path`` untouched until then)."""
-        try:
-            layout = Layout(layout)
-        except ValueError:
-            raise ValueError(f"layout must be one of {[m.value for m in Layout]}, got {layout!r}.") from None
-        path = os.path.abspath(os.path.expanduser(path))
-        parent = os.path.dirname(path)
-        os.makedirs(parent, exist_ok=True)
-        tmp = staging_dir(parent, os.path.basename(path))
-        try:
-            self._write(tmp, layout)
-            if os.path.isdir(path):
-                old = staging_dir(parent, os.path.basename(path), "old")
-                os.rename(path, os.path.join(old, "model"))
-                os.rename(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.rename(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        half-written model (and an existing model at ``path`` untouched until then).
 
-    save_pretrained = save
+        Args:
+            path: the folder to write.
+            model_name: the model's Hub id, shown in the model card's usage snippet (unless it is a local path).
+            create_model_card: write README.md.
+            train_datasets: Hub ids of the training datasets, listed in the card when it lists none.
+            safe_serialization: weights as safetensors (default) or as pickled ``pytorch_model.bin`` files.
+            layout: "v6" (sentence-transformers 6, default) or "v5" (for 5.x readers); keyword only.
+        """
+        if isinstance(model_name, Layout) or model_name in ("v5", "v6"):
+            raise ValueError(f"save(path, {model_name!r}): the second argument is model_name, as in "
+                             f"sentence-transformers; choose the layout with save(path, layout={model_name!r}).")
+        saving.save_model(self, path, layout, model_name, create_model_card, train_datasets, safe_serialization)
 
-    def _write(self, path: str, layout: Layout) -> None:
-        entries = []
-        for idx, module in enumerate(self):
-            if not isinstance(module, Module):
-                raise ValueError(f"Module {idx} ({type(module).__name__}) is not a spladekit module and cannot be "
-                                 "saved in the sentence-transformers format.")
-            type_name = compat.saved_type_name(module, layout)
-            folder = "" if idx == 0 and module.save_in_root else f"{idx}_{type_name.rsplit('.', 1)[-1]}"
-            target = os.path.join(path, folder)
-            if isinstance(module, Router):
-                module.save(target, layout, type_name=compat.saved_type_name)
-            else:
-                module.save(target, layout)
-            entries.append({"idx": idx, "name": str(idx), "path": folder, "type": type_name})
-        write_json(os.path.join(path, compat.MODULES_JSON), entries)
-        with open(os.path.join(path, "README.md"), "w", encoding="utf8") as f:
-            f.write(generate_model_card(self))
-        similarity = self.similarity_fn_name if self._similarity_explicit else None
-        write_json(os.path.join(path, compat.MODEL_CONFIG_JSON),
-                   compat.model_config(self.prompts, self.default_prompt_name, similarity, self.max_active_dims,
-                                       self._versions()))
+    def save_pretrained(self, path: str, model_name: str | None = None, create_model_card: bool = True,
+                        train_datasets: list[str] | None = None, safe_serialization: bool = True, *,
+                        layout: Layout | str = Layout.V6) -> None:
+        """The same as :meth:`save`."""
+        self.save(path, model_name, create_model_card, train_datasets, safe_serialization, layout=layout)
+
+    def push_to_hub(self, repo_id: str, token: str | None = None, private: bool | None = None,
+                    safe_serialization: bool = True, commit_message: str | None = None,
+                    local_model_path: str | None = None, exist_ok: bool = False, replace_model_card: bool = False,
+                    train_datasets: list[str] | None = None, revision: str | None = None,
+                    create_pr: bool = False) -> str:
+        """Uploads the model to the Hugging Face Hub repository ``repo_id`` (created if missing) in one commit.
+
+        An existing README.md in the repository is kept unless ``replace_model_card``; ``local_model_path``
+        uploads that saved folder instead; ``revision`` is the branch (created if missing); ``create_pr`` opens a
+        pull request. Returns the commit's (or pull request's) URL. See :func:`spladekit.saving.push_to_hub`."""
+        return saving.push_to_hub(self, repo_id, token=token, private=private, safe_serialization=safe_serialization,
+                                  commit_message=commit_message, local_model_path=local_model_path,
+                                  exist_ok=exist_ok, replace_model_card=replace_model_card,
+                                  train_datasets=train_datasets, revision=revision, create_pr=create_pr)
+
+    def save_to_hub(self, repo_id: str, organization: str | None = None, token: str | None = None,
+                    private: bool | None = None, safe_serialization: bool = True,
+                    commit_message: str = "Add new SparseEncoder model.", local_model_path: str | None = None,
+                    exist_ok: bool = False, replace_model_card: bool = False,
+                    train_datasets: list[str] | None = None) -> str:
+        """Deprecated name of :meth:`push_to_hub` (``organization`` is the part of ``repo_id`` before "/")."""
+        logger.warning("save_to_hub is deprecated; use push_to_hub.")
+        return self.push_to_hub(saving.repo_with_organization(repo_id, organization), token=token, private=private,
+                                safe_serialization=safe_serialization, commit_message=commit_message,
+                                local_model_path=local_model_path, exist_ok=exist_ok,
+                                replace_model_card=replace_model_card, train_datasets=train_datasets)
+
+    # ----- sentence-transformers' other members -----------------------------------------------------------
+    def evaluate(self, evaluator: Any, output_path: str | None = None) -> dict[str, float] | float:
+        """Runs ``evaluator(model, output_path)`` (creating ``output_path``) and returns its results."""
+        if not callable(evaluator):
+            raise TypeError(f"evaluator must be an evaluator (callable as evaluator(model)), got "
+                            f"{type(evaluator).__name__}.")
+        if output_path is not None:
+            os.makedirs(output_path, exist_ok=True)
+        return evaluator(self, output_path)
+
+    def get_backend(self) -> str:
+        """Where the forward pass runs: "torch", "onnx" or "openvino"."""
+        return self.backend
+
+    def get_sentence_embedding_dimension(self) -> int | None:
+        """Deprecated name of :meth:`get_embedding_dimension`."""
+        return self.get_embedding_dimension()
+
+    def get_max_seq_length(self) -> int | None:
+        """Deprecated: :attr:`max_seq_length`."""
+        return self.max_seq_length
+
+    @property
+    def transformers_model(self) -> Any:
+        """The first Hugging Face ``PreTrainedModel`` inside the model (a Router's routes included), or None."""
+        return next((m.auto_model for m in self.modules() if hasattr(m, "auto_model")), None)
+
+    @property
+    def splade_pooling_chunk_size(self) -> int | None:
+        """The ``chunk_size`` (tokens per step) of the model's SpladePooling; None when it has none or no limit."""
+        pooling = next((m for m in self if isinstance(m, SpladePooling)), None)
+        if pooling is None:
+            logger.warning("This model has no SpladePooling module, so it has no splade_pooling_chunk_size.")
+            return None
+        return pooling.chunk_size
+
+    @splade_pooling_chunk_size.setter
+    def splade_pooling_chunk_size(self, value: int | None) -> None:
+        pooling = next((m for m in self if isinstance(m, SpladePooling)), None)
+        if pooling is None:
+            raise ValueError("This model has no SpladePooling module (its top level), so there is no chunk size to "
+                             "set.")
+        if value is not None:
+            sparse_ops.check_max_active_dims(value, "splade_pooling_chunk_size")
+        pooling.chunk_size = value
+
+    def set_pooling_include_prompt(self, include_prompt: bool) -> None:
+        """Sets ``include_prompt`` of the model's Pooling module (e.g. of a CSR model), if it has one."""
+        if not isinstance(include_prompt, bool):
+            raise TypeError(f"include_prompt must be True or False, got {include_prompt!r}.")
+        for module in self:
+            if isinstance(module, Pooling):
+                module.include_prompt = include_prompt
+                return

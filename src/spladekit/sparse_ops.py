@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import enum
 import warnings
+from collections.abc import Callable
+from typing import Any
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 
 
 class SimilarityFunction(str, enum.Enum):
+    """How two sparse vectors are scored: ``dot`` (SPLADE's), ``cosine``, or the negative ``euclidean`` / ``manhattan``
+    distance (higher is more similar for all four). ``DOT_PRODUCT`` is another name of ``DOT``."""
+
     DOT = "dot"
+    DOT_PRODUCT = "dot"
     COSINE = "cosine"
+    EUCLIDEAN = "euclidean"
+    MANHATTAN = "manhattan"
 
     @classmethod
     def parse(cls, value: str | SimilarityFunction, argument: str = "similarity_fn_name") -> SimilarityFunction:
@@ -19,7 +29,35 @@ class SimilarityFunction(str, enum.Enum):
         try:
             return cls(value)
         except ValueError:
-            raise ValueError(f"{argument} must be one of {[m.value for m in cls]}, got {value!r}.") from None
+            raise ValueError(f"{argument} must be one of {cls.possible_values()}, got {value!r}.") from None
+
+    @staticmethod
+    def possible_values() -> list[str]:
+        return [member.value for member in SimilarityFunction]  # aliases (DOT_PRODUCT) are not iterated
+
+    @staticmethod
+    def to_similarity_fn(value: str | SimilarityFunction) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The all-pairs function of ``value``: (N, D), (M, D) -> (N, M)."""
+        return _MATRIX_FUNCTIONS[SimilarityFunction.parse(value)]
+
+    @staticmethod
+    def to_similarity_pairwise_fn(value: str | SimilarityFunction
+                                  ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The row-wise function of ``value``: (N, D), (N, D) -> (N,)."""
+        return _PAIRWISE_FUNCTIONS[SimilarityFunction.parse(value)]
+
+    @staticmethod
+    def of_function(function: Any) -> SimilarityFunction | None:
+        """The member whose all-pairs function ``function`` is (this module's or sentence-transformers' by name:
+        ``cos_sim``, ``dot_score``, ``euclidean_sim``, ``manhattan_sim``), else None."""
+        for member, known in _MATRIX_FUNCTIONS.items():
+            if function is known:
+                return member
+        name = getattr(function, "__name__", None)
+        module = getattr(function, "__module__", "") or ""
+        if module.startswith(("sentence_transformers.", "spladekit.")) and name in _FUNCTION_NAMES:
+            return _FUNCTION_NAMES[name]
+        return None
 
 
 def check_max_active_dims(value: int | None, argument: str = "max_active_dims") -> int | None:
@@ -89,23 +127,57 @@ def normalize_rows(embeddings: torch.Tensor) -> torch.Tensor:
     return _scale_rows(embeddings, 1.0 / row_norms(embeddings).clamp_min(1e-12))
 
 
+def _squared_row_norms(embeddings: torch.Tensor) -> torch.Tensor:
+    return row_norms(embeddings) ** 2
+
+
+def _manhattan_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``-sum_d |a_id - b_jd|`` for every pair, touching only the non-zero dimensions of each row of ``a``.
+
+    ``|a - b|_1 = |b|_1 + sum_{d in nz(a)} (|a_d - b_d| - |b_d|)``: one (M, nnz(a_i)) gather of ``b`` per row."""
+    b_l1 = (b.coalesce().abs() if b.is_sparse else b.abs()).sum(dim=1)
+    b_l1 = to_dense(b_l1).to(torch.promote_types(a.dtype, b.dtype))  # (M,)
+    a = a.coalesce() if a.is_sparse else a
+    rows = []
+    for i in range(a.shape[0]):
+        row = a[i].coalesce() if a.is_sparse else a[i]
+        if row.is_sparse:
+            cols, values = row.indices()[0], row.values()
+        else:
+            cols = row.nonzero(as_tuple=True)[0]
+            values = row[cols]
+        b_cols = to_dense(b.index_select(1, cols)) if b.is_sparse else b[:, cols]  # (M, nnz)
+        rows.append(b_l1 + ((values.unsqueeze(0) - b_cols).abs() - b_cols.abs()).sum(dim=1))
+    if not rows:
+        return torch.zeros(0, b.shape[0], dtype=b_l1.dtype, device=b_l1.device)
+    return -torch.stack(rows)  # (N, M)
+
+
 def similarity_matrix(a: torch.Tensor, b: torch.Tensor, fn: SimilarityFunction) -> torch.Tensor:
-    """(N, D) x (M, D) -> dense (N, M) scores: dot product or cosine similarity."""
+    """(N, D) x (M, D) -> dense (N, M) scores: dot product, cosine similarity, or negative Euclidean / Manhattan
+    distance. Sparse inputs stay sparse."""
     a, _ = as_2d(a, "embeddings1")
     b, _ = as_2d(b, "embeddings2")
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"The embeddings have different dimensions: {a.shape[1]} and {b.shape[1]}.")
+    if fn is SimilarityFunction.MANHATTAN:
+        return _manhattan_matrix(a, b)
     if fn is SimilarityFunction.COSINE:
         a, b = normalize_rows(a), normalize_rows(b)
     if a.is_sparse and b.is_sparse:
         with warnings.catch_warnings():  # torch routes sparse x sparse through its (beta) CSR kernels
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            return to_dense(torch.sparse.mm(a.coalesce(), b.coalesce().t()))
-    if a.is_sparse:
-        return torch.sparse.mm(a.coalesce(), to_dense(b).t())
-    if b.is_sparse:
-        return torch.sparse.mm(b.coalesce(), a.t()).t()
-    return a @ b.t()
+            dots = to_dense(torch.sparse.mm(a.coalesce(), b.coalesce().t()))
+    elif a.is_sparse:
+        dots = torch.sparse.mm(a.coalesce(), to_dense(b).t())
+    elif b.is_sparse:
+        dots = torch.sparse.mm(b.coalesce(), a.t()).t()
+    else:
+        dots = a @ b.t()
+    if fn is SimilarityFunction.EUCLIDEAN:
+        squared = _squared_row_norms(a).unsqueeze(1) - 2 * dots + _squared_row_norms(b).unsqueeze(0)  # (N, M)
+        return -squared.clamp_min(0.0).sqrt()
+    return dots
 
 
 def pairwise_similarity(a: torch.Tensor, b: torch.Tensor, fn: SimilarityFunction) -> torch.Tensor:
@@ -115,6 +187,17 @@ def pairwise_similarity(a: torch.Tensor, b: torch.Tensor, fn: SimilarityFunction
     if a.shape != b.shape:
         raise ValueError(f"similarity_pairwise needs embeddings of the same shape, got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}.")
+    if fn in (SimilarityFunction.EUCLIDEAN, SimilarityFunction.MANHATTAN):
+        difference = (a.coalesce() if a.is_sparse else a) - (b.coalesce() if b.is_sparse else b)
+        squares = fn is SimilarityFunction.EUCLIDEAN
+        if difference.is_sparse:
+            difference = difference.coalesce()
+            rows, values = difference.indices()[0], difference.values()
+            magnitudes = values * values if squares else values.abs()
+            totals = torch.zeros(a.shape[0], dtype=values.dtype, device=values.device).index_add(0, rows, magnitudes)
+        else:
+            totals = (difference * difference).sum(dim=1) if squares else difference.abs().sum(dim=1)
+        return -(totals.sqrt() if squares else totals)
     if fn is SimilarityFunction.COSINE:
         a, b = normalize_rows(a), normalize_rows(b)
     if a.is_sparse or b.is_sparse:
@@ -124,6 +207,144 @@ def pairwise_similarity(a: torch.Tensor, b: torch.Tensor, fn: SimilarityFunction
             return torch.zeros(a.shape[0], dtype=a.dtype, device=a.device)
         return torch.sparse.sum(product, dim=1).to_dense()
     return (a * b).sum(dim=1)
+
+
+def dot_score(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """All-pairs dot products ``a_i . b_j``: (N, D), (M, D) -> (N, M); sparse or dense."""
+    return similarity_matrix(a, b, SimilarityFunction.DOT)
+
+
+def cos_sim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """All-pairs cosine similarities: (N, D), (M, D) -> (N, M); sparse or dense; zero rows score 0."""
+    return similarity_matrix(a, b, SimilarityFunction.COSINE)
+
+
+def euclidean_sim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """All-pairs negative Euclidean distances ``-||a_i - b_j||_2``: (N, D), (M, D) -> (N, M)."""
+    return similarity_matrix(a, b, SimilarityFunction.EUCLIDEAN)
+
+
+def manhattan_sim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """All-pairs negative Manhattan distances ``-||a_i - b_j||_1``: (N, D), (M, D) -> (N, M)."""
+    return similarity_matrix(a, b, SimilarityFunction.MANHATTAN)
+
+
+def pairwise_dot_score(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a_i . b_i``: (N, D), (N, D) -> (N,)."""
+    return pairwise_similarity(a, b, SimilarityFunction.DOT)
+
+
+def pairwise_cos_sim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``cos(a_i, b_i)``: (N, D), (N, D) -> (N,)."""
+    return pairwise_similarity(a, b, SimilarityFunction.COSINE)
+
+
+def pairwise_euclidean_sim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``-||a_i - b_i||_2``: (N, D), (N, D) -> (N,)."""
+    return pairwise_similarity(a, b, SimilarityFunction.EUCLIDEAN)
+
+
+def pairwise_manhattan_sim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``-||a_i - b_i||_1``: (N, D), (N, D) -> (N,)."""
+    return pairwise_similarity(a, b, SimilarityFunction.MANHATTAN)
+
+
+_MATRIX_FUNCTIONS = {SimilarityFunction.DOT: dot_score, SimilarityFunction.COSINE: cos_sim,
+                     SimilarityFunction.EUCLIDEAN: euclidean_sim, SimilarityFunction.MANHATTAN: manhattan_sim}
+_PAIRWISE_FUNCTIONS = {SimilarityFunction.DOT: pairwise_dot_score, SimilarityFunction.COSINE: pairwise_cos_sim,
+                       SimilarityFunction.EUCLIDEAN: pairwise_euclidean_sim,
+                       SimilarityFunction.MANHATTAN: pairwise_manhattan_sim}
+_FUNCTION_NAMES = {"dot_score": SimilarityFunction.DOT, "cos_sim": SimilarityFunction.COSINE,
+                   "pytorch_cos_sim": SimilarityFunction.COSINE, "euclidean_sim": SimilarityFunction.EUCLIDEAN,
+                   "manhattan_sim": SimilarityFunction.MANHATTAN}
+
+
+def exact_index_or_function(fn: SimilarityFunction) -> SimilarityFunction | Callable[[torch.Tensor, torch.Tensor],
+                                                                                    torch.Tensor]:
+    """``fn`` itself when an inverted index can rank by it (dot product, or cosine on L2-normalized rows), else its
+    all-pairs function (negative distances are not sums of products, so they are scored brute force)."""
+    if fn in (SimilarityFunction.DOT, SimilarityFunction.COSINE):
+        return fn
+    return _MATRIX_FUNCTIONS[fn]
+
+
+def intersection(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The product of vector ``a`` (D,) with ``b`` (D,) or with each row of ``b`` (N, D), kept where positive (the
+    dimensions active in both), as a coalesced sparse tensor shaped like ``b``."""
+    if a.ndim != 1:
+        raise ValueError(f"embeddings_1 must be one vector (1-D), got shape {tuple(a.shape)}.")
+    if b.ndim not in (1, 2):
+        raise ValueError(f"embeddings_2 must be one vector or a batch (1-D or 2-D), got shape {tuple(b.shape)}.")
+    if a.shape[-1] != b.shape[-1]:
+        raise ValueError(f"The embeddings have different dimensions: {a.shape[-1]} and {b.shape[-1]}.")
+    b = (b if b.is_sparse else b.to_sparse()).coalesce()
+    values = b.values() * to_dense(a).to(b.values().dtype)[b.indices()[-1]]
+    keep = values > 0
+    return torch.sparse_coo_tensor(b.indices()[:, keep], values[keep], b.shape, check_invariants=False,
+                                   is_coalesced=True)
+
+
+def decode(embeddings: torch.Tensor, tokenizer: Any, top_k: int | None = None
+           ) -> list[tuple[str, float]] | list[list[tuple[str, float]]]:
+    """The (token, weight) pairs of each vector (a 1-D vector or each row of a batch), heaviest first, ``top_k`` of
+    them if given; dimension ``t`` is the tokenizer's token ``t``."""
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
+        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}.")
+    batch, single = as_2d(embeddings, "embeddings")
+    vocab_size = len(tokenizer)
+    if batch.shape[1] > vocab_size:
+        raise ValueError(f"decode maps dimensions to vocabulary tokens, but these embeddings have {batch.shape[1]} "
+                         f"dimensions and the vocabulary {vocab_size} tokens (a CSR model's latents are not tokens).")
+    batch = batch.coalesce() if batch.is_sparse else batch.to_sparse().coalesce()
+    row_ids, token_ids = batch.indices()
+    values = batch.values()
+    results: list[list[tuple[str, float]]] = []
+    for row in range(batch.shape[0]):
+        in_row = row_ids == row
+        tokens, weights = token_ids[in_row], values[in_row]
+        keep = weights != 0
+        tokens, weights = tokens[keep], weights[keep]
+        order = torch.sort(weights, descending=True, stable=True).indices
+        if top_k is not None:
+            order = order[:top_k]
+        names = tokenizer.convert_ids_to_tokens(tokens[order].tolist())
+        results.append(list(zip(names, weights[order].tolist())))
+    return results[0] if single else results
+
+
+def select_max_active_dims(embeddings: torch.Tensor | np.ndarray, max_active_dims: int | None
+                           ) -> torch.Tensor | np.ndarray:
+    """A new dense tensor keeping the ``max_active_dims`` largest-magnitude values of each vector, the rest 0.
+
+    ``None`` returns ``embeddings`` unchanged; a numpy array becomes a tensor; the input is never modified.
+
+    Example::
+
+        select_max_active_dims(torch.tensor([[0.1, -3.0, 2.0]]), 2)  # tensor([[0., -3., 2.]])
+    """
+    max_active_dims = check_max_active_dims(max_active_dims)
+    if max_active_dims is None:
+        return embeddings
+    if isinstance(embeddings, np.ndarray):
+        embeddings = torch.from_numpy(embeddings)
+    if not isinstance(embeddings, torch.Tensor):
+        raise TypeError(f"embeddings must be a torch.Tensor or numpy array, got {type(embeddings).__name__}.")
+    embeddings = to_dense(embeddings)
+    if embeddings.ndim == 0:
+        raise ValueError("embeddings must have at least one dimension (one vector), got a scalar.")
+    return top_k_per_row(embeddings.clone(), max_active_dims)
+
+
+def to_scipy_coo(embeddings: torch.Tensor) -> sp.coo_matrix:
+    """The 2-D sparse (or dense) tensor as a ``scipy.sparse.coo_matrix`` of the same shape and values."""
+    if not isinstance(embeddings, torch.Tensor) or embeddings.ndim != 2:
+        shape = tuple(embeddings.shape) if isinstance(embeddings, torch.Tensor) else type(embeddings).__name__
+        raise ValueError(f"to_scipy_coo takes a 2-D torch tensor (a batch of vectors), got {shape}.")
+    x = embeddings.coalesce() if embeddings.is_sparse else embeddings.detach().to_sparse().coalesce()
+    indices = x.indices().cpu().numpy()
+    values = x.values().detach().cpu()
+    values = values.float() if values.dtype in (torch.bfloat16, torch.float16) else values
+    return sp.coo_matrix((values.numpy(), (indices[0], indices[1])), shape=tuple(x.shape))
 
 
 def active_dims(embeddings: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,7 +19,7 @@ def staging_dir(parent: str, name: str, role: str = "tmp") -> str:
     makes private 0700 folders, which once renamed into place stay unreadable to other users: a search server,
     a shared model cache)."""
     while True:
-        path = os.path.join(parent, f".{name}.{role}-{uuid.uuid4().hex[:12]}")
+        path = staging_name(parent, name, role)
         try:
             os.mkdir(path)
             return path
@@ -40,6 +42,11 @@ def remove_stale_staging(parent: str, name: str, role: str = "tmp") -> list[str]
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
+
+
+def staging_name(parent: str, name: str, role: str) -> str:
+    """A fresh path ``parent/.{name}.{role}-XXXX`` (nothing is created): what :func:`leftovers` recognises."""
+    return os.path.join(parent, f".{name}.{role}-{uuid.uuid4().hex[:12]}")
 
 
 def write_into(output_dir: str, write: Callable[[str], None]) -> None:
@@ -133,3 +140,65 @@ def remove_temporary_files(folder: str) -> list[str]:
                 os.remove(os.path.join(folder, name))
             removed.append(name)
     return removed
+def replace_folder(source: str, target: str) -> None:
+    """Moves the complete folder ``source`` to ``target`` (both on one filesystem), replacing what is there.
+
+    An existing ``target`` is first renamed aside (``.{name}.replaced-XXXX`` beside it) and deleted only once
+    ``source`` is in place, so at every moment ``target`` is the old folder, the new one, or (between the two
+    renames) absent with the old one aside. Running ``replace_folder`` again after an interruption finishes the
+    move; :func:`remove_leftovers` deletes the old folders an interruption left aside."""
+    parent, name = os.path.split(os.path.abspath(target))
+    aside = None
+    if os.path.lexists(target):
+        aside = staging_name(parent, name, "replaced")
+        os.rename(target, aside)
+    os.rename(source, target)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def leftovers(parent: str, name: str) -> list[str]:
+    """The staging folders (``.{name}.{role}-XXXX``) that an interrupted write left in ``parent``."""
+    if not os.path.isdir(parent):
+        return []
+    pattern = re.compile(rf"^\.{re.escape(name)}\.[A-Za-z_]+-[0-9a-f]{{12}}$")
+    return sorted(os.path.join(parent, entry) for entry in os.listdir(parent) if pattern.match(entry))
+
+
+def remove_leftovers(parent: str, name: str) -> list[str]:
+    """Deletes what :func:`leftovers` finds; returns the paths removed."""
+    found = leftovers(parent, name)
+    for path in found:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+    return found
+
+
+_OS_ERROR_RE = re.compile(r"\(os error (\d+)\)")
+_NEARLY_FULL = 1 << 20  # bytes free
+
+
+def as_os_error(exc: BaseException, path: str) -> OSError | None:
+    """The ``OSError`` behind a library's own exception, naming ``path``, or None if there is none.
+
+    safetensors' writer (Rust) reports a full disk as ``SafetensorError("... No space left on device (os error
+    28)")``, torch.save as a RuntimeError that names no cause; turned into ``OSError(ENOSPC, ..., path)`` they
+    read like any other failed write."""
+    if isinstance(exc, OSError):
+        return None
+    match = _OS_ERROR_RE.search(str(exc))
+    if match is not None:
+        code = int(match.group(1))
+        return OSError(code, os.strerror(code), path)
+    # torch.save says only "[enforce fail at inline_container.cc] unexpected pos ..." when the disk fills up:
+    # a write error on a file system left with (next to) no free space is taken as that.
+    if isinstance(exc, RuntimeError):
+        folder = os.path.abspath(path)
+        while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+            folder = os.path.dirname(folder)
+        if shutil.disk_usage(folder).free < _NEARLY_FULL:
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+    return None

@@ -84,7 +84,7 @@ def test_ids_default_to_the_line_number(tmp_path):
     (b'{"_id": "a", "text": "ok"}\n{"_id": "b", "body": "x"}\n', r"c.jsonl, line 2: expected a string in 'text', got no 'text' field"),
     (b'{"_id": "a", "text": 3}\n', r"line 1: expected a string in 'text', got 3"),
     (b'{"_id": [1], "text": "t"}\n', r"line 1: the id must be a string or an integer"),
-    (b'{"_id": "a", "text": "ok"}\n{"_id": "b", "text": "caf\xe9"}\n', r"c.jsonl, line 2: byte 0xe9 at column 26 is not UTF-8"),
+    (b'{"_id": "a", "text": "ok"}\n{"_id": "b", "text": "caf\xe9"}\n', r"c.jsonl, line 2: byte b'\\xe9' \(column 26\) is not UTF-8 text"),
     (b'["a list"]\n', r"line 1: expected a JSON object"),
 ])
 def test_bad_lines_are_named_with_file_and_line(tmp_path, content, message):
@@ -101,7 +101,7 @@ def test_missing_and_truncated_files_are_explained(tmp_path):
         open_corpus(tmp_path)
     packed = tmp_path / "c.jsonl.gz"
     packed.write_bytes(gzip.compress(b'{"text": "a"}\n' * 1000)[:-30])
-    with pytest.raises(CorpusFormatError, match="c.jsonl.gz, after line .*truncated"):
+    with pytest.raises(CorpusFormatError, match="c.jsonl.gz: not a complete gzip file after line \d+"):
         list(iter_corpus(packed))
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -118,7 +118,7 @@ def test_stale_foreign_and_closed_pools_are_refused(model, splade_tiny_path, poo
         MultiProcessPool(model, "cpu")
     with pytest.raises(ValueError, match="not a device"):
         MultiProcessPool(model, ["cpu", "gpu-7"])
-    with pytest.raises(TypeError, match="sentences\\[1\\]"):
+    with pytest.raises(TypeError, match="inputs\\[1\\]"):
         model.encode(["a", None], pool=pool)  # checked in this process, before any chunk is sent
 
 

@@ -216,3 +216,129 @@ def test_invalid_arguments_raise_clear_errors(call, error, match):
     dataset, _ = make_data(4)
     with pytest.raises(error, match=match):
         call(dataset, BagOfWords())
+
+
+# ----- sentence-transformers' parameter order and options (issue 17, item 8) --------------------------------------
+def test_sentence_transformers_parameter_order():
+    """mine_hard_negatives(dataset, model, anchor_column_name, positive_column_name, corpus, cross_encoder, range_min,
+    range_max, max_score, min_score, absolute_margin, relative_margin, num_negatives, ...) positionally."""
+    dataset, corpus = make_data(5)
+    model = BagOfWords()
+    positional = mine_hard_negatives(dataset, model, "query", "answer", corpus, None, 1, 12, None, None, 0.2, None, 2,
+                                     verbose=False)
+    keywords = mine_hard_negatives(dataset, model, corpus=corpus, range_min=1, range_max=12, margin=0.2,
+                                   num_negatives=2, verbose=False)
+    assert positional.to_dict() == keywords.to_dict()
+    expected = reference(dataset, model, corpus, num_negatives=2, range_min=1, range_max=12, margin=0.2)
+    assert positional["negative"] == [n for a in dict.fromkeys(dataset["query"])
+                                      for _ in dict.fromkeys(p for q, p in zip(dataset["query"], dataset["answer"])
+                                                             if q == a)
+                                      for n, _ in expected[a]]
+    with pytest.raises(ValueError, match="margin=0.2 and absolute_margin=0.3 disagree"):
+        mine_hard_negatives(dataset, model, absolute_margin=0.3, margin=0.2)
+
+
+def test_as_triplets_and_include_positives():
+    dataset, corpus = make_data(6)
+    model = BagOfWords()
+    tuples = mine_hard_negatives(dataset, model, corpus=corpus, num_negatives=2, as_triplets=False, verbose=False)
+    assert tuples.column_names == ["query", "answer", "negative_1", "negative_2"]
+    ranking = mine_hard_negatives(dataset, model, corpus=corpus, num_negatives=4, include_positives=True,
+                                  output_format="triplet", output_scores=True, verbose=False)
+    assert ranking.column_names[:6] == ["query", "answer", "negative_1", "negative_2", "negative_3", "negative_4"]
+    for row in ranking:  # the full first-stage ranking: positives stay among the candidates, the anchor does not
+        vectors = model.vectors([row["query"], *corpus, *dataset["answer"]])
+        ranked = sorted(dict.fromkeys([*corpus, *dataset["answer"]]),
+                        key=lambda d: -float(vectors[row["query"]] @ vectors[d]))
+        ranked = [d for d in ranked if d != row["query"]][:4]
+        assert [row[f"negative_{i}"] for i in range(1, 5)] == ranked
+    pairs = Dataset.from_dict({"query": ["w1 w2"], "answer": ["w1 w2 w1 w2"]})  # the positive ranks first
+    first = mine_hard_negatives(pairs, model, corpus=["w3", "w1 w4", "w2"], num_negatives=3, include_positives=True,
+                                verbose=False)
+    assert first[0]["negative_1"] == "w1 w2 w1 w2"
+
+
+class WordOverlapReranker:
+    """A stand-in cross-encoder: the score of (query, document) is the number of query words in the document."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def predict(self, pairs, batch_size=32, convert_to_tensor=False):
+        self.calls += 1
+        scores = [float(len(set(q.split()) & set(d.split()))) for q, d in pairs]
+        return torch.tensor(scores) if convert_to_tensor else scores
+
+
+def test_cross_encoder_rescores_the_candidates_for_the_filters():
+    dataset, corpus = make_data(7)
+    model, reranker = BagOfWords(), WordOverlapReranker()
+    got = mine_hard_negatives(dataset, model, corpus=corpus, cross_encoder=reranker, num_negatives=2, range_max=10,
+                              max_score=1.0, output_format="n-tuple", output_scores=True, verbose=False)
+    assert reranker.calls > 0
+    window = reference(dataset, model, corpus, num_negatives=10, range_max=10)
+    for row in got:
+        candidates = [d for d, _ in window[row["query"]]]
+        overlap = {d: float(len(set(row["query"].split()) & set(d.split()))) for d in candidates}
+        expected = sorted([d for d in candidates if overlap[d] <= 1.0], key=lambda d: -overlap[d])[:2]
+        assert [row["negative_1"], row["negative_2"]] == expected
+        assert row["scores"] == [len(set(row["query"].split()) & set(row["answer"].split())),
+                                 *(overlap[d] for d in expected)]
+    unfiltered = mine_hard_negatives(dataset, model, corpus=corpus, cross_encoder=WordOverlapReranker(),
+                                     num_negatives=2, verbose=False)
+    assert unfiltered.to_dict() == mine_hard_negatives(dataset, model, corpus=corpus, num_negatives=2,
+                                                       verbose=False).to_dict()  # no filter: no rescoring
+
+
+def test_cache_folder_reuses_the_embeddings(tmp_path):
+    dataset, corpus = make_data(8)
+    model = BagOfWords()
+    first = mine_hard_negatives(dataset, model, corpus=corpus, num_negatives=2, cache_folder=str(tmp_path),
+                                verbose=False)
+    assert len(model.calls) == 2 and len(list(tmp_path.glob("*_embeddings_*.npz"))) == 2
+    second = mine_hard_negatives(dataset, model, corpus=corpus, num_negatives=2, cache_folder=str(tmp_path),
+                                 verbose=False)
+    assert len(model.calls) == 2 and second.to_dict() == first.to_dict()
+    mine_hard_negatives(dataset, model, corpus=corpus, num_negatives=2, cache_folder=str(tmp_path),
+                        query_prompt="q: ", verbose=False)
+    assert len(model.calls) == 3  # another prompt: the queries are encoded again, the corpus is not
+
+
+def test_verbose_prints_the_score_statistics(capsys):
+    dataset, corpus = make_data(9)
+    got = mine_hard_negatives(dataset, BagOfWords(), corpus=corpus, num_negatives=2, relative_margin=0.1)
+    out = capsys.readouterr().out
+    assert "Metric" in out and "Positive" in out and "Negative" in out
+    counts = next(line for line in out.splitlines() if line.startswith("Count")).split()
+    assert counts[1] == str(len(dataset)) and 0 < int(counts[2]) <= len(got)
+    assert "because of relative_margin" in out
+    mine_hard_negatives(dataset, BagOfWords(), corpus=corpus, num_negatives=2, verbose=False)
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("similarity", ["euclidean", "manhattan"])
+def test_distance_models_mine_by_their_similarity(similarity):
+    dataset, corpus = make_data(10)
+    model = BagOfWords()
+    model.similarity_fn_name = similarity
+    got = mine_hard_negatives(dataset, model, corpus=corpus, num_negatives=2, output_format="n-tuple",
+                              output_scores=True, verbose=False)
+    order = 2 if similarity == "euclidean" else 1
+    for row in got:
+        vectors = model.vectors([row["query"], *corpus, *dataset["answer"]])
+        own = {p for q, p in zip(dataset["query"], dataset["answer"]) if q == row["query"]}
+        documents = [d for d in dict.fromkeys([*corpus, *dataset["answer"]]) if d not in own and d != row["query"]]
+        score = {d: -float(np.linalg.norm(vectors[row["query"]] - vectors[d], ord=order)) for d in documents}
+        ranked = sorted(documents, key=lambda d: -score[d])[:2]
+        assert [row["negative_1"], row["negative_2"]] == ranked
+        assert row["scores"][1:] == pytest.approx([score[d] for d in ranked], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_multi_process_encoding_gives_the_same_negatives(tiny_splade):
+    texts = ["cells divide", "stars form", "proteins fold in cells", "galaxies merge", "cell walls", "star clusters"]
+    dataset = Dataset.from_dict({"anchor": ["cell biology", "astronomy"], "positive": [texts[0], texts[1]]})
+    single = mine_hard_negatives(dataset, tiny_splade, corpus=texts, num_negatives=2, verbose=False)
+    pooled = mine_hard_negatives(dataset, tiny_splade, corpus=texts, num_negatives=2, verbose=False,
+                                 use_multi_process=["cpu", "cpu"])
+    assert pooled.to_dict() == single.to_dict()

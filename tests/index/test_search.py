@@ -79,3 +79,32 @@ def test_search_with_a_cosine_model_normalizes_both_sides(tiny_splade):
     expected = brute_force_top_k(q, d, [0, 1, 2], 3)
     got = search(tiny_splade, ["beta"], documents, top_k=3)
     assert [[(h["corpus_id"], pytest.approx(h["score"], rel=1e-5)) for h in row] for row in got] == expected
+
+
+@pytest.mark.filterwarnings("ignore:Sparse invariant checks:UserWarning")
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta:UserWarning")
+@pytest.mark.parametrize("score_function", [st_util.cos_sim, st_util.dot_score, st_util.euclidean_sim,
+                                            st_util.manhattan_sim, lambda a, b: -st_util.euclidean_sim(a, b)])
+def test_semantic_search_takes_sentence_transformers_arguments(data, score_function):
+    """util.semantic_search(query_embeddings, corpus_embeddings, query_chunk_size, corpus_chunk_size, top_k,
+    score_function), positionally, with small chunks: the same hits as sentence-transformers."""
+    queries, corpus = data
+    expected = st_util.semantic_search(queries, corpus, 5, 40, 6, score_function)
+    got = semantic_search(queries, corpus, 5, 40, 6, score_function)
+    assert [[hit["corpus_id"] for hit in row] for row in got] == [[hit["corpus_id"] for hit in row]
+                                                                  for row in expected]
+    np.testing.assert_allclose([[hit["score"] for hit in row] for row in got],
+                               [[hit["score"] for hit in row] for row in expected], rtol=1e-5, atol=1e-5)
+
+
+def test_semantic_search_default_score_is_the_dot_product(data):
+    queries, corpus = data
+    by_default = semantic_search(queries, corpus, top_k=4)
+    assert by_default == semantic_search(queries, corpus, top_k=4, score_function=st_util.dot_score)
+    assert by_default == semantic_search(queries, corpus_embeddings_or_index=corpus, top_k=4)
+    with pytest.raises(ValueError, match="not both"):
+        semantic_search(queries, corpus, score_function="dot", similarity_fn_name="dot")
+    with pytest.raises(ValueError, match="query_chunk_size must be an integer >= 1"):
+        semantic_search(queries, corpus, query_chunk_size=0)
+    with pytest.raises(ValueError, match=r"returned shape \(1,\)"):
+        semantic_search(queries, corpus, score_function=lambda a, b: torch.zeros(1))

@@ -34,11 +34,14 @@ def test_mnrl_needs_two_text_columns_and_no_label(tiny_model):
                               "(anchor, positive[, negative_1, ..., negative_n]), got columns ['query'] "
                               "(1 text column).")
     assert "dataset.select_columns" in message
-    message = _error(loss, ["query", "document", "label"], "label")
-    assert "expects only the text columns (anchor, positive[, negative_1, ..., negative_n]) and no label column" in message
-    assert "got columns ['query', 'document', 'label'] with the label column 'label'" in message
-    assert "dataset.remove_columns(['label'])" in message
+    # A label column is ignored, as sentence-transformers does (the trainer warns), and said so in the usage.
+    loss.validate_columns(["query", "document", "label"], "label", 1.0)
+    assert not loss.takes_labels
+    assert loss.column_usage(["query", "document", "label"], "label") == [
+        ("query", "the anchor"), ("document", "the positive"), ("label", "ignored (this loss takes no labels)")]
     loss.validate_columns(["query", "document", "hard_negative"], None)
+    assert loss.column_usage(["q", "d", "n1", "n2"], None) == [
+        ("q", "the anchor"), ("d", "the positive"), ("n1", "a negative"), ("n2", "a negative")]
 
 
 @pytest.mark.parametrize("cls", [SparseCoSENTLoss, SparseAnglELoss, SparseCosineSimilarityLoss])
@@ -117,8 +120,10 @@ def test_wrappers_check_their_base_loss(tiny_model):
     cached = CachedSpladeLoss(tiny_model, SparseMultipleNegativesRankingLoss(tiny_model),
                               document_regularizer_weight=1.0, query_regularizer_weight=1.0)
     assert _error(cached, ["q"], None).startswith("SparseMultipleNegativesRankingLoss expects at least 2")
-    assert _error(CSRLoss(tiny_model), ["q", "d", "label"], "label").startswith(
-        "SparseMultipleNegativesRankingLoss expects only the text columns")
+    CSRLoss(tiny_model).validate_columns(["q", "d", "label"], "label")  # the label is ignored
+    assert not CSRLoss(tiny_model).takes_labels and splade.takes_labels
+    assert splade.column_usage(["q", "p", "n", "label"], "label") == [
+        ("q", "the query"), ("p", "the positive"), ("n", "a negative"), ("label", "the label")]
 
 
 @pytest.mark.parametrize(

@@ -53,3 +53,16 @@ def test_loaded_models_train_with_lean_dropout(splade_tiny_path):
     assert dropouts and all(isinstance(m, LeanDropout) for m in dropouts)
     kept = SparseEncoder(splade_tiny_path, device="cpu", model_kwargs={"attn_implementation": "sdpa"})
     assert not any(isinstance(m, LeanDropout) for m in kept.modules())
+
+
+def test_backward_regenerates_the_mask_whatever_was_drawn_since():
+    """The mask comes back from the saved seed: random draws between the forward and the backward pass (other
+    layers' dropout, the sampler) do not change the gradient, and two calls in a row draw different masks."""
+    x = torch.randn(32, 256, requires_grad=True)
+    y = lean_dropout(x, 0.1)
+    second = lean_dropout(x.detach(), 0.1)
+    assert not torch.equal(second.ne(0), y.ne(0))
+    torch.rand(10_000)  # the global generator moves on
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    torch.testing.assert_close(grad, y.ne(0).float() / dropout_threshold(0.1)[1], rtol=0, atol=0)
+    assert grad.ne(0).float().mean().item() == pytest.approx(0.9, abs=0.01)  # 8,192 draws

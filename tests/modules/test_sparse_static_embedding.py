@@ -187,8 +187,6 @@ def test_bad_arguments_elsewhere(tokenizer, tmp_path):
         SparseStaticEmbedding("bert-base-uncased")
     with pytest.raises(ValueError, match="`max_seq_length`"):
         SparseStaticEmbedding(tokenizer).max_seq_length = 0
-    with pytest.raises(ValueError, match="`texts`"):
-        SparseStaticEmbedding(tokenizer).tokenize("a single string")
     with pytest.raises(ValueError, match="`corpus`"):
         compute_idf([], tokenizer)
     with pytest.raises(ValueError, match="`corpus`"):
@@ -206,3 +204,10 @@ def test_unknown_config_key_raises_config_error(tokenizer, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"frozen": False, "sparsity": 3}))
     with pytest.raises(ConfigError, match="sparsity"):
         SparseStaticEmbedding.load(str(tmp_path))
+
+
+def test_tokenize_takes_a_single_string_as_one_text(tokenizer):
+    module = SparseStaticEmbedding(tokenizer)
+    one, batch = module.tokenize("a single string"), module.tokenize(["a single string"])
+    assert one["input_ids"].shape[0] == 1
+    assert torch.equal(one["input_ids"], batch["input_ids"])

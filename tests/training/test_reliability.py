@@ -61,6 +61,10 @@ def test_last_complete_checkpoint_sets_aside_partial_ones(tmp_path):
             (folder / COMPLETE_MARKER).write_text("complete\n")
     assert last_complete_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-4")
     assert sorted(os.listdir(tmp_path)) == ["checkpoint-2", "checkpoint-4", "incomplete-checkpoint-6"]
+    # the next resume deletes what an earlier one set aside: they do not pile up
+    (tmp_path / "checkpoint-8").mkdir()
+    assert last_complete_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-4")
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint-2", "checkpoint-4", "incomplete-checkpoint-8"]
 
 
 class FailingLoss(SparseLoss):

@@ -400,3 +400,29 @@ def test_enums_and_factories():
     assert multi_dataset_batch_sampler_class(proportional) is ProportionalBatchSampler
     with pytest.raises(ValueError, match=r"'nodup' is not a batch sampler; choose one of \['batch_sampler'"):
         batch_sampler_class("nodup")
+
+
+@pytest.mark.parametrize("num_proc", [None, 2])
+def test_no_duplicates_hashed_gives_the_batches_of_no_duplicates(num_proc):
+    """BatchSamplers.NO_DUPLICATES_HASHED (sentence-transformers 6): values compared by 64-bit hashes computed with
+    datasets.map, in ``precompute_num_proc`` processes; the same batches as comparing the values."""
+    from spladekit.training import SparseEncoderTrainingArguments
+    from spladekit.training.samplers import NoDuplicatesHashedBatchSampler
+
+    dataset = duplicated_pairs(80)
+    plain = NoDuplicatesBatchSampler(dataset, batch_size=6, drop_last=False, seed=5)
+    hashed = batch_sampler_class(BatchSamplers.NO_DUPLICATES_HASHED)(
+        dataset, batch_size=6, drop_last=False, seed=5, precompute_num_proc=num_proc, precompute_batch_size=7)
+    assert isinstance(hashed, NoDuplicatesHashedBatchSampler) and hashed.precompute_hashes
+    for epoch in (0, 1):
+        plain.set_epoch(epoch)
+        hashed.set_epoch(epoch)
+        assert list(hashed) == list(plain)
+    for batch in hashed:
+        texts = [dataset[i][column] for i in batch for column in ("anchor", "positive")]
+        per_row = [len({dataset[i]["anchor"], dataset[i]["positive"]}) for i in batch]
+        assert len(set(texts)) == sum(per_row)  # no text shared between two rows of a batch
+    args = SparseEncoderTrainingArguments(output_dir="unused", batch_sampler="no_duplicates_hashed", report_to=[])
+    assert args.batch_sampler is BatchSamplers.NO_DUPLICATES_HASHED
+    with pytest.raises(ValueError, match="precompute_batch_size >= 1"):
+        NoDuplicatesBatchSampler(dataset, batch_size=4, drop_last=False, precompute_batch_size=0)

@@ -3,14 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 
+from spladekit.checks import check_positive_int
 from spladekit.cli.config import ConfigKeyError
 from spladekit.cli.export import add_export_parser
 from spladekit.cli.serve import add_serve_parser
+
+# Only light modules are imported here: each command imports what it needs, so `spladekit --help` and argument
+# errors answer at once instead of after loading torch and transformers.
+
+
+def _positive_int(meaning: str) -> Callable[[str], int]:
+    """An argparse type: a whole number >= 1 (``--max-queries -1`` is an error, not "all but the last")."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= 1 ({meaning}), got {text!r}") from None
+        try:
+            return check_positive_int(value, "value", meaning)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= 1 ({meaning}), got {text!r}") from None
+
+    parse.__name__ = "positive integer"
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,15 +48,22 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("config", help="the YAML config, e.g. examples/quickstart.yaml")
     train.add_argument("--override", "-o", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. training.learning_rate=1e-4 (repeatable)")
+    train.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
+                       help="continue an interrupted run from the newest complete checkpoint in OUTPUT_DIR.partial "
+                            "(or from CHECKPOINT); needs training.save_strategy to have saved one")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace a finished run in training.output_dir (refused otherwise), or start an "
+                            "interrupted one over")
 
     evaluate = sub.add_parser("eval", help="evaluate a model on BEIR folders",
                               description="Retrieval metrics of MODEL on one or more BEIR-layout folders.")
     evaluate.add_argument("model", help="a model folder or Hugging Face Hub id")
     evaluate.add_argument("--beir", nargs="+", required=True, metavar="DIR", help="BEIR folders")
     evaluate.add_argument("--split", default="test")
-    evaluate.add_argument("--batch-size", type=int, default=32)
-    evaluate.add_argument("--max-queries", type=int, default=None, help="evaluate on the first N queries only")
-    evaluate.add_argument("--max-seq-length", type=int, default=None)
+    evaluate.add_argument("--batch-size", type=_positive_int("texts per batch"), default=32)
+    evaluate.add_argument("--max-queries", type=_positive_int("the number of queries to keep"), default=None,
+                          help="evaluate on the first N queries only (by id)")
+    evaluate.add_argument("--max-seq-length", type=_positive_int("tokens per text"), default=None)
     evaluate.add_argument("--json", metavar="FILE", help="also write the metrics to this JSON file")
 
     encode = sub.add_parser(
@@ -46,11 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     encode.add_argument("model")
     encode.add_argument("input")
     encode.add_argument("output")
-    encode.add_argument("--batch-size", type=int, default=32)
+    encode.add_argument("--batch-size", type=_positive_int("texts per batch"), default=32)
     encode.add_argument("--query", action="store_true", help="encode as queries (query route and prompt)")
-    encode.add_argument("--max-active-dims", type=int, default=None)
+    encode.add_argument("--max-active-dims", type=_positive_int("weights kept per vector"), default=None)
     shards = encode.add_argument_group("shard folders (OUTPUT not ending in .jsonl / .pt)")
-    shards.add_argument("--shard-size", type=int, default=10_000, help="documents per Parquet shard")
+    shards.add_argument("--shard-size", type=_positive_int("documents per shard"), default=10_000, help="documents per Parquet shard")
     shards.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                         help="run the model in this precision (vectors are stored as fp32)")
     shards.add_argument("--overwrite", action="store_true",
@@ -58,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     shards.add_argument("--ray", action="store_true", help="encode on a Ray cluster (the ray extra)")
     shards.add_argument("--ray-address", default=None,
                         help="the cluster to join, e.g. 'auto' or ray://head:10001 (default: a local cluster)")
-    shards.add_argument("--num-workers", type=int, default=None, help="Ray actors, one model each (default 2)")
+    shards.add_argument("--num-workers", type=_positive_int("Ray actors"), default=None, help="Ray actors, one model each (default 2)")
     shards.add_argument("--cpus-per-worker", type=float, default=1.0)
     shards.add_argument("--gpus-per-worker", type=float, default=0.0)
 
@@ -67,13 +97,13 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("model")
     index.add_argument("corpus")
     index.add_argument("index_dir")
-    index.add_argument("--batch-size", type=int, default=32)
+    index.add_argument("--batch-size", type=_positive_int("texts per batch"), default=32)
 
     search = sub.add_parser("search", help="search an index",
                             description="Search INDEX_DIR (built by 'spladekit index') for a query.")
     search.add_argument("index_dir")
     search.add_argument("query")
-    search.add_argument("--top-k", type=int, default=10)
+    search.add_argument("--top-k", type=_positive_int("hits to show"), default=10)
     search.add_argument("--show-terms", action="store_true", help="show the query's heaviest terms")
 
     info = sub.add_parser("info", help="describe a model",
@@ -106,12 +136,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    with warnings.catch_warnings():
+        # A library's warning as one line naming the command, not a source path and line of spladekit.
+        warnings.showwarning = lambda message, category, *_args, **_kwargs: print(
+            f"spladekit {args.command}: warning: {message}", file=sys.stderr)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if args.command == "train":
             from spladekit.cli.config import load_train_config
             from spladekit.cli.train import run_train
 
-            _print_report(run_train(load_train_config(args.config, args.override)))
+            _print_report(run_train(load_train_config(args.config, args.override), overwrite=args.overwrite,
+                                    resume=args.resume))
         elif args.command == "eval":
             from spladekit.cli.commands import metrics_table, run_eval
 
@@ -181,7 +220,43 @@ def main(argv: Sequence[str] | None = None) -> int:
                         print(f"top terms of {text[:60]!r}: " + ", ".join(f"{t} {w:.2f}" for t, w in terms))
                 elif key != "architecture":
                     print(f"{key}: {value}")
-    except (ConfigKeyError, OSError, ValueError, ImportError) as exc:  # OSError: missing files, a full disk, ...
+    except (ConfigKeyError, FileNotFoundError, ValueError, ImportError) as exc:
         print(f"spladekit {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"spladekit {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"spladekit {args.command}: interrupted"
+              + (" (continue a run that saved checkpoints with --resume)" if args.command == "train" else ""),
+              file=sys.stderr)
+        return 130
     return 0
+
+
+_OS_ERRORS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "the file system is read-only",
+    errno.ELOOP: "too many levels of symbolic links (a symlink loop?)",
+    errno.EISDIR: "a folder is where a file was expected",
+    errno.ENOTDIR: "a file is where a folder was expected",
+    errno.EEXIST: "it already exists",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for a failed file operation: what went wrong, on which path, and what was kept."""
+    if exc.errno is None and exc.strerror is None:  # raised with a message of its own, e.g. FileExistsError("...")
+        return str(exc) or type(exc).__name__
+    what = _OS_ERRORS.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+    paths = " -> ".join(repr(p) for p in (exc.filename, exc.filename2) if p is not None)
+    message = f"{what}" + (f": {paths}" if paths else "") + "."
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        message += (" Free some space or write elsewhere, then run again; outputs are written whole before they "
+                    "replace anything, so existing files were left as they were.")
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        message += " Choose a path you can write to (or read, for an input)."
+    return message

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
+import warnings
 from typing import Any
 
 import torch
 
+from spladekit.checks import BlankTextWarning, blank_positions, check_positive_int
 from spladekit.data import iter_corpus, load_beir
 from spladekit.evaluation import SparseInformationRetrievalEvaluator
 from spladekit.model import SparseEncoder
@@ -16,17 +19,24 @@ from spladekit.staging import atomic_file, write_bytes_atomic
 
 SAMPLE_TEXTS = ["What causes the common cold?",
                 "The common cold is a viral infection of the nose and throat, mostly caused by rhinoviruses."]
+logger = logging.getLogger(__name__)
 REPORTED_METRICS = ("ndcg@10", "mrr@10", "map@100", "recall@10", "recall@100", "precision@1")
 
 
 def read_texts(path: str) -> tuple[list[str], list[str]]:
     """(ids, texts) of a corpus read whole: a .jsonl / .parquet file, a BEIR folder or a text file with one text
     per line, as :func:`spladekit.data.iter_corpus` reads it (title joined in front of the text, ids from
-    ``_id`` / ``id`` or the line number)."""
+    ``_id`` / ``id`` or the line number; a broken line is an error naming the file and line). Empty texts are a
+    warning naming their ids."""
     ids, texts = [], []
     for doc_id, text in iter_corpus(path):
         ids.append(doc_id)
         texts.append(text)
+    blank = blank_positions(texts)
+    if blank:
+        shown = ", ".join(repr(ids[i]) for i in blank[:5]) + (" ..." if len(blank) > 5 else "")
+        logger.warning(f"{path}: {len(blank)} of {len(texts)} text(s) are empty or whitespace only (id(s) "
+                       f"{shown}); they are kept (their ids too) but get vectors unrelated to any content.")
     return ids, texts
 
 
@@ -42,6 +52,7 @@ def metrics_table(rows: dict[str, dict[str, float]], columns: tuple[str, ...] = 
 def run_eval(model_path: str, folders: list[str], split: str = "test", batch_size: int = 32,
              max_queries: int | None = None, max_seq_length: int | None = None) -> dict[str, dict[str, float]]:
     """Evaluates a model on BEIR folders (each on its own, plus the mean for several)."""
+    check_positive_int(max_queries, "max_queries", "the number of queries to keep", allow_none=True)
     model = SparseEncoder(model_path)
     if max_seq_length is not None:
         model.max_seq_length = max_seq_length
@@ -78,7 +89,9 @@ def run_encode(model_path: str, input_path: str, output_path: str, batch_size: i
     ids, texts = read_texts(input_path)  # before loading the model: a bad corpus fails fast
     model = SparseEncoder(model_path)
     encode = model.encode_query if query else model.encode_document
-    embeddings = encode(texts, batch_size=batch_size, max_active_dims=max_active_dims, save_to_cpu=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BlankTextWarning)  # read_texts named their lines
+        embeddings = encode(texts, batch_size=batch_size, max_active_dims=max_active_dims, save_to_cpu=True)
     os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
     if output_path.endswith(".pt"):
         buffer = io.BytesIO()  # serialized first: torch's zip writer turns a full disk into a RuntimeError
@@ -122,7 +135,9 @@ def run_index(model_path: str, corpus_path: str, index_dir: str, batch_size: int
 
     model = SparseEncoder(model_path)
     ids, texts = read_texts(corpus_path)
-    index = SparseIndex.from_texts(model, texts, ids=ids, batch_size=batch_size, show_progress_bar=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BlankTextWarning)  # read_texts named them
+        index = SparseIndex.from_texts(model, texts, ids=ids, batch_size=batch_size, show_progress_bar=True)
     link = {"model": os.path.abspath(model_path) if os.path.exists(model_path) else model_path}
 
     def write_texts(file: str) -> None:
@@ -159,7 +174,12 @@ def run_search(index_dir: str, query: str, top_k: int = 10, show_terms: bool = F
         raise ValueError(f"{link}: expected {{\"model\": \"<path or Hub id>\"}}, got {model_name!r:.80}. Rebuild "
                          "the index with spladekit index.")
     model = SparseEncoder(model_name["model"])
-    query_vector = model.encode_query([query])
+    if not query.strip():
+        logger.warning("The query is empty or whitespace only: its vector holds the special tokens alone, so the "
+                       "hits below are not about anything.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BlankTextWarning)
+        query_vector = model.encode_query([query])
     hits = index.search(query_vector, top_k=top_k)[0]
     texts_path = SparseIndex.attachment(index_dir, "texts") or os.path.join(index_dir, TEXTS_FILE)
     texts = read_hit_texts(texts_path, {str(doc_id) for doc_id, _ in hits}) if os.path.isfile(texts_path) else {}

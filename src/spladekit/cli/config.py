@@ -198,18 +198,33 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def load_train_config(path: str, overrides: list[str] | None = None) -> TrainConfig:
     """Reads a train config from YAML, applies ``key=value`` overrides and checks every key."""
+    if os.path.isdir(path):
+        raise ConfigKeyError(f"Config {path!r} is a folder; give the YAML file, e.g. examples/quickstart.yaml.")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Config file {path!r} does not exist.")
-    with open(path, encoding="utf8") as f:
-        try:
-            raw = _yaml_load(f.read()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigKeyError(f"{path} is not valid YAML: {exc}") from None
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("utf8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigKeyError(f"{path}, line {line}: byte {data[exc.start:exc.start + 1]!r} is not UTF-8 text. Save "
+                             "the config as UTF-8.") from None
+    try:
+        raw = _yaml_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigKeyError(f"{path} is not valid YAML: {exc}") from None
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigKeyError(f"{path} must hold a mapping of sections (model:, data:, training:, ...), got a "
+                             f"{type(raw).__name__}: {str(raw)[:80]!r}.")
     for override in overrides or []:
         keys, value = parse_override(override)
         target = raw
         for part in keys[:-1]:
-            target = target.setdefault(part, {})
+            if target.get(part) is None:  # an absent or empty section
+                target[part] = {}
+            target = target[part]
             if not isinstance(target, dict):
                 raise ConfigKeyError(f"--override {override!r}: {part} is not a section.")
         target[keys[-1]] = value

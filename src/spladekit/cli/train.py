@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from datasets import Dataset
 
 from spladekit import losses as losses_module
+from spladekit.checks import check_positive_int
 from spladekit.cli.config import (
     Architecture,
     ConfigKeyError,
@@ -19,7 +22,9 @@ from spladekit.cli.config import (
     ModelConfig,
     TrainConfig,
 )
+from spladekit.cli.outputs import RunFolder
 from spladekit.data import load_beir, load_beir_corpus, load_beir_pairs
+from spladekit.data.lines import iter_lines
 from spladekit.evaluation import SequentialEvaluator, SparseInformationRetrievalEvaluator
 from spladekit.losses import SpladeLoss
 from spladekit.model import SparseEncoder
@@ -39,6 +44,10 @@ from spladekit.training import (
 )
 
 logger = logging.getLogger(__name__)
+
+# Log every 2% of the run (transformers reads a logging_steps below 1 as a share of the steps): a curve with about
+# 50 points whatever the run's length, where the default of every 500 steps draws a short run as a single dot.
+DEFAULT_LOGGING_STEPS = 0.02
 
 
 def _loss_classes() -> dict[str, type]:
@@ -61,7 +70,22 @@ def load_training_data(config: DataConfig) -> Dataset:
         if builder is None:
             raise ConfigKeyError(f"data.file is {config.file!r}; the accepted file types are .jsonl, .json, .csv "
                                  "and .parquet.")
-        dataset = load_dataset(builder, data_files=config.file, split="train")
+        if os.path.isdir(config.file):
+            raise ConfigKeyError(f"data.file is {config.file!r}, a folder; give a .jsonl/.json/.csv/.parquet file "
+                                 "(or data.beir for a BEIR folder).")
+        if builder != "parquet":  # datasets would read some bytes that are not UTF-8 as text, and fail later
+            try:
+                for _ in iter_lines(config.file):
+                    pass
+            except ValueError as exc:
+                raise ConfigKeyError(f"data.file {config.file!r} could not be read: "
+                                     f"{str(exc).removeprefix(config.file + ', ')}") from None
+        try:
+            with _quiet("datasets"):  # it logs its own traceback before raising
+                dataset = load_dataset(builder, data_files=config.file, split="train")
+        except Exception as exc:  # datasets wraps parse errors in its own types, without the line
+            problem = bad_line(config.file, builder) or f"{type(exc).__name__}: {_first_line(exc)}"
+            raise ConfigKeyError(f"data.file {config.file!r} could not be read: {problem}") from None
     else:
         from datasets import load_dataset
 
@@ -94,6 +118,7 @@ def mine_negatives(config: DataConfig, pairs: Dataset, model: SparseEncoder) -> 
         if not options:
             continue
         mining = dict(options)
+        mining.setdefault("show_progress_bar", True)
         # Candidates: a BEIR folder's whole corpus (by default the training folder's), or a list of texts.
         source = mining.pop("corpus", config.beir)
         if isinstance(source, str):
@@ -122,6 +147,56 @@ def mine_negatives(config: DataConfig, pairs: Dataset, model: SparseEncoder) -> 
                              f"data.bm25_negatives {mined[1].column_names}; they are concatenated, so give both the "
                              "same output_format and num_negatives.")
     return mined[0] if len(mined) == 1 else concatenate_datasets(mined)
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Silences a library's logger for a moment (its errors are reported here, in one line)."""
+    library_logger = logging.getLogger(logger_name)
+    level = library_logger.level
+    library_logger.setLevel(logging.CRITICAL + 1)  # its child loggers inherit the level
+    try:
+        yield
+    finally:
+        library_logger.setLevel(level)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or repr(exc)
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and str(cause).strip():  # datasets' wrapper says less than the error it wraps
+        text = str(cause).strip()
+    return text.splitlines()[0][:300]
+
+
+def bad_line(path: str, builder: str) -> str | None:
+    """The first line of a text data file that is not UTF-8 or (for JSON) not valid JSON, described; None if
+    every line reads."""
+    try:
+        lines = list(iter_lines(path))
+    except ValueError as exc:
+        return str(exc).removeprefix(f"{path}, ")
+    except OSError:
+        return None
+    if builder != "json":
+        return None
+    text = "".join(line for _, line in lines)
+    if text.lstrip().startswith("["):  # one JSON document
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            return f"line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})."
+        return None
+    for number, line in lines:  # JSON lines
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line.rstrip("\r\n"))
+        except json.JSONDecodeError as exc:
+            return f"line {number}, column {exc.colno}: not valid JSON ({exc.msg}). Each line must be one JSON object."
+        if not isinstance(row, dict):
+            return f"line {number}: expected a JSON object (one row), got a {type(row).__name__}."
+    return None
 
 
 def build_model(config: ModelConfig, corpus: list[str] | None = None) -> SparseEncoder:
@@ -194,16 +269,20 @@ def build_callbacks(config: LossConfig, loss: Any) -> list[SpladeTargetSparsityC
 def build_evaluators(config: TrainConfig) -> SequentialEvaluator | SparseInformationRetrievalEvaluator | None:
     if config.evaluation is None or not config.evaluation.beir:
         return None
+    check_positive_int(config.evaluation.batch_size, "evaluation.batch_size")
+    max_queries = check_positive_int(config.evaluation.max_queries, "evaluation.max_queries",
+                                     "the number of queries to evaluate on; null for all", allow_none=True)
     evaluators = []
     for folder in config.evaluation.beir:
         corpus, queries, relevant = load_beir(folder, split=config.evaluation.split)
-        if config.evaluation.max_queries is not None:
-            keep = sorted(queries)[: config.evaluation.max_queries]
+        if max_queries is not None:
+            keep = sorted(queries)[:max_queries]
             queries = {q: queries[q] for q in keep}
             relevant = {q: relevant[q] for q in keep}
         name = f"{os.path.basename(os.path.normpath(folder))}-{config.evaluation.split}"
         evaluators.append(SparseInformationRetrievalEvaluator(queries, corpus, relevant, name=name,
-                                                              batch_size=config.evaluation.batch_size))
+                                                              batch_size=config.evaluation.batch_size,
+                                                              show_progress_bar=True))
     return evaluators[0] if len(evaluators) == 1 else SequentialEvaluator(evaluators)
 
 
@@ -212,13 +291,35 @@ def _main_scores(evaluator: Any, metrics: dict[str, float]) -> dict[str, float]:
     return {m.primary_metric: metrics[m.primary_metric] for m in members if m.primary_metric in metrics}
 
 
-def run_train(config: TrainConfig) -> dict[str, Any]:
-    """Trains as configured; writes the model, its card, metrics.json and plots to the output folder."""
+def _resume_request(flag: bool | str | None, configured: Any) -> bool | str | None:
+    """``--resume [CHECKPOINT]`` or the config's ``training.resume_from_checkpoint`` (true, or a checkpoint
+    folder), which transformers leaves to scripts to act on: here it means the same as the flag."""
+    if configured is not None and not isinstance(configured, (bool, str)):
+        raise ConfigKeyError(f"training.resume_from_checkpoint is {configured!r}; give true (the newest complete "
+                             "checkpoint), a checkpoint folder, or use --resume [CHECKPOINT].")
+    if flag:
+        if configured and configured != flag:
+            logger.warning(f"--resume {flag} replaces training.resume_from_checkpoint={configured!r}.")
+        return flag
+    return configured or None
+
+
+def run_train(config: TrainConfig, overwrite: bool = False, resume: bool | str | None = None) -> dict[str, Any]:
+    """Trains as configured; writes the model, its card, metrics.json and plots to the output folder.
+
+    The run trains in ``OUTPUT_DIR.partial`` and becomes ``OUTPUT_DIR`` by one rename once complete (see
+    :mod:`spladekit.cli.outputs`): a finished run is replaced only with ``overwrite``; ``resume`` (True: the newest
+    complete checkpoint, or a checkpoint folder) continues an interrupted run."""
     training = dict(config.training)
+    resume = _resume_request(resume, training.pop("resume_from_checkpoint", None))
     training.setdefault("output_dir", "runs/spladekit")
     training.setdefault("report_to", [])
     training.setdefault("save_strategy", "no")
-    output_dir = training["output_dir"]
+    if training.get("logging_steps") is None:
+        training["logging_steps"] = DEFAULT_LOGGING_STEPS
+    folder = RunFolder(training["output_dir"], overwrite=overwrite)
+    checkpoint = folder.prepare(resume)  # refuses, or cleans up, before anything is loaded
+    training["output_dir"] = folder.partial
     dataset = load_training_data(config.data)
     corpus = None
     if config.model.architecture is Architecture.INFERENCE_FREE and len(dataset.column_names) > 1:
@@ -235,16 +336,22 @@ def run_train(config: TrainConfig) -> dict[str, Any]:
         raise ConfigKeyError(f"training: {exc}. The keys of training are SparseEncoderTrainingArguments fields.") \
             from None
     report: dict[str, Any] = {"train_rows": len(dataset), "columns": dataset.column_names}
+    if checkpoint is not None:
+        report["resumed_from"] = os.path.basename(checkpoint)
     if evaluator is not None and config.evaluation.before:
-        start = time.time()
-        report["before"] = _main_scores(evaluator, evaluator(model))
-        report["eval_seconds_before"] = round(time.time() - start, 1)
+        before = folder.load_before() if checkpoint is not None else None
+        if before is None:
+            start = time.time()
+            before = {"before": _main_scores(evaluator, evaluator(model)),
+                      "eval_seconds_before": round(time.time() - start, 1)}
+            folder.save_before(before)
+        report.update(before)
     loss = build_loss(config.loss, model)
     trainer = SparseEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
                                    evaluator=evaluator if config.evaluation and config.evaluation.during else None,
                                    callbacks=build_callbacks(config.loss, loss))
     start = time.time()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=checkpoint)
     report["train_seconds"] = round(time.time() - start, 1)
     if evaluator is not None:
         start = time.time()
@@ -253,15 +360,13 @@ def run_train(config: TrainConfig) -> dict[str, Any]:
         report["eval_seconds_after"] = round(time.time() - start, 1)
         report["sparsity"] = {k: v for k, v in metrics.items() if "active_dims" in k}
         model.model_card_data.add_eval_results(evaluator.name or "evaluation", metrics)
-    model_dir = os.path.join(output_dir, "model")
-    model.save(model_dir)
-    report["model_dir"] = model_dir
-    report["log_history"] = trainer.state.log_history
+    log_history = trainer.state.log_history
+    report["log_history"] = log_history
+    save_plots = None
     if config.plots:
         from spladekit.cli.plots import save_training_plots
 
-        report["plots"] = save_training_plots(trainer.state.log_history, output_dir)
-    os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, "metrics.json"), "w", encoding="utf8") as f:
-        json.dump(report, f, indent=2)
-    return report
+        def save_plots(plots_dir: str) -> list[str]:
+            return save_training_plots(log_history, plots_dir)
+
+    return folder.commit(model.save, report, save_plots)

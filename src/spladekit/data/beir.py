@@ -17,11 +17,11 @@ Reference:
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 from collections.abc import Iterator
-from typing import IO
+
+from spladekit.data.lines import iter_lines
 
 PathLike = str | os.PathLike[str]
 
@@ -156,30 +156,29 @@ def load_beir_pairs(path: PathLike, split: str = "train", corpus: dict[str, str]
 def _read_qrels(path: PathLike, split: str, corpus, queries) -> dict[str, dict[str, int]]:
     file_path = _qrels_file(path, split)
     qrels: dict[str, dict[str, int]] = {}
-    with open(file_path, encoding="utf-8") as f:
-        for line_number, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            score = _parse_int(fields[-1]) if len(fields) == 3 else None
-            if line_number == 1 and score is None:
-                continue  # the header
-            if score is None:
-                raise BeirFormatError(
-                    f"{file_path}, line {line_number}: expected 3 tab-separated columns 'query-id corpus-id "
-                    f"score' with an integer score, got {line!r}. Fix or remove the line.")
-            query_id, doc_id = fields[0], fields[1]
-            if queries is not None and query_id not in queries:
-                raise BeirFormatError(
-                    f"{file_path}, line {line_number}: query {query_id!r} is not in the queries file of "
-                    f"{os.fspath(path)!r}. The qrels and queries come from different data sets or versions.")
-            if corpus is not None and doc_id not in corpus:
-                raise BeirFormatError(
-                    f"{file_path}, line {line_number}: document {doc_id!r} (for query {query_id!r}) is not "
-                    f"in the corpus of {os.fspath(path)!r}. The qrels and corpus come from different data "
-                    "sets or versions.")
-            qrels.setdefault(query_id, {})[doc_id] = score
+    for line_number, line in iter_lines(file_path, BeirFormatError):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        score = _parse_int(fields[-1]) if len(fields) == 3 else None
+        if line_number == 1 and score is None:
+            continue  # the header
+        if score is None:
+            raise BeirFormatError(
+                f"{file_path}, line {line_number}: expected 3 tab-separated columns 'query-id corpus-id "
+                f"score' with an integer score, got {line!r}. Fix or remove the line.")
+        query_id, doc_id = fields[0], fields[1]
+        if queries is not None and query_id not in queries:
+            raise BeirFormatError(
+                f"{file_path}, line {line_number}: query {query_id!r} is not in the queries file of "
+                f"{os.fspath(path)!r}. The qrels and queries come from different data sets or versions.")
+        if corpus is not None and doc_id not in corpus:
+            raise BeirFormatError(
+                f"{file_path}, line {line_number}: document {doc_id!r} (for query {query_id!r}) is not "
+                f"in the corpus of {os.fspath(path)!r}. The qrels and corpus come from different data "
+                "sets or versions.")
+        qrels.setdefault(query_id, {})[doc_id] = score
     return qrels
 
 
@@ -215,26 +214,19 @@ def _find_file(path: PathLike, name: str, what: str) -> str:
                             "layout. Is this a BEIR data set folder?")
 
 
-def _open_text(file_path: str) -> IO[str]:
-    if file_path.endswith(".gz"):
-        return gzip.open(file_path, "rt", encoding="utf-8")
-    return open(file_path, encoding="utf-8")
-
-
 def _read_jsonl(file_path: str) -> Iterator[tuple[int, dict]]:
-    with _open_text(file_path) as f:
-        for line_number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BeirFormatError(f"{file_path}, line {line_number}: not valid JSON ({exc.msg} at column "
-                                      f"{exc.colno}). Each line must be one JSON object.") from None
-            if not isinstance(record, dict):
-                raise BeirFormatError(f"{file_path}, line {line_number}: expected a JSON object with '_id' "
-                                      f"and 'text', got a {type(record).__name__}.")
-            yield line_number, record
+    for line_number, line in iter_lines(file_path, BeirFormatError):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BeirFormatError(f"{file_path}, line {line_number}: not valid JSON ({exc.msg} at column "
+                                  f"{exc.colno}). Each line must be one JSON object.") from None
+        if not isinstance(record, dict):
+            raise BeirFormatError(f"{file_path}, line {line_number}: expected a JSON object with '_id' "
+                                  f"and 'text', got a {type(record).__name__}.")
+        yield line_number, record
 
 
 def _record_id(record: dict, file_path: str, line_number: int, first_line: dict[str, int]) -> str:

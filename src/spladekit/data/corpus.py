@@ -24,11 +24,13 @@ import enum
 import gzip
 import json
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
 from spladekit.data.beir import document_text
+from spladekit.data.lines import decode_line, unreadable
 
 __all__ = ["CorpusFormat", "CorpusFormatError", "CorpusSource", "SeekPoint", "count_documents", "iter_corpus",
            "open_corpus", "scan_corpus"]
@@ -165,18 +167,14 @@ def _iter_raw_lines(source: CorpusSource, seek: SeekPoint | None) -> Iterator[tu
             for raw in f:
                 line_number += 1
                 yield line_number, raw
-        except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
-            raise CorpusFormatError(f"{source.path}, after line {line_number}: the file cannot be read further "
-                                    f"({exc}); it is truncated or not what its name says.") from None
+        except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+            if not source.compressed:
+                raise
+            raise unreadable(source.path, line_number, exc, CorpusFormatError) from None
 
 
 def _parse_line(source: CorpusSource, raw: bytes, line_number: int) -> tuple[str, str]:
-    try:
-        line = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CorpusFormatError(f"{source.path}, line {line_number}: byte {raw[exc.start]:#04x} at column "
-                                f"{exc.start + 1} is not UTF-8. Re-encode the file as UTF-8 (e.g. iconv -f "
-                                "latin1 -t utf-8).") from None
+    line = decode_line(raw, source.path, line_number, CorpusFormatError)
     if source.format is CorpusFormat.TEXT:
         return str(line_number - 1), line.rstrip("\r\n")
     try:

@@ -19,11 +19,13 @@ from spladekit.evaluation.sparse_nano_beir import DATASET_NAME_TO_HUMAN_READABLE
 from spladekit.evaluation.sparse_reranking import SparseRerankingEvaluator
 from spladekit.evaluation.sparse_translation import SparseTranslationEvaluator
 from spladekit.evaluation.sparse_triplet import SparseTripletEvaluator
+from spladekit.sparse_ops import SimilarityFunction  # where sentence-transformers' evaluation docs import it from
 
 __all__ = [
     "DATASET_NAME_TO_HUMAN_READABLE",
     "ReciprocalRankFusionEvaluator",
     "SequentialEvaluator",
+    "SimilarityFunction",
     "SparseBinaryClassificationEvaluator",
     "SparseEmbeddingSimilarityEvaluator",
     "SparseEvaluator",

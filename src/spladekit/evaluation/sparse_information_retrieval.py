@@ -28,7 +28,7 @@ from spladekit.evaluation.sparsity import (
     to_csr,
 )
 from spladekit.index.sparse_index import SparseIndex
-from spladekit.sparse_ops import SimilarityFunction
+from spladekit.sparse_ops import SimilarityFunction, exact_index_or_function
 
 logger = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ class SparseInformationRetrievalEvaluator(SparseEvaluator):
         if self.score_functions is not None:
             return self.score_functions
         similarity = SimilarityFunction.parse(model.similarity_fn_name)
-        scorers = {similarity.value: similarity}
+        scorers = {similarity.value: exact_index_or_function(similarity)}
         if self.main_score_function and self.main_score_function not in scorers:
             raise ValueError(f"main_score_function {self.main_score_function!r} is not the model's "
                              f"similarity {model.similarity_fn_name!r}; pass score_functions={{"
@@ -391,7 +391,7 @@ def _check_score_functions(score_functions) -> dict[str, SimilarityFunction | Ca
     checked: dict[str, SimilarityFunction | Callable] = {}
     for name, fn in score_functions.items():
         if isinstance(fn, (str, SimilarityFunction)):
-            checked[str(name)] = SimilarityFunction.parse(fn, f"score_functions[{name!r}]")
+            checked[str(name)] = exact_index_or_function(SimilarityFunction.parse(fn, f"score_functions[{name!r}]"))
         elif callable(fn):
             checked[str(name)] = fn
         else:

@@ -22,7 +22,7 @@ from spladekit.evaluation.sparsity import (
     to_csr,
     to_torch_sparse,
 )
-from spladekit.sparse_ops import SimilarityFunction
+from spladekit.sparse_ops import SimilarityFunction, exact_index_or_function
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class SparseRerankingEvaluator(SparseEvaluator):
         self.name = name
         self.write_csv = write_csv
         if isinstance(similarity_fct, (str, enum.Enum)):
-            self.similarity_fct = SimilarityFunction.parse(similarity_fct, "similarity_fct")
+            self.similarity_fct = exact_index_or_function(SimilarityFunction.parse(similarity_fct, "similarity_fct"))
         elif callable(similarity_fct):
             self.similarity_fct = similarity_fct
         else:

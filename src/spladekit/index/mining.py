@@ -13,7 +13,7 @@ Selection of one anchor's negatives, with ``s(a, d)`` the model's score (dot pro
 
 1. rank the corpus by ``s(a, d)`` (equal scores: corpus order) and remove the anchor's positives, every copy of
    their text, and the anchor's own text; the first ``range_max`` documents left are the candidates;
-2. drop candidates with ``s > s_pos - margin`` (``margin``), ``s > s_pos - |s_pos| * relative_margin``
+2. drop candidates with ``s > s_pos - absolute_margin``, ``s > s_pos - |s_pos| * relative_margin``
    (``relative_margin``), ``s > max_score`` or ``s < min_score``, where ``s_pos`` is the anchor's lowest
    positive score (the hardest positive, so the margin holds for every positive);
 3. skip the first ``range_min`` candidates left (likely unlabeled positives);
@@ -28,15 +28,19 @@ Reference:
 from __future__ import annotations
 
 import enum
+import hashlib
 import logging
 import numbers
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from spladekit.index._vectors import check_positive_int, to_csr
+from spladekit.checks import check_positive_int
+from spladekit.index._vectors import to_csr
+from spladekit.index.search import brute_force_hits
 from spladekit.index.sparse_index import SparseIndex
 from spladekit.sparse_ops import SimilarityFunction
 
@@ -65,58 +69,83 @@ class OutputFormat(str, enum.Enum):
 def mine_hard_negatives(
     dataset: Dataset,
     model: Any,
-    corpus: Sequence[str] | None = None,
-    num_negatives: int = 3,
-    range_min: int = 0,
-    range_max: int | None = None,
-    margin: float | None = None,
-    max_score: float | None = None,
-    sampling_strategy: SamplingStrategy | str = SamplingStrategy.TOP,
-    output_format: OutputFormat | str = OutputFormat.TRIPLET,
     anchor_column_name: str | None = None,
     positive_column_name: str | None = None,
-    batch_size: int = 32,
-    *,
-    relative_margin: float | None = None,
+    corpus: Sequence[str] | None = None,
+    cross_encoder: Any = None,
+    range_min: int = 0,
+    range_max: int | None = None,
+    max_score: float | None = None,
     min_score: float | None = None,
-    output_scores: bool = False,
+    absolute_margin: float | None = None,
+    relative_margin: float | None = None,
+    num_negatives: int = 3,
+    sampling_strategy: SamplingStrategy | str = SamplingStrategy.TOP,
     query_prompt_name: str | None = None,
     query_prompt: str | None = None,
     corpus_prompt_name: str | None = None,
     corpus_prompt: str | None = None,
+    include_positives: bool = False,
+    output_format: OutputFormat | str = OutputFormat.TRIPLET,
+    output_scores: bool = False,
+    batch_size: int = 32,
+    faiss_batch_size: int = 16384,
+    use_faiss: bool = False,
+    use_multi_process: bool | list[str] = False,
+    verbose: bool = True,
+    cache_folder: str | None = None,
+    as_triplets: bool | None = None,
+    margin: float | None = None,
+    *,
     seed: int | None = None,
     show_progress_bar: bool | None = None,
 ) -> Dataset:
     """Adds mined hard negatives to a dataset of (anchor, positive) pairs; see the module docstring for the rule.
 
-    Rows with the same anchor text are one anchor with several positives. The candidate corpus is ``corpus``
-    plus every positive, with duplicate texts merged; with ``corpus=None`` the negatives come from the other
-    rows' positives. A negative is never a positive of its anchor (nor a copy of one) nor the anchor itself.
+    The arguments are sentence-transformers' ``util.mine_hard_negatives``'s, in its order (``seed`` and
+    ``show_progress_bar`` come after). Rows with the same anchor text are one anchor with several positives. The
+    candidate corpus is ``corpus`` plus every positive, with duplicate texts merged; with ``corpus=None`` the
+    negatives come from the other rows' positives. A negative is never the anchor itself, nor (unless
+    ``include_positives``) a positive of its anchor or a copy of one.
 
     Args:
         dataset: a ``datasets.Dataset`` with an anchor and a positive text column (other columns are dropped).
-        model: a :class:`~spladekit.SparseEncoder`; its ``similarity_fn_name`` ("dot" or "cosine") scores.
+        model: a :class:`~spladekit.SparseEncoder`; its ``similarity_fn_name`` scores ("dot" and "cosine" through
+            the exact inverted index, the distances block by block).
+        anchor_column_name, positive_column_name: default: the first and second column.
         corpus: more candidate documents (texts).
-        num_negatives: negatives per anchor.
+        cross_encoder: a reranker with ``predict(pairs, batch_size=..., convert_to_tensor=True)`` (e.g.
+            sentence-transformers' CrossEncoder). When a score filter is set, the candidates and positives are
+            rescored with it, the candidates re-ranked by that score, and the filters and ``output_scores`` use it.
         range_min: candidates left after filtering that are skipped, best first.
         range_max: candidates considered per anchor (by rank, positives removed). Default:
             ``range_min + num_negatives``, or ``range_min + 10 * num_negatives`` when a score filter is set.
-        margin: absolute margin: keep negatives with ``s <= s_pos - margin``.
-        max_score: keep negatives with ``s <= max_score``.
+        max_score, min_score: keep negatives with ``min_score <= s <= max_score``.
+        absolute_margin: keep negatives with ``s <= s_pos - absolute_margin``.
+        relative_margin: keep negatives with ``s <= s_pos - |s_pos| * relative_margin`` (0.05 is NV-Retriever's
+            TopK-PercPos 95%).
+        num_negatives: negatives per anchor.
         sampling_strategy: ``"top"`` or ``"random"``.
-        output_format: ``"triplet"``, ``"n-tuple"``, ``"labeled-pair"`` or ``"labeled-list"`` (see
-            :class:`OutputFormat`).
-        anchor_column_name, positive_column_name: default: the first and second column.
-        batch_size: texts per forward pass.
-        relative_margin: relative margin: keep negatives with ``s <= s_pos - |s_pos| * relative_margin``
-            (0.05 is NV-Retriever's TopK-PercPos 95%).
-        min_score: keep negatives with ``s >= min_score``.
-        output_scores: add the model's scores: a ``scores`` column ``[s_pos, s_neg_1, ...]`` (triplet and
-            n-tuple: the label format of :class:`~spladekit.losses.SparseMarginMSELoss` and
-            :class:`~spladekit.losses.SparseDistillKLDivLoss`); ``score`` instead of ``label``
-            (labeled-pair); ``scores`` instead of ``labels`` (labeled-list).
         query_prompt_name, query_prompt, corpus_prompt_name, corpus_prompt: passed to ``encode_query`` and
             ``encode_document``.
+        include_positives: keep the positives among the candidates (a full first-stage ranking, e.g. for a
+            reranking evaluation set); implies ``output_format="n-tuple"``.
+        output_format: ``"triplet"``, ``"n-tuple"``, ``"labeled-pair"`` or ``"labeled-list"`` (see
+            :class:`OutputFormat`).
+        output_scores: add the scores: a ``scores`` column ``[s_pos, s_neg_1, ...]`` (triplet and n-tuple: the label
+            format of :class:`~spladekit.losses.SparseMarginMSELoss` and
+            :class:`~spladekit.losses.SparseDistillKLDivLoss`); ``score`` instead of ``label`` (labeled-pair);
+            ``scores`` instead of ``labels`` (labeled-list).
+        batch_size: texts per forward pass.
+        faiss_batch_size: queries searched at a time.
+        use_faiss: accepted for compatibility; the search is always the exact inverted index (a dense FAISS index
+            of vocabulary-sized vectors would be slower and approximate nothing), so this has no effect.
+        use_multi_process: encode with a pool of processes: True (every GPU, or CPU processes) or a list of devices.
+        verbose: print the score statistics of positives and negatives and what the filters skipped.
+        cache_folder: keep the embeddings here (``query_embeddings_<hash>.npz``, ``corpus_embeddings_<hash>.npz``)
+            and reuse them when the model (its weights), the prompts and the texts are the same.
+        as_triplets: deprecated: True is ``output_format="triplet"``, False ``"n-tuple"``.
+        margin: deprecated name of ``absolute_margin``.
         seed: seed of the random sampling.
         show_progress_bar: passed to the encoding calls.
 
@@ -144,18 +173,31 @@ def mine_hard_negatives(
                         "'positive': [...]}}).")
     if len(dataset) == 0:
         raise ValueError("dataset is empty; mining needs at least one (anchor, positive) pair.")
+    if as_triplets is not None:
+        logger.warning("as_triplets is deprecated; use output_format='triplet' or 'n-tuple'.")
+        output_format = OutputFormat.TRIPLET if as_triplets else OutputFormat.N_TUPLE
+    if margin is not None:
+        if absolute_margin is not None and absolute_margin != margin:
+            raise ValueError(f"margin={margin!r} and absolute_margin={absolute_margin!r} disagree; margin is the "
+                             "deprecated name of absolute_margin, give only absolute_margin.")
+        absolute_margin = margin
     sampling = _parse_enum(SamplingStrategy, sampling_strategy, "sampling_strategy")
     layout = _parse_enum(OutputFormat, output_format, "output_format")
+    if include_positives and layout is not OutputFormat.N_TUPLE:
+        logger.warning("include_positives=True keeps the ranking in n-tuple rows: output_format is set to "
+                       "'n-tuple' (was %r).", layout.value)
+        layout = OutputFormat.N_TUPLE
     check_positive_int(num_negatives, "num_negatives", "the number of negatives per anchor, e.g. 3")
     check_positive_int(batch_size, "batch_size", "texts per forward pass, e.g. 32")
+    check_positive_int(faiss_batch_size, "faiss_batch_size", "queries searched at a time, e.g. 16384")
     if isinstance(range_min, bool) or not isinstance(range_min, numbers.Integral) or range_min < 0:
         raise ValueError(f"range_min must be a non-negative integer (candidates skipped), got {range_min!r}.")
-    for name, value in (("margin", margin), ("relative_margin", relative_margin), ("max_score", max_score),
-                        ("min_score", min_score)):
+    for name, value in (("absolute_margin", absolute_margin), ("relative_margin", relative_margin),
+                        ("max_score", max_score), ("min_score", min_score)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
                                   or not np.isfinite(value)):
             raise ValueError(f"{name} must be a finite number or None, got {value!r}.")
-    filtering = any(value is not None for value in (margin, relative_margin, max_score, min_score))
+    filtering = any(value is not None for value in (absolute_margin, relative_margin, max_score, min_score))
     if range_max is None:
         range_max = range_min + num_negatives * (10 if filtering else 1)
     elif isinstance(range_max, bool) or not isinstance(range_max, numbers.Integral) or range_max <= range_min:
@@ -164,6 +206,8 @@ def mine_hard_negatives(
         raise ValueError(f"Cannot mine {num_negatives} negatives per anchor from the {range_max - range_min} "
                          f"candidates that range_min={range_min} and range_max={range_max} leave. Lower "
                          "num_negatives or range_min, or raise range_max.")
+    if use_faiss:
+        logger.warning("use_faiss has no effect: spladekit searches sparse vectors with its exact inverted index.")
 
     anchor_column, positive_column = _columns(dataset.column_names, anchor_column_name, positive_column_name)
     anchors = _texts(dataset[anchor_column], f"column {anchor_column!r}")
@@ -181,37 +225,51 @@ def mine_hard_negatives(
     query_texts = list(queries)
 
     similarity = SimilarityFunction.parse(getattr(model, "similarity_fn_name", SimilarityFunction.DOT))
-    # The corpus goes into the index a chunk at a time: its vectors are never held a second time beside it.
-    index = SparseIndex(1)
-    for start in range(0, len(documents), _CORPUS_CHUNK):
-        chunk = _encode(model.encode_document, documents[start:start + _CORPUS_CHUNK], batch_size,
-                        show_progress_bar, corpus_prompt_name, corpus_prompt, similarity)
-        if start == 0:
-            index = SparseIndex(chunk.shape[1])
-        index.add(chunk)
-    query_vectors = _encode(model.encode_query, query_texts, batch_size, show_progress_bar,
-                            query_prompt_name, query_prompt, similarity)
-    excluded = [{position[p] for p in queries[q]} | ({position[q]} if q in position else set())
-                for q in query_texts]
+    encoder = _Encoder(model, batch_size, show_progress_bar, use_multi_process, cache_folder, similarity)
+    indexed = similarity in (SimilarityFunction.DOT, SimilarityFunction.COSINE)
+    try:
+        if indexed:
+            # The corpus goes into the index a chunk at a time: its vectors are never held a second time beside it.
+            index = SparseIndex(1)
+            for start in range(0, len(documents), _CORPUS_CHUNK):
+                chunk = encoder.encode("corpus", documents[start:start + _CORPUS_CHUNK], corpus_prompt_name,
+                                       corpus_prompt)
+                if start == 0:
+                    index = SparseIndex(chunk.shape[1])
+                index.add(chunk)
+        else:  # distances have no inverted index: brute force over the corpus matrix
+            document_vectors = encoder.encode("corpus", documents, corpus_prompt_name, corpus_prompt)
+        query_vectors = encoder.encode("query", query_texts, query_prompt_name, query_prompt)
+    finally:
+        encoder.close()
+    excluded = [({position[p] for p in queries[q]} if not include_positives else set())
+                | ({position[q]} if q in position else set()) for q in query_texts]
     depth = min(range_max + max(len(e) for e in excluded), len(documents))
-    hits = index.search(query_vectors, top_k=depth)  # exact, pruned where that pays
-
     pair_query = np.repeat(np.arange(len(query_texts)), [len(queries[q]) for q in query_texts])
     pair_document = np.array([position[p] for q in query_texts for p in queries[q]])
-    pair_scores = np.asarray(query_vectors[pair_query].multiply(index.document_vectors(pair_document)).sum(axis=1))
-    pair_scores = pair_scores.ravel().tolist()
+    if indexed:
+        hits = index.search(query_vectors, top_k=depth, batch_size=faiss_batch_size)  # exact, pruned where it pays
+        pair_documents = index.document_vectors(pair_document)
+    else:
+        hits = brute_force_hits(query_vectors, document_vectors, SimilarityFunction.to_similarity_fn(similarity),
+                                depth, query_chunk_size=faiss_batch_size)
+        pair_documents = document_vectors[pair_document]
+    pair_scores = _pair_scores(query_vectors[pair_query], pair_documents, similarity)
+    candidates = [[(doc, score) for doc, score in hits[q] if doc not in excluded[q]][:range_max]
+                  for q in range(len(query_texts))]
+    if cross_encoder is not None and filtering:
+        candidates, pair_scores = _rescore(cross_encoder, query_texts, queries, documents, candidates, batch_size)
 
     rng = np.random.default_rng(seed)
-    skipped = {"margin": 0, "relative_margin": 0, "max_score": 0, "min_score": 0}
+    skipped = {"absolute_margin": 0, "relative_margin": 0, "max_score": 0, "min_score": 0}
     negatives: list[list[tuple[int, float]]] = []
     first_pair = 0
     for q, query in enumerate(query_texts):
         hardest = min(pair_scores[first_pair:first_pair + len(queries[query])])
         first_pair += len(queries[query])
-        candidates = [(doc, score) for doc, score in hits[q] if doc not in excluded[q]][:range_max]
         kept = []
-        for doc, score in candidates:
-            reason = _filtered_by(score, hardest, margin, relative_margin, max_score, min_score)
+        for doc, score in candidates[q]:
+            reason = _filtered_by(score, hardest, absolute_margin, relative_margin, max_score, min_score)
             if reason is None:
                 kept.append((doc, score))
             else:
@@ -222,24 +280,143 @@ def mine_hard_negatives(
             kept = [kept[i] for i in chosen]
         negatives.append(kept[:num_negatives])
 
+    considered = sum(len(c) for c in candidates)
     for reason, count in skipped.items():
         if count:
-            logger.info("Skipped %d candidate negatives because of %s.", count, reason)
+            _report(verbose, f"Skipped {count} of {considered} candidate negatives ({count / max(considered, 1):.2%}) "
+                             f"because of {reason}.")
     short = sum(len(found) < num_negatives for found in negatives)
     if short:
         logger.warning("Found fewer than %d negatives for %d of %d anchors. Consider raising range_max or "
-                       "loosening margin, relative_margin, max_score or min_score.",
+                       "loosening absolute_margin, relative_margin, max_score or min_score.",
                        num_negatives, short, len(query_texts))
+    if verbose:
+        print(_score_statistics(pair_scores, [score for found in negatives for _, score in found]))
 
     rows = _layout_rows(layout, output_scores, num_negatives, anchor_column, positive_column, query_texts,
                         queries, pair_scores, negatives, documents)
     return Dataset.from_dict(rows)
 
 
-def _filtered_by(score: float, hardest: float, margin: float | None, relative_margin: float | None,
+def _report(verbose: bool, message: str) -> None:
+    if verbose:
+        print(message)
+    else:
+        logger.info(message)
+
+
+def _pair_scores(queries: sp.csr_matrix, documents: sp.csr_matrix, similarity: SimilarityFunction) -> list[float]:
+    """Score of row i of ``queries`` with row i of ``documents`` (cosine rows are already normalized)."""
+    if similarity in (SimilarityFunction.DOT, SimilarityFunction.COSINE):
+        return np.asarray(queries.multiply(documents).sum(axis=1)).ravel().tolist()
+    difference = (queries - documents).tocsr()
+    if similarity is SimilarityFunction.EUCLIDEAN:
+        return (-np.sqrt(np.asarray(difference.multiply(difference).sum(axis=1)).ravel())).tolist()
+    return (-np.asarray(abs(difference).sum(axis=1)).ravel()).tolist()
+
+
+def _rescore(cross_encoder: Any, query_texts: list[str], queries: dict[str, list[str]], documents: list[str],
+             candidates: list[list[tuple[int, float]]], batch_size: int
+             ) -> tuple[list[list[tuple[int, float]]], list[float]]:
+    """Candidates rescored by the cross-encoder and re-ranked by that score (stable), and the positives' scores."""
+    predict = getattr(cross_encoder, "predict", None)
+    if not callable(predict):
+        raise TypeError(f"cross_encoder must have a predict(pairs, batch_size=...) method (e.g. a "
+                        f"sentence-transformers CrossEncoder), got {type(cross_encoder).__name__}.")
+
+    def scores(pairs: list[tuple[str, str]]) -> list[float]:
+        if not pairs:
+            return []
+        predicted = predict(pairs, batch_size=batch_size, convert_to_tensor=True)
+        values = np.asarray(predicted.detach().cpu().float() if hasattr(predicted, "detach") else predicted,
+                            dtype=np.float64).reshape(-1)
+        if len(values) != len(pairs):
+            raise ValueError(f"cross_encoder.predict returned {len(values)} scores for {len(pairs)} pairs.")
+        return values.tolist()
+
+    rescored = []
+    for q, query in enumerate(query_texts):
+        new = scores([(query, documents[doc]) for doc, _ in candidates[q]])
+        order = sorted(range(len(new)), key=lambda i: -new[i])
+        rescored.append([(candidates[q][i][0], new[i]) for i in order])
+    positive_scores = scores([(query, positive) for query in query_texts for positive in queries[query]])
+    return rescored, positive_scores
+
+
+def _score_statistics(positive: list[float], negative: list[float]) -> str:
+    """A table of the positive and negative scores (count, mean, spread, quantiles) and their difference."""
+    pos, neg = np.asarray(positive, dtype=np.float64), np.asarray(negative, dtype=np.float64)
+    rows = [("Count", f"{len(pos):,}", f"{len(neg):,}", "")]
+    if len(pos) and len(neg):
+        for name, fn in (("Mean", np.mean), ("Median", np.median), ("Std", np.std), ("Min", np.min),
+                         ("25%", lambda x: np.percentile(x, 25)), ("75%", lambda x: np.percentile(x, 75)),
+                         ("Max", np.max)):
+            rows.append((name, f"{fn(pos):.4f}", f"{fn(neg):.4f}", f"{fn(pos) - fn(neg):.4f}"))
+    lines = [f"{'Metric':<8}{'Positive':>12}{'Negative':>12}{'Difference':>12}"]
+    lines += [f"{name:<8}{p:>12}{n:>12}{d:>12}" for name, p, n, d in rows]
+    return "\n".join(lines)
+
+
+class _Encoder:
+    """Encodes texts for mining: optionally with a process pool, optionally cached on disk."""
+
+    def __init__(self, model: Any, batch_size: int, show_progress_bar: bool | None, use_multi_process: Any,
+                 cache_folder: str | None, similarity: SimilarityFunction) -> None:
+        self.model, self.batch_size, self.show_progress_bar = model, batch_size, show_progress_bar
+        self.similarity, self.cache_folder = similarity, cache_folder
+        self.pool = None
+        if use_multi_process:
+            devices = None if use_multi_process is True else list(use_multi_process)
+            self.pool = model.start_multi_process_pool(devices)
+
+    def encode(self, role: str, texts: list[str], prompt_name: str | None, prompt: str | None) -> sp.csr_matrix:
+        path = self._cache_path(role, texts, prompt_name, prompt)
+        if path is not None and os.path.isfile(path):
+            matrix = sp.load_npz(path).tocsr()
+        else:
+            encode = self.model.encode_query if role == "query" else self.model.encode_document
+            kwargs: dict[str, Any] = {"pool": self.pool} if self.pool is not None else {}
+            embeddings = encode(texts, prompt_name=prompt_name, prompt=prompt, batch_size=self.batch_size,
+                                show_progress_bar=self.show_progress_bar, **kwargs)
+            matrix = to_csr(embeddings, "embeddings", np.dtype(np.float32))
+            if path is not None:
+                os.makedirs(self.cache_folder, exist_ok=True)
+                tmp = f"{path}.{os.getpid()}.tmp.npz"
+                sp.save_npz(tmp, matrix)
+                os.replace(tmp, path)
+        if self.similarity is SimilarityFunction.COSINE:
+            norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+            matrix = sp.csr_matrix(sp.diags(1.0 / np.maximum(norms, 1e-12)).astype(np.float32) @ matrix)
+        return matrix
+
+    def _cache_path(self, role: str, texts: list[str], prompt_name: str | None, prompt: str | None) -> str | None:
+        if self.cache_folder is None:
+            return None
+        digest = hashlib.sha256()
+        for part in (role, repr(prompt_name), repr(prompt), _model_fingerprint(self.model), *texts):
+            digest.update(part.encode("utf8"))
+            digest.update(b"\0")
+        return os.path.join(self.cache_folder, f"{role}_embeddings_{digest.hexdigest()[:16]}.npz")
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.model.stop_multi_process_pool(self.pool)
+            self.pool = None
+
+
+def _model_fingerprint(model: Any) -> str:
+    """The model's class, name and a digest of its weights (so a trained model never reuses stale vectors)."""
+    parts = [type(model).__name__, str(getattr(getattr(model, "model_card_data", None), "base_model", None))]
+    state = model.state_dict() if hasattr(model, "state_dict") else {}
+    for name, tensor in state.items():
+        parts.append(f"{name}:{tuple(tensor.shape)}:{float(tensor.detach().double().sum()):.12e}")
+    return "|".join(parts)
+
+
+def _filtered_by(score: float, hardest: float, absolute_margin: float | None, relative_margin: float | None,
                  max_score: float | None, min_score: float | None) -> str | None:
-    if margin is not None and score > hardest - margin:
-        return "margin"
+    if absolute_margin is not None and score > hardest - absolute_margin:
+        return "absolute_margin"
     if relative_margin is not None and score > hardest - abs(hardest) * relative_margin:
         return "relative_margin"
     if max_score is not None and score > max_score:
@@ -311,17 +488,6 @@ def _layout_rows(layout: OutputFormat, output_scores: bool, num_negatives: int, 
     if output_scores and layout in (OutputFormat.TRIPLET, OutputFormat.N_TUPLE):
         rows.setdefault("scores", [])
     return rows
-
-
-def _encode(encode: Any, texts: list[str], batch_size: int, show_progress_bar: bool | None,
-            prompt_name: str | None, prompt: str | None, similarity: SimilarityFunction) -> sp.csr_matrix:
-    embeddings = encode(texts, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,
-                        show_progress_bar=show_progress_bar)
-    matrix = to_csr(embeddings, "embeddings", np.dtype(np.float32))
-    if similarity is SimilarityFunction.COSINE:
-        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-        matrix = sp.csr_matrix(sp.diags(1.0 / np.maximum(norms, 1e-12)).astype(np.float32) @ matrix)
-    return matrix
 
 
 def _columns(columns: list[str], anchor: str | None, positive: str | None) -> tuple[str, str]:

@@ -10,43 +10,60 @@ similarity, the dot product ``sum_t q_t * d_t`` for SPLADE, and the ranking is e
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from spladekit.checks import check_positive_int
 from spladekit.index._vectors import SparseInput, to_csr
-from spladekit.index.base import SparseSearchIndex
+from spladekit.index.base import Hits, SparseSearchIndex
 from spladekit.index.sparse_index import SparseIndex
 from spladekit.sparse_ops import SimilarityFunction
 
-__all__ = ["search", "semantic_search"]
+__all__ = ["brute_force_hits", "search", "semantic_search"]
 
 SearchResults = list[list[dict[str, Any]]]
 
 
+ScoreFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 def semantic_search(
     query_embeddings: SparseInput,
-    corpus_embeddings_or_index: SparseInput | SparseSearchIndex,
+    corpus_embeddings: SparseInput | SparseSearchIndex | None = None,
+    query_chunk_size: int = 100,
+    corpus_chunk_size: int = 500000,
     top_k: int = 10,
-    similarity_fn_name: str | SimilarityFunction = SimilarityFunction.DOT,
+    score_function: ScoreFunction | str | SimilarityFunction | None = None,
+    *,
+    similarity_fn_name: str | SimilarityFunction | None = None,
+    corpus_embeddings_or_index: SparseInput | SparseSearchIndex | None = None,
 ) -> SearchResults:
-    """The ``top_k`` corpus entries of every query, as sentence-transformers' ``util.semantic_search`` returns.
+    """The ``top_k`` corpus entries of every query, with sentence-transformers' ``util.semantic_search`` arguments.
 
-    With ``similarity_fn_name="dot"`` the score is ``s(q, d) = sum_t q_t * d_t``; with ``"cosine"`` it is
-    ``s(q, d) / (||q|| ||d||)`` (both sides L2-normalized first).
+    With the dot product (the default) the score is ``s(q, d) = sum_t q_t * d_t``, ranked exactly by an inverted
+    index (:class:`SparseIndex`, built for the call); with cosine it is ``s(q, d) / (||q|| ||d||)`` (both sides
+    L2-normalized, then the same index). Any other score (``"euclidean"``, ``"manhattan"``, or a callable) is
+    computed block by block, ``query_chunk_size`` queries x ``corpus_chunk_size`` documents at a time. Equal
+    scores keep corpus order.
 
     Args:
-        query_embeddings: (num_queries, vocab_size) sparse or dense matrix (a 1-D vector counts as one query):
-            a torch tensor, scipy.sparse matrix or numpy array.
-        corpus_embeddings_or_index: the corpus as a (num_documents, vocab_size) matrix (searched with an
-            exact :class:`SparseIndex` built for the call; ``corpus_id`` is the row), or an index
-            (:class:`SparseIndex` or a connector; ``corpus_id`` is the id it stores).
+        query_embeddings: (num_queries, dim) sparse or dense matrix (a 1-D vector counts as one query): a torch
+            tensor, scipy.sparse matrix or numpy array.
+        corpus_embeddings: the corpus as a (num_documents, dim) matrix (``corpus_id`` is the row), or an index
+            (:class:`SparseIndex` or a connector; ``corpus_id`` is the id it stores; dot product only).
+        query_chunk_size: queries scored at a time.
+        corpus_chunk_size: documents scored at a time by a callable or a distance.
         top_k: results per query.
-        similarity_fn_name: ``"dot"`` (SPLADE) or ``"cosine"``. An index holds fixed vectors, so with an
-            index only ``"dot"`` is possible (index L2-normalized vectors for cosine).
+        score_function: how to score: ``util.dot_score`` / ``util.cos_sim`` (or their names ``"dot"`` /
+            ``"cosine"``), ``"euclidean"`` / ``"manhattan"`` (negative distances), or any callable
+            ``f(queries (Q, D), documents (N, D)) -> (Q, N)`` on torch tensors. Default: the dot product
+            (sentence-transformers' default is cosine; SPLADE models score by dot product).
+        similarity_fn_name: the same choice by name (give one of the two).
+        corpus_embeddings_or_index: the name of ``corpus_embeddings`` in earlier spladekit releases.
 
     Returns:
         One list per query of ``{"corpus_id": id, "score": float}``, sorted by score descending.
@@ -57,23 +74,106 @@ def semantic_search(
         >>> semantic_search(torch.tensor([[1.0, 1.0, 0.0]]).to_sparse(), corpus, top_k=2)
         [[{'corpus_id': 1, 'score': 2.0}, {'corpus_id': 0, 'score': 1.0}]]
     """
-    similarity = SimilarityFunction.parse(similarity_fn_name)
-    if isinstance(corpus_embeddings_or_index, SparseSearchIndex):
-        if similarity is not SimilarityFunction.DOT:
-            raise ValueError(f"similarity_fn_name={similarity.value!r} needs the corpus vectors, but an index was "
-                             "given, which scores by dot product. Build the index from L2-normalized "
-                             "embeddings and search with similarity_fn_name='dot', or pass the embeddings.")
-        index = corpus_embeddings_or_index
-    else:
-        corpus = to_csr(corpus_embeddings_or_index, "corpus_embeddings", _dtype_of(corpus_embeddings_or_index))
-        if similarity is SimilarityFunction.COSINE:
+    if corpus_embeddings_or_index is not None:
+        if corpus_embeddings is not None:
+            raise ValueError("Give corpus_embeddings or its older name corpus_embeddings_or_index, not both.")
+        corpus_embeddings = corpus_embeddings_or_index
+    if corpus_embeddings is None:
+        raise ValueError("semantic_search needs corpus_embeddings (a matrix) or an index to search.")
+    check_positive_int(query_chunk_size, "query_chunk_size", "queries scored at a time, e.g. 100")
+    check_positive_int(corpus_chunk_size, "corpus_chunk_size", "documents scored at a time, e.g. 500000")
+    check_positive_int(top_k, "top_k", "the number of results per query, e.g. 10")
+    scorer = _scorer(score_function, similarity_fn_name)
+    if isinstance(corpus_embeddings, SparseSearchIndex):
+        if scorer is not SimilarityFunction.DOT:
+            raise ValueError(f"The score {_describe(scorer)} needs the corpus vectors, but an index was given, which "
+                             "scores by dot product. Build the index from L2-normalized embeddings and search by dot "
+                             "product (for cosine), or pass the embeddings.")
+        hits = _search_index(corpus_embeddings, query_embeddings, top_k, query_chunk_size)
+    elif isinstance(scorer, SimilarityFunction) and scorer in (SimilarityFunction.DOT, SimilarityFunction.COSINE):
+        corpus = to_csr(corpus_embeddings, "corpus_embeddings", _dtype_of(corpus_embeddings))
+        queries = query_embeddings
+        if scorer is SimilarityFunction.COSINE:
             corpus = _normalize_rows(corpus)
+            queries = _normalize_rows(to_csr(query_embeddings, "query_embeddings", _dtype_of(query_embeddings)))
         index = SparseIndex.from_embeddings(corpus, dtype=corpus.dtype)
-    queries = query_embeddings
-    if similarity is SimilarityFunction.COSINE:
-        queries = _normalize_rows(to_csr(query_embeddings, "query_embeddings", _dtype_of(query_embeddings)))
-    hits = index.search(queries, top_k=top_k)
+        hits = _search_index(index, queries, top_k, query_chunk_size)
+    else:
+        function = SimilarityFunction.to_similarity_fn(scorer) if isinstance(scorer, SimilarityFunction) else scorer
+        hits = brute_force_hits(query_embeddings, corpus_embeddings, function, top_k, query_chunk_size,
+                                corpus_chunk_size)
     return [[{"corpus_id": doc_id, "score": score} for doc_id, score in row] for row in hits]
+
+
+def _scorer(score_function: Any, similarity_fn_name: Any) -> SimilarityFunction | ScoreFunction:
+    """The member for a known score (by name or function), else the callable itself."""
+    if score_function is not None and similarity_fn_name is not None:
+        raise ValueError("Give score_function or similarity_fn_name, not both.")
+    choice = score_function if score_function is not None else similarity_fn_name
+    if choice is None:
+        return SimilarityFunction.DOT
+    if isinstance(choice, (str, SimilarityFunction)):
+        return SimilarityFunction.parse(choice, "score_function" if score_function is not None else
+                                        "similarity_fn_name")
+    if not callable(choice):
+        raise TypeError(f"score_function must be a callable f(queries, documents) -> scores or a name such as "
+                        f"'dot', got {type(choice).__name__}.")
+    return SimilarityFunction.of_function(choice) or choice
+
+
+def _describe(scorer: Any) -> str:
+    return repr(scorer.value) if isinstance(scorer, SimilarityFunction) else getattr(scorer, "__name__", repr(scorer))
+
+
+def _search_index(index: SparseSearchIndex, queries: SparseInput, top_k: int, query_chunk_size: int) -> Hits:
+    if isinstance(index, SparseIndex):
+        return index.search(queries, top_k=top_k, batch_size=query_chunk_size)
+    return index.search(queries, top_k=top_k)
+
+
+def _as_torch(x: SparseInput, name: str) -> torch.Tensor:
+    """A torch tensor for a score callable: torch tensors as they are (1-D as one row), scipy and numpy as
+    sparse COO."""
+    if isinstance(x, torch.Tensor):
+        return x.unsqueeze(0) if x.ndim == 1 else x
+    matrix = to_csr(x, name, _dtype_of(x)).tocoo()
+    indices = torch.from_numpy(np.vstack([matrix.row, matrix.col]).astype(np.int64))
+    return torch.sparse_coo_tensor(indices, torch.from_numpy(matrix.data), matrix.shape).coalesce()
+
+
+def brute_force_hits(query_embeddings: SparseInput, corpus_embeddings: SparseInput, function: ScoreFunction,
+                     top_k: int, query_chunk_size: int = 100, corpus_chunk_size: int = 500000) -> Hits:
+    """The ``top_k`` rows of the corpus for every query by ``function(queries, documents) -> (Q, N)`` scores,
+    computed one (query chunk x corpus chunk) block at a time; ties keep corpus order."""
+    queries = _as_torch(query_embeddings, "query_embeddings")
+    corpus = _as_torch(corpus_embeddings, "corpus_embeddings")
+    if queries.shape[1] != corpus.shape[1]:
+        raise ValueError(f"query_embeddings have {queries.shape[1]} dimensions and corpus_embeddings "
+                         f"{corpus.shape[1]}; they must match.")
+    num_docs = corpus.shape[0]
+    hits: Hits = []
+    for q_start in range(0, queries.shape[0], query_chunk_size):
+        q_rows = torch.arange(q_start, min(q_start + query_chunk_size, queries.shape[0]))
+        q_chunk = queries.index_select(0, q_rows)
+        best_scores, best_ids = [], []
+        for c_start in range(0, num_docs, corpus_chunk_size):
+            c_rows = torch.arange(c_start, min(c_start + corpus_chunk_size, num_docs))
+            scores = function(q_chunk, corpus.index_select(0, c_rows))
+            scores = (scores.to_dense() if scores.is_sparse else scores).detach().cpu().double()  # (q, c)
+            if scores.shape != (len(q_rows), len(c_rows)):
+                raise ValueError(f"score_function returned shape {tuple(scores.shape)} for {len(q_rows)} queries "
+                                 f"and {len(c_rows)} documents; it must return (queries, documents) scores.")
+            k = min(top_k, len(c_rows))
+            # Candidates by (score desc, row asc) so equal scores keep corpus order.
+            order = np.lexsort((np.broadcast_to(c_rows.numpy(), scores.shape), -scores.numpy()), axis=1)[:, :k]
+            best_scores.append(np.take_along_axis(scores.numpy(), order, axis=1))
+            best_ids.append(c_rows.numpy()[order])
+        merged_scores = np.concatenate(best_scores, axis=1) if best_scores else np.zeros((len(q_rows), 0))
+        merged_ids = np.concatenate(best_ids, axis=1) if best_ids else np.zeros((len(q_rows), 0), dtype=np.int64)
+        order = np.lexsort((merged_ids, -merged_scores), axis=1)[:, :top_k]
+        for row in range(len(q_rows)):
+            hits.append([(int(merged_ids[row, i]), float(merged_scores[row, i])) for i in order[row]])
+    return hits
 
 
 def search(
@@ -115,10 +215,14 @@ def search(
     single = isinstance(queries, str)
     query_texts = [queries] if single else list(queries)
     similarity = SimilarityFunction.parse(getattr(model, "similarity_fn_name", SimilarityFunction.DOT))
+    exact = similarity in (SimilarityFunction.DOT, SimilarityFunction.COSINE)
     if isinstance(corpus, SparseSearchIndex):
         if corpus_ids is not None:
             raise ValueError("corpus_ids was given with an index, which holds its own document ids; drop "
                              "corpus_ids or pass the corpus texts or embeddings instead.")
+        if not exact:
+            raise ValueError(f"This model scores by {similarity.value} distance, which an index (dot products) "
+                             "cannot rank; pass the corpus texts or embeddings instead.")
         index = corpus
     else:
         if _is_text_list(corpus):
@@ -126,8 +230,14 @@ def search(
         matrix = to_csr(corpus, "corpus", _dtype_of(corpus))
         if similarity is SimilarityFunction.COSINE:
             matrix = _normalize_rows(matrix)
-        index = SparseIndex.from_embeddings(matrix, ids=corpus_ids, dtype=matrix.dtype)
+        index = SparseIndex.from_embeddings(matrix, ids=corpus_ids, dtype=matrix.dtype) if exact else None
     query_embeddings = model.encode_query(query_texts, batch_size=batch_size, show_progress_bar=show_progress_bar)
+    if index is None:  # a distance: scored block by block, rows mapped to the given ids
+        results = semantic_search(query_embeddings, matrix, top_k=top_k, similarity_fn_name=similarity)
+        ids = list(corpus_ids) if corpus_ids is not None else None
+        if ids is not None:
+            results = [[{**hit, "corpus_id": ids[hit["corpus_id"]]} for hit in row] for row in results]
+        return results[0] if single else results
     if similarity is SimilarityFunction.COSINE:  # the corpus side was normalized when indexed
         query_embeddings = _normalize_rows(to_csr(query_embeddings, "query_embeddings", _dtype_of(query_embeddings)))
     results = semantic_search(query_embeddings, index, top_k=top_k)

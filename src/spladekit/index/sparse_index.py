@@ -68,6 +68,7 @@ from spladekit.index._vectors import (
 )
 from spladekit.index.base import Hits, SparseSearchIndex
 from spladekit.index.static_pruning import drop_zeros, prune
+from spladekit.index.encoding_progress import encode_with_progress
 
 __all__ = ["Quantization", "SearchMode", "SparseIndex"]
 
@@ -258,15 +259,18 @@ class SparseIndex(SparseSearchIndex):
         with tqdm(total=len(texts), desc="Indexing", disable=not show_progress_bar) as progress:
             for start in range(0, len(texts), chunk_size):
                 chunk = list(texts[start:start + chunk_size])
-                pool_kwargs = {"pool": pool} if pool is not None else {}
-                embeddings = model.encode_document(chunk, batch_size=batch_size, show_progress_bar=False,
-                                                   convert_to_tensor=True, convert_to_sparse_tensor=True,
-                                                   save_to_cpu=True, **pool_kwargs)
+                if show_progress_bar and pool is None:  # the bar moves every few batches, not once per chunk
+                    embeddings = encode_with_progress(model, chunk, batch_size, progress)
+                else:
+                    pool_kwargs = {"pool": pool} if pool is not None else {}
+                    embeddings = model.encode_document(chunk, batch_size=batch_size, show_progress_bar=False,
+                                                       convert_to_tensor=True, convert_to_sparse_tensor=True,
+                                                       save_to_cpu=True, **pool_kwargs)
+                    progress.update(len(chunk))
                 if index is None:
                     index = cls(int(embeddings.shape[-1]), dtype=dtype, max_active_dims=max_active_dims,
                                 min_weight=min_weight, quantization=quantization)
                 index.add(embeddings, doc_ids[start:start + len(chunk)])
-                progress.update(len(chunk))
         if index is None:
             dim = model.get_embedding_dimension()
             if not dim:

@@ -109,8 +109,12 @@ class SparseLoss(nn.Module, metaclass=abc.ABCMeta):
 
     * ``column_roles``: the text columns in order, e.g. ``"(anchor, positive[, negative_1, ...])"``;
     * ``min_text_columns`` / ``max_text_columns`` (None: no upper bound);
-    * ``label_kinds``: the accepted :class:`LabelKind` values (``{NONE}``: the loss takes no label);
-    * ``label_description``: what the label holds, in words.
+    * ``label_kinds``: the accepted :class:`LabelKind` values (``{NONE}``: the loss takes no label; a label
+      column is then ignored, as sentence-transformers does, and the trainer warns);
+    * ``label_description``: what the label holds, in words;
+    * ``text_roles`` / ``repeated_role``: the role of each text column in order, and of every column after
+      those (e.g. ``("anchor", "positive")`` then ``"negative"``), which the trainer logs once before training
+      (:meth:`column_usage`).
 
     Args:
         model: the SparseEncoder being trained; ``model(features)`` must return a dict with
@@ -122,11 +126,41 @@ class SparseLoss(nn.Module, metaclass=abc.ABCMeta):
     max_text_columns: ClassVar[int | None] = None
     label_kinds: ClassVar[frozenset[LabelKind]] = frozenset({LabelKind.NONE})
     label_description: ClassVar[str] = ""
+    text_roles: ClassVar[tuple[str, ...]] = ()
+    repeated_role: ClassVar[str | None] = "text"
     citation: ClassVar[str | None] = None
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+
+    def column_contract(self) -> SparseLoss:
+        """The loss whose column contract applies: this one, or for a wrapper the loss it wraps."""
+        return self
+
+    @property
+    def takes_labels(self) -> bool:
+        """Whether the loss reads a label column (else one is ignored)."""
+        return self.column_contract().label_kinds != {LabelKind.NONE}
+
+    def column_usage(self, column_names: Sequence[str], label_column: str | None) -> list[tuple[str, str]]:
+        """(column, role) for each column, in order: what the loss does with it, e.g. ``("extra", "a
+        negative")`` or ``("score", "ignored (this loss takes no labels)")``."""
+        contract = self.column_contract()
+        usage, position = [], 0
+        for column in column_names:
+            if column == label_column:
+                usage.append((column, "the label" if self.takes_labels else "ignored (this loss takes no labels)"))
+                continue
+            if position < len(contract.text_roles):
+                role = f"the {contract.text_roles[position]}"
+            elif contract.repeated_role is not None:
+                role = f"a {contract.repeated_role}"
+            else:
+                role = "unused"
+            usage.append((column, role))
+            position += 1
+        return usage
 
     @abc.abstractmethod
     def forward(self, sentence_features: Sequence[dict[str, Any]], labels: Tensor | None = None) -> LossOutput:
@@ -183,11 +217,7 @@ class SparseLoss(nn.Module, metaclass=abc.ABCMeta):
                 )
             return
         if self.label_kinds == {LabelKind.NONE}:
-            raise ValueError(
-                f"{name} expects only the text columns {self.column_roles} and no label column, got columns "
-                f"{columns} with the label column {label_column!r}. Drop it with "
-                f"`dataset = dataset.remove_columns([{label_column!r}])`, or pick a loss that uses labels."
-            )
+            return  # the label column is ignored, as in sentence-transformers (the trainer warns)
         if label_example is None:
             return
         kind = label_kind_of(label_example)

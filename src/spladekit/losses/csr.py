@@ -61,6 +61,9 @@ class CSRLoss(SparseLoss):
         self.reconstruction_loss = CSRReconstructionLoss(model, beta=beta)
         self.loss = loss if loss is not None else SparseMultipleNegativesRankingLoss(model)
 
+    def column_contract(self) -> SparseLoss:
+        return self.loss.column_contract()
+
     def validate_columns(
         self, column_names: Sequence[str], label_column: str | None, label_example: Any = None
     ) -> None:

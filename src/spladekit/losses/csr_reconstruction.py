@@ -66,6 +66,8 @@ class CSRReconstructionLoss(SparseLoss):
     """
 
     column_roles = "(text_1[, ..., text_C])"
+    text_roles = ()
+    repeated_role = "text"
     min_text_columns = 1
     label_kinds = frozenset({LabelKind.NONE})
     citation = """@inproceedings{wen2025beyond,

@@ -47,6 +47,8 @@ class SparseCoSENTLoss(EmbeddingLoss):
     """
 
     column_roles = "(text_1, text_2)"
+    text_roles = ("text_1", "text_2")
+    repeated_role = None
     min_text_columns = 2
     max_text_columns = 2
     label_kinds = frozenset({LabelKind.SCALAR})

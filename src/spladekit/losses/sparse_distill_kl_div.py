@@ -65,6 +65,8 @@ class SparseDistillKLDivLoss(EmbeddingLoss):
     """
 
     column_roles = "(query, positive, negative_1[, ..., negative_n])"
+    text_roles = ("query", "positive")
+    repeated_role = "negative"
     min_text_columns = 3
     label_kinds = frozenset({LabelKind.VECTOR})
     label_description = "the teacher's scores [t(q, pos), t(q, neg_1), ..., t(q, neg_n)], one per candidate"

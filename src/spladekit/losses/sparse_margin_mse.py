@@ -60,6 +60,8 @@ class SparseMarginMSELoss(EmbeddingLoss):
     """
 
     column_roles = "(query, positive, negative_1[, ..., negative_n])"
+    text_roles = ("query", "positive")
+    repeated_role = "negative"
     min_text_columns = 3
     label_kinds = frozenset({LabelKind.SCALAR, LabelKind.VECTOR})
     label_description = ("the teacher's margin(s) t(q, pos) - t(q, neg_j) as a float (one negative) or a "

@@ -43,6 +43,8 @@ class SparseMSELoss(EmbeddingLoss):
 
     standalone = True
     column_roles = "(text_1[, ..., text_C])"
+    text_roles = ()
+    repeated_role = "text"
     min_text_columns = 1
     label_kinds = frozenset({LabelKind.VECTOR, LabelKind.MATRIX})
     label_description = ("the teacher's embedding of each example (a list of floats), or one per text "

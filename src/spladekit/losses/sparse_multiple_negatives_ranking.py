@@ -112,6 +112,8 @@ class SparseMultipleNegativesRankingLoss(EmbeddingLoss):
     """
 
     column_roles = "(anchor, positive[, negative_1, ..., negative_n])"
+    text_roles = ("anchor", "positive")
+    repeated_role = "negative"
     min_text_columns = 2
     label_kinds = frozenset({LabelKind.NONE})
     citation = """@misc{oord2018representation,

@@ -61,6 +61,8 @@ class SparseTripletLoss(EmbeddingLoss):
     """
 
     column_roles = "(anchor, positive, negative)"
+    text_roles = ("anchor", "positive", "negative")
+    repeated_role = None
     min_text_columns = 3
     max_text_columns = 3
     label_kinds = frozenset({LabelKind.NONE})

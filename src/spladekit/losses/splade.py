@@ -144,6 +144,9 @@ class SpladeLoss(SparseLoss):
             logger.warning("query_regularizer_weight is None: queries are not regularized. That is right for "
                            "inference-free models; otherwise set it (e.g. 5e-5).")
 
+    def column_contract(self) -> SparseLoss:
+        return self.loss.column_contract()
+
     def validate_columns(
         self, column_names: Sequence[str], label_column: str | None, label_example: Any = None
     ) -> None:

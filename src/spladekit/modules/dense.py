@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import torch
 import torch.nn.modules.activation as torch_activations
 from torch import nn
 
@@ -53,6 +54,17 @@ def resolve_activation(path: str) -> nn.Module:
             from None
 
 
+def _initial(name: str, value: Any, shape: tuple[int, ...]) -> torch.Tensor:
+    """A float copy of an initial weight or bias, after checking its shape."""
+    tensor = torch.as_tensor(value).detach().clone()
+    if not tensor.is_floating_point():
+        tensor = tensor.float()
+    if tuple(tensor.shape) != shape:
+        raise ValueError(f"`{name}` must have shape {shape} (out_features, in_features for the weight), got "
+                         f"{tuple(tensor.shape)}.")
+    return tensor
+
+
 class Dense(Module):
     """A linear layer followed by an activation, applied to ``features[module_input_name]``.
 
@@ -69,6 +81,8 @@ class Dense(Module):
         bias: Whether the linear layer has a bias.
         activation_function: An ``nn.Module`` instance, the import path of a torch.nn activation class, or
             ``None`` for the identity. Defaults to ``Tanh``.
+        init_weight: Initial weight of shape (out_features, in_features) (copied; not saved in the config).
+        init_bias: Initial bias of shape (out_features,); needs ``bias=True``.
         module_input_name: The feature to read, e.g. ``"sentence_embedding"`` or ``"token_embeddings"``.
         module_output_name: The feature to write; ``None`` means the same as ``module_input_name``.
         use_residual: Add a residual connection (for sentence-transformers compatibility; saved only when
@@ -91,6 +105,7 @@ class Dense(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  activation_function: nn.Module | str | None = DEFAULT_ACTIVATION,
+                 init_weight: torch.Tensor | None = None, init_bias: torch.Tensor | None = None,
                  module_input_name: str = "sentence_embedding", module_output_name: str | None = None,
                  use_residual: bool = False) -> None:
         super().__init__()
@@ -125,6 +140,13 @@ class Dense(Module):
         self.activation_function = activation_function
         if use_residual and in_features != out_features:
             self.residual = nn.Linear(in_features, out_features, bias=False)
+        if init_weight is not None:
+            self.linear.weight = nn.Parameter(_initial("init_weight", init_weight, (out_features, in_features)))
+        if init_bias is not None:
+            if not bias:
+                raise ValueError("init_bias was given but bias=False, so the layer has no bias to set; drop "
+                                 "init_bias or pass bias=True.")
+            self.linear.bias = nn.Parameter(_initial("init_bias", init_bias, (out_features,)))
 
     def get_embedding_dimension(self) -> int:
         return self.out_features

@@ -127,7 +127,9 @@ def run_modules(modules: list[nn.Module], features: dict[str, Any], kwargs: dict
     index = 0
     while index < len(modules):
         module = modules[index]
-        if fuse and index + 1 < len(modules) and can_fuse(module, modules[index + 1]):
+        # Fusing skips the two modules' own forward, so not when a keyword argument is meant for one of them.
+        if fuse and index + 1 < len(modules) and can_fuse(module, modules[index + 1]) and not any(
+                key in getattr(m, "forward_kwargs", ()) for m in modules[index:index + 2] for key in kwargs):
             features = fused_splade_forward(module, modules[index + 1], features)
             index += 2
             continue

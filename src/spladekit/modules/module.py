@@ -17,6 +17,8 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from spladekit.hub import resolve_folder
+
 WEIGHTS_NAME = "model.safetensors"
 LEGACY_WEIGHTS_NAME = "pytorch_model.bin"
 
@@ -70,6 +72,9 @@ class Module(nn.Module):
     forward_kwargs: ClassVar[frozenset[str]] = frozenset()
     # Whether sentence-transformers keeps this module's files in the model's root folder (path "").
     save_in_root: ClassVar[bool] = False
+    # Whether loading needs the module's folder; False for modules that saved no files in older releases, whose
+    # folder may be absent from a model (e.g. Normalize in sentence-transformers' dense models on the Hub).
+    needs_files: ClassVar[bool] = True
 
     def get_config_dict(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in self.config_keys}
@@ -105,13 +110,17 @@ class Module(nn.Module):
                 config[new] = config.pop(old)
         return config
 
-    def save(self, output_path: str, layout: Layout = Layout.V6) -> None:
+    def save(self, output_path: str, layout: Layout = Layout.V6, safe_serialization: bool = True) -> None:
         """Writes the config and the weights (if any) into ``output_path``; ``layout`` is the
-        sentence-transformers generation to write (see :class:`Layout`)."""
+        sentence-transformers generation to write (see :class:`Layout`). The weights go to ``model.safetensors``,
+        or with ``safe_serialization=False`` to a pickled ``pytorch_model.bin`` (loaded with ``weights_only``)."""
         os.makedirs(output_path, exist_ok=True)
         self.save_config(output_path, layout)
         if any(True for _ in self.state_dict()):
-            save_model(self, os.path.join(output_path, WEIGHTS_NAME))
+            if safe_serialization:
+                save_model(self, os.path.join(output_path, WEIGHTS_NAME))
+            else:
+                torch.save(self.state_dict(), os.path.join(output_path, LEGACY_WEIGHTS_NAME))
 
     def load_weights(self, input_path: str) -> None:
         """Loads ``model.safetensors`` (or a legacy ``pytorch_model.bin``, with ``weights_only=True``)."""
@@ -130,7 +139,30 @@ class Module(nn.Module):
                               f"missing {sorted(missing)}, unexpected {sorted(unexpected)}.")
 
     @classmethod
-    def load(cls, input_path: str, **kwargs: Any) -> Module:
+    def load(cls, model_name_or_path: str, subfolder: str = "", token: bool | str | None = None,
+             cache_folder: str | None = None, revision: str | None = None, local_files_only: bool = False,
+             **kwargs: Any) -> Module:
+        """Loads the module from a folder, or from a Hugging Face Hub id (``subfolder`` of its repository).
+
+        Args:
+            model_name_or_path: a local folder or a Hub id, e.g. ``"naver/splade-v3"``.
+            subfolder: the module's folder inside it, e.g. ``"1_SpladePooling"`` ("" for the root).
+            token, cache_folder, revision, local_files_only: Hugging Face Hub options (the cache is searched
+                without network when ``local_files_only`` is set or ``HF_HUB_OFFLINE=1``).
+            **kwargs: module-specific options, e.g. ``model_kwargs`` for a transformer.
+
+        Example::
+
+            pooling = SpladePooling.load("naver/splade-v3", subfolder="1_SpladePooling")
+        """
+        path = resolve_folder(model_name_or_path, subfolder, token=token, cache_folder=cache_folder,
+                              revision=revision, local_files_only=local_files_only,
+                              argument=f"{cls.__name__}.load's model_name_or_path")
+        return cls.load_from_folder(path, **kwargs)
+
+    @classmethod
+    def load_from_folder(cls, input_path: str, **kwargs: Any) -> Module:
+        """Builds the module from its saved config and weights in the local folder ``input_path``."""
         module = cls(**cls.load_config(input_path), **kwargs)
         if any(True for _ in module.state_dict()):
             module.load_weights(input_path)
@@ -139,14 +171,22 @@ class Module(nn.Module):
     def extra_repr(self) -> str:
         return ", ".join(f"{key}={value!r}" for key, value in self.get_config_dict().items())
 
+    # sentence-transformers' older names of get_embedding_dimension (defined by modules that have one).
+    def get_sentence_embedding_dimension(self) -> int | None:
+        return self.get_embedding_dimension() if hasattr(self, "get_embedding_dimension") else None
+
+    def get_word_embedding_dimension(self) -> int | None:
+        return self.get_embedding_dimension() if hasattr(self, "get_embedding_dimension") else None
+
 
 class InputModule(Module):
     """A module that also turns texts into tensors: it owns a tokenizer and ``max_seq_length``."""
 
     tokenizer: Any
 
-    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        """Tokenizes a batch: ``input_ids`` and ``attention_mask`` (B, T), padded to the longest text."""
+    def tokenize(self, texts: list[str], task: str | None = None) -> dict[str, torch.Tensor]:
+        """Tokenizes a batch: ``input_ids`` and ``attention_mask`` (B, T), padded to the longest text; ``task``
+        ("query" / "document") may choose the truncation length."""
         raise NotImplementedError
 
     @property

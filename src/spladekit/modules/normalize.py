@@ -31,6 +31,7 @@ class Normalize(Module):
     """
 
     config_keys = ("module_input_name", "module_output_name")
+    needs_files = False
 
     def __init__(self, module_input_name: str = "sentence_embedding",
                  module_output_name: str | None = None) -> None:
@@ -55,11 +56,11 @@ class Normalize(Module):
         return self.get_config_dict()
 
     @classmethod
-    def load(cls, input_path: str, **kwargs: Any) -> Normalize:
-        # sentence-transformers before v5 saved Normalize as an empty folder: that means the defaults.
+    def load_from_folder(cls, input_path: str, **kwargs: Any) -> Normalize:
+        # sentence-transformers before v5 saved Normalize as an empty folder (or none): that means the defaults.
         if not os.path.isfile(os.path.join(input_path, cls.config_file_name)):
             return cls(**kwargs)
-        return super().load(input_path, **kwargs)
+        return super().load_from_folder(input_path, **kwargs)
 
     def forward(self, features: dict[str, Any]) -> dict[str, Any]:
         x = features.get(self.module_input_name)  # (..., H)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from torch import nn
 
@@ -36,9 +36,12 @@ class Router(Module):
     config_file_name = "router_config.json"
     save_in_root = True
     config_keys = ("default_route", "allow_empty_key", "route_mappings")
-    forward_kwargs = frozenset({"task", "max_active_dims"})
+    forward_kwargs = frozenset({"task"})
     # Set by SparseEncoder.fuse_splade_head: run a route's MLMTransformer + SpladePooling("max") fused.
     fuse_splade_head: bool = True
+    # Resolves a saved class path to a module class when Router.load is called without module_class; set by
+    # spladekit.compat (which knows sentence-transformers' names) when the model format is first read.
+    default_module_class: ClassVar[Callable[[str, str], type[Module]] | None] = None
 
     def __init__(
         self,
@@ -60,6 +63,9 @@ class Router(Module):
                                  f"as MLMTransformer or SparseStaticEmbedding), got {type(modules[0]).__name__}.")
             routes[route] = nn.Sequential(*modules)
         self.sub_modules = nn.ModuleDict(routes)
+        # The Router passes the model's keyword arguments on to its routes' modules.
+        self.forward_kwargs = frozenset({"task"}).union(
+            *(getattr(module, "forward_kwargs", frozenset()) for route in routes.values() for module in route))
         if default_route is not None and default_route not in routes:
             raise ValueError(f"default_route {default_route!r} is not one of the routes {list(routes)}.")
         self.default_route = default_route
@@ -100,8 +106,9 @@ class Router(Module):
         return self.sub_modules[self.resolve_route(task)][0]
 
     def tokenize(self, texts: list[str], task: str | None = None) -> dict[str, Any]:
-        features = self.input_module(task).tokenize(texts)
-        features["task"] = self.resolve_route(task)
+        route = self.resolve_route(task)
+        features = self.input_module(route).tokenize(texts, task=route)
+        features["task"] = route
         return features
 
     def forward(self, features: dict[str, Any], task: str | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -135,7 +142,7 @@ class Router(Module):
 
     # ----- saving and loading ---------------------------------------------------------------------------
     def save(self, output_path: str, layout: Layout = Layout.V6,
-             type_name: Callable[[Module, Layout], str] | None = None) -> None:
+             type_name: Callable[[Module, Layout], str] | None = None, safe_serialization: bool = True) -> None:
         """Writes ``router_config.json`` (types, structure, parameters) and one folder per sub-module.
 
         ``type_name`` maps a module to the class path written for it (the model passes the
@@ -151,7 +158,7 @@ class Router(Module):
             for idx, module in enumerate(self.sub_modules[route]):
                 saved_type = type_name(module, layout)
                 folder = f"{route}_{idx}_{saved_type.rsplit('.', 1)[-1]}"
-                module.save(os.path.join(output_path, folder), layout)
+                module.save(os.path.join(output_path, folder), layout, safe_serialization=safe_serialization)
                 types[folder] = saved_type
                 structure[route].append(folder)
         parameters: dict[str, Any] = {"default_route": self.default_route, "allow_empty_key": self.allow_empty_key}
@@ -161,9 +168,11 @@ class Router(Module):
                    {"types": types, "structure": structure, "parameters": parameters})
 
     @classmethod
-    def load(cls, input_path: str, module_class: Callable[[str, str], type[Module]] | None = None,
-             **kwargs: Any) -> Router:
-        """Reads a Router folder; ``module_class(type, folder)`` resolves each saved class path."""
+    def load_from_folder(cls, input_path: str, module_class: Callable[[str, str], type[Module]] | None = None,
+                         **kwargs: Any) -> Router:
+        """Reads a Router folder; ``module_class(type, folder)`` resolves each saved class path (by default
+        :attr:`default_module_class`, the sentence-transformers names that :mod:`spladekit.compat` registers)."""
+        module_class = module_class or Router.default_module_class
         if module_class is None:
             raise ValueError("Router.load needs module_class (saved class path -> class); load the Router "
                              "through SparseEncoder, which supplies it.")
@@ -189,9 +198,12 @@ class Router(Module):
                                           "which has no entry in 'types'.")
                     folder_path = os.path.join(input_path, folder)
                     module_cls = module_class(config["types"][folder], folder_path)
+                    if not os.path.isdir(folder_path) and module_cls.needs_files:
+                        raise ConfigError(f"Router config at {path!r} names module {folder!r}, but that folder "
+                                          "does not exist.")
                     # Hub and dtype options (kwargs) concern only the transformer backbones.
-                    loaded[folder] = (module_cls.load(folder_path, **kwargs) if issubclass(module_cls, Transformer)
-                                      else module_cls.load(folder_path))
+                    options = kwargs if issubclass(module_cls, Transformer) else {}
+                    loaded[folder] = module_cls.load_from_folder(folder_path, **options)
                 sub_modules[route].append(loaded[folder])
         return cls(sub_modules, **parameters)
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from spladekit.hub import resolve_folder
 from spladekit.modules.module import InputModule, Layout, read_json
 
 logger = logging.getLogger(__name__)
@@ -188,11 +189,11 @@ class SparseStaticEmbedding(InputModule):
             raise ValueError(f"`max_seq_length` must be a positive integer, got {value!r}.")
         self.tokenizer.model_max_length = value
 
-    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        """Tokenizes without special tokens, padded to the longest text, truncated to ``max_seq_length``."""
+    def tokenize(self, texts: list[str], task: str | None = None) -> dict[str, torch.Tensor]:
+        """Tokenizes without special tokens, padded to the longest text, truncated to ``max_seq_length`` (for
+        any ``task``); a single string is one text."""
         if isinstance(texts, str):
-            raise ValueError(f"`texts` must be a list of strings, got the single string {texts[:50]!r}. "
-                             "Wrap it in a list: module.tokenize([text]).")
+            texts = [texts]
         return dict(self.tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt",
                                    add_special_tokens=False))
 
@@ -261,6 +262,30 @@ class SparseStaticEmbedding(InputModule):
         return cls(tokenizer, weight=weight, frozen=frozen)
 
     @classmethod
+    def from_json(cls, json_path: str | os.PathLike, tokenizer: PreTrainedTokenizerBase,
+                  token: bool | str | None = None, cache_folder: str | None = None, revision: str | None = None,
+                  local_files_only: bool = False, **config: Any) -> SparseStaticEmbedding:
+        """Builds the module from an ``idf.json`` file ({token: weight}), as sentence-transformers' ``from_json``.
+
+        Args:
+            json_path: the JSON file, a folder holding ``idf.json``, or a Hugging Face Hub id whose repository
+                holds ``idf.json`` at its root (e.g. an OpenSearch inference-free model).
+            tokenizer: the tokenizer the weights belong to.
+            token, cache_folder, revision, local_files_only: Hub options when ``json_path`` is a Hub id.
+            **config: the module's other arguments (``frozen``).
+
+        Example::
+
+            module = SparseStaticEmbedding.from_json("idf.json", tokenizer, frozen=True)
+        """
+        path = os.fspath(json_path)
+        if not os.path.exists(path):
+            folder = resolve_folder(path, token=token, cache_folder=cache_folder, revision=revision,
+                                    local_files_only=local_files_only, argument="json_path")
+            path = os.path.join(folder, IDF_FILE_NAME)
+        return cls.from_idf(tokenizer, path, **config)
+
+    @classmethod
     def from_corpus(cls, corpus: Sequence[str], tokenizer: PreTrainedTokenizerBase, frozen: bool = False,
                     smooth: bool = True) -> SparseStaticEmbedding:
         """Builds the module with BM25 IDF weights computed on ``corpus`` (see :func:`compute_idf`).
@@ -271,14 +296,14 @@ class SparseStaticEmbedding(InputModule):
         """
         return cls.from_idf(tokenizer, compute_idf(corpus, tokenizer, smooth=smooth), frozen=frozen)
 
-    def save(self, output_path: str, layout: Layout = Layout.V6) -> None:
+    def save(self, output_path: str, layout: Layout = Layout.V6, safe_serialization: bool = True) -> None:
         """Writes ``config.json``, ``model.safetensors`` (key ``weight``) and the tokenizer files; the
         files are the same for both layouts."""
-        super().save(output_path, layout)
+        super().save(output_path, layout, safe_serialization)
         self.tokenizer.save_pretrained(output_path)
 
     @classmethod
-    def load(cls, input_path: str, **kwargs: Any) -> SparseStaticEmbedding:
+    def load_from_folder(cls, input_path: str, **kwargs: Any) -> SparseStaticEmbedding:
         config = cls.load_config(input_path)
         tokenizer = AutoTokenizer.from_pretrained(input_path)
         module = cls(tokenizer, **config, **kwargs)

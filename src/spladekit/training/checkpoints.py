@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 
 COMPLETE_MARKER = ".spladekit-complete"
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+_SET_ASIDE_RE = re.compile(r"^incomplete-checkpoint-\d+$")
 
 
 def mark_complete(checkpoint_dir: str) -> None:
@@ -45,8 +46,22 @@ def checkpoints(output_dir: str) -> list[tuple[int, str]]:
     return sorted(found)
 
 
+def remove_set_aside(output_dir: str) -> list[str]:
+    """Deletes the ``incomplete-checkpoint-N`` folders in ``output_dir``; returns their paths."""
+    if not os.path.isdir(output_dir):
+        return []
+    removed = [os.path.join(output_dir, name) for name in os.listdir(output_dir) if _SET_ASIDE_RE.match(name)]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+        logger.info(f"Removed {path}, a checkpoint a crash left half-written.")
+    return removed
+
+
 def last_complete_checkpoint(output_dir: str, set_aside_incomplete: bool = True) -> str | None:
-    """The newest complete checkpoint; newer incomplete ones are renamed ``incomplete-checkpoint-N``."""
+    """The newest complete checkpoint; newer incomplete ones are renamed ``incomplete-checkpoint-N`` (for a
+    look at what the crash left), and the ones an earlier resume set aside are deleted, so they never pile up."""
+    if set_aside_incomplete:
+        remove_set_aside(output_dir)
     for step, path in reversed(checkpoints(output_dir)):
         if is_complete(path):
             return path

@@ -50,8 +50,9 @@ def describe_column(name: str, values: list[Any], tokenizer: Any | None = None) 
             try:
                 # In small batches: the tokenizer's encodings of a thousand long texts at once are tens of MB.
                 lengths = [len(ids) for start in range(0, len(present), _TOKENIZE_BATCH)
-                           for ids in tokenizer(present[start:start + _TOKENIZE_BATCH],
-                                                add_special_tokens=True)["input_ids"]]
+                           for ids in tokenizer(present[start:start + _TOKENIZE_BATCH], add_special_tokens=True,
+                                                verbose=False)["input_ids"]]  # lengths past the model's limit
+                                                                               # are counted, not warned about
                 column["unit"] = "tokens"
             except (TypeError, ValueError, RuntimeError) as error:  # e.g. a non-text tokenizer: count characters
                 logger.debug("Could not tokenize column %r for the model card: %s", name, error)

@@ -36,6 +36,7 @@ import torch
 from datasets import Dataset, DatasetDict, IterableDataset, IterableDatasetDict
 from torch.utils.data import Sampler
 
+from spladekit.checks import require
 from spladekit.training.data_collator import DATASET_NAME_COLUMN, DEFAULT_LABEL_COLUMNS
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ __all__ = [
     "DefaultBatchSampler",
     "GroupByLabelBatchSampler",
     "NoDuplicatesBatchSampler",
+    "NoDuplicatesHashedBatchSampler",
     "batch_sampler_class",
 ]
 
@@ -55,11 +57,14 @@ class BatchSamplers(str, Enum):
     - ``BATCH_SAMPLER`` (default): :class:`DefaultBatchSampler`, random batches.
     - ``NO_DUPLICATES``: :class:`NoDuplicatesBatchSampler`, for losses with in-batch negatives
       (``SparseMultipleNegativesRankingLoss`` and friends).
+    - ``NO_DUPLICATES_HASHED``: the same with ``precompute_hashes=True`` (:class:`NoDuplicatesHashedBatchSampler`):
+      texts compared by 64-bit hashes computed in parallel, for large datasets.
     - ``GROUP_BY_LABEL``: :class:`GroupByLabelBatchSampler`, for batch triplet losses.
     """
 
     BATCH_SAMPLER = "batch_sampler"
     NO_DUPLICATES = "no_duplicates"
+    NO_DUPLICATES_HASHED = "no_duplicates_hashed"
     GROUP_BY_LABEL = "group_by_label"
 
     @classmethod
@@ -287,6 +292,41 @@ def _encode_values(dataset: Dataset, columns: Sequence[str]) -> list[list[int]]:
     return rows
 
 
+def _hash_rows(batch: dict[str, list[Any]], columns: list[str]) -> dict[str, list[list[int]]]:
+    """``datasets.map`` function: per row, the signed 64-bit xxhash of each non-null value of ``columns``; values of
+    different kinds (text, bytes, other) never share a hash input."""
+    import xxhash
+
+    rows: list[list[int]] = []
+    size = len(batch[columns[0]]) if columns else 0
+    for i in range(size):
+        hashes = []
+        for column in columns:
+            value = batch[column][i]
+            if value is None:
+                continue
+            if isinstance(value, str):
+                data = b"s" + value.encode("utf8")
+            elif isinstance(value, bytes):
+                data = b"b" + value
+            else:
+                data = b"r" + repr(_hashable(value)).encode("utf8")
+            hashes.append(xxhash.xxh64_intdigest(data) - 2**63)
+        rows.append(hashes)
+    return {"__hashes": rows}
+
+
+def _hash_values(dataset: Dataset, columns: Sequence[str], num_proc: int | None, batch_size: int) -> list[list[int]]:
+    """Per row, the 64-bit hashes of its values in ``columns`` (see :func:`_hash_rows`)."""
+    require("xxhash", "train")
+    if not columns or len(dataset) == 0:
+        return [[] for _ in range(len(dataset))]
+    hashed = dataset.select_columns(list(columns)).map(
+        _hash_rows, batched=True, batch_size=batch_size, num_proc=num_proc, remove_columns=list(columns),
+        fn_kwargs={"columns": list(columns)}, desc="Hashing dataset values", load_from_cache_file=False)
+    return hashed["__hashes"]
+
+
 class NoDuplicatesBatchSampler(_PlannedBatchSampler):
     """Random batches in which no text appears twice, across all text columns.
 
@@ -324,6 +364,12 @@ class NoDuplicatesBatchSampler(_PlannedBatchSampler):
         generator: the ``torch.Generator`` to draw permutations from, re-seeded with ``seed + epoch`` every
             epoch. Defaults to a private one.
         seed: the base seed.
+        precompute_hashes: compare values by their 64-bit xxhash instead of the values themselves: the hashes
+            are computed once with ``datasets.map`` (in ``precompute_num_proc`` processes, ``precompute_batch_size``
+            rows at a time) and only 8 bytes per value are kept, instead of every distinct text. Two different
+            texts with equal hashes (about one pair in 10^19) would only be kept apart, never put together.
+        precompute_num_proc: processes for the hashing (None: one; ``datasets`` starts them).
+        precompute_batch_size: rows per hashing call.
 
     Example::
 
@@ -334,15 +380,27 @@ class NoDuplicatesBatchSampler(_PlannedBatchSampler):
 
     def __init__(self, dataset: Dataset, batch_size: int, drop_last: bool,
                  valid_label_columns: Sequence[str] | None = None, generator: torch.Generator | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, precompute_hashes: bool = False, precompute_num_proc: int | None = None,
+                 precompute_batch_size: int = 1000) -> None:
         super().__init__(dataset, batch_size, drop_last, valid_label_columns, generator, seed)
+        who = type(self).__name__
+        if not isinstance(precompute_hashes, bool):
+            raise TypeError(f"{who} needs precompute_hashes to be True or False, but got {precompute_hashes!r}.")
+        if precompute_num_proc is not None:
+            _check_int(precompute_num_proc, "precompute_num_proc", who, minimum=1)
+        _check_int(precompute_batch_size, "precompute_batch_size", who, minimum=1)
         excluded = set(self.valid_label_columns) | {DATASET_NAME_COLUMN}
         self.text_columns = [column for column in dataset.column_names if column not in excluded]
+        self.precompute_hashes = precompute_hashes
+        self.precompute_num_proc = precompute_num_proc
+        self.precompute_batch_size = int(precompute_batch_size)
         self._row_values: list[list[int]] | None = None
 
     def build_batches(self, generator: torch.Generator) -> list[list[int]]:
         if self._row_values is None:
-            self._row_values = _encode_values(self.dataset, self.text_columns)
+            self._row_values = (_hash_values(self.dataset, self.text_columns, self.precompute_num_proc,
+                                             self.precompute_batch_size) if self.precompute_hashes
+                                else _encode_values(self.dataset, self.text_columns))
         row_values = self._row_values
         order = torch.randperm(len(row_values), generator=generator).tolist()
         batch_size = self.batch_size
@@ -377,6 +435,14 @@ class NoDuplicatesBatchSampler(_PlannedBatchSampler):
             if len(batch) == batch_size or not self.drop_last:
                 batches.append(batch)
         return batches
+
+
+class NoDuplicatesHashedBatchSampler(NoDuplicatesBatchSampler):
+    """:class:`NoDuplicatesBatchSampler` with ``precompute_hashes=True``: what ``BatchSamplers.NO_DUPLICATES_HASHED``
+    (``batch_sampler="no_duplicates_hashed"``) builds. The same batches as without hashes, for the same seed."""
+
+    def __init__(self, *args: Any, precompute_hashes: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, precompute_hashes=precompute_hashes, **kwargs)
 
 
 class GroupByLabelBatchSampler(_PlannedBatchSampler):
@@ -544,6 +610,7 @@ class GroupByLabelBatchSampler(_PlannedBatchSampler):
 _BATCH_SAMPLER_CLASSES: dict[BatchSamplers, type[DefaultBatchSampler]] = {
     BatchSamplers.BATCH_SAMPLER: DefaultBatchSampler,
     BatchSamplers.NO_DUPLICATES: NoDuplicatesBatchSampler,
+    BatchSamplers.NO_DUPLICATES_HASHED: NoDuplicatesHashedBatchSampler,
     BatchSamplers.GROUP_BY_LABEL: GroupByLabelBatchSampler,
 }
 

@@ -30,7 +30,7 @@ from spladekit.model import SparseEncoder
 from spladekit.model_card import generate_model_card
 from spladekit.modules.router import Router
 from spladekit.modules.sparse_auto_encoder import SparseAutoEncoder
-from spladekit.staging import write_into
+from spladekit.staging import as_os_error, write_into
 from spladekit.training.callbacks import SpladeRegularizerWeightSchedulerCallback
 from spladekit.training.checkpoints import last_complete_checkpoint, mark_complete
 from spladekit.training.data_collator import (
@@ -53,7 +53,12 @@ from spladekit.training.multi_dataset_samplers import (
 from spladekit.training.samplers import BatchSamplers, batch_sampler_class
 from spladekit.training.target_sparsity import SpladeTargetSparsityCallback
 from spladekit.training.training_args import SparseEncoderTrainingArguments
-from spladekit.training.validation import as_dataset, check_loss_columns, validate_training_inputs
+from spladekit.training.validation import (
+    as_dataset,
+    check_loss_columns,
+    check_output_dir,
+    validate_training_inputs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +130,7 @@ class SparseEncoderTrainer(Trainer):
         if eval_dataset is None and evaluator is None and args.eval_strategy != "no":
             raise ValueError(f"eval_strategy is {args.eval_strategy.value!r}, but there is neither an eval_dataset nor "
                              "an evaluator. Give one of them, or set eval_strategy='no'.")
+        check_output_dir(args.output_dir)
         default_args_dict = self.default_args_dict()
         self._loss_spec = loss
         output_existed = os.path.exists(args.output_dir)
@@ -440,7 +446,8 @@ class SparseEncoderTrainer(Trainer):
         """Logs ``logs``, adding the mean of each loss term (base loss, regularizers) since the last log."""
         split = "eval" if any(key.startswith("eval_") for key in logs) and "loss" not in logs else "train"
         terms = self.accum_loss_components[split]
-        if terms and ("loss" in logs or any(key.endswith("_loss") for key in logs)):
+        # Not the end-of-run summary (its "train_loss" is the run's mean): the terms belong to logged steps.
+        if terms and ("loss" in logs if split == "train" else any(key.endswith("_loss") for key in logs)):
             prefix = "" if split == "train" else self._eval_prefix(logs)
             names = [name for name, values in terms.items() if values]
             means = [torch.stack([torch.as_tensor(v, dtype=torch.float32).reshape(()) for v in terms[name]]).mean()
@@ -543,11 +550,16 @@ class SparseEncoderTrainer(Trainer):
         """Writes the checkpoint, marks it complete, and only then deletes checkpoints beyond the limit."""
         limit = self.args.save_total_limit
         self.args.save_total_limit = None  # transformers would rotate before we can mark the new checkpoint
+        run_dir = self._get_output_dir(trial=trial)
         try:
             super()._save_checkpoint(model, trial)
+        except Exception as exc:
+            os_error = as_os_error(exc, os.path.join(run_dir, f"checkpoint-{self.state.global_step}"))
+            if os_error is not None:  # a full disk, reported by torch.save without saying so
+                raise os_error from exc
+            raise
         finally:
             self.args.save_total_limit = limit
-        run_dir = self._get_output_dir(trial=trial)
         newest = os.path.join(run_dir, f"checkpoint-{self.state.global_step}")
         # Every process writes part of a checkpoint (its RNG state; its optimizer shard under ZeRO / FSDP):
         # it is complete once all of them are done.

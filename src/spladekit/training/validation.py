@@ -3,6 +3,8 @@ error, before anything is written to the output folder."""
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +15,8 @@ from datasets import Dataset, DatasetDict, IterableDataset, IterableDatasetDict
 from spladekit.losses import SparseLoss
 from spladekit.modules.router import Router
 from spladekit.training.data_collator import DATASET_NAME_COLUMN, DEFAULT_LABEL_COLUMNS
+
+logger = logging.getLogger(__name__)
 
 # Rows listed in an error message at most.
 _MAX_ROWS_SHOWN = 5
@@ -35,19 +39,83 @@ def as_dataset(dataset: Any, name: str) -> Any:
 
 
 def check_loss_columns(dataset: Any, loss_for: Callable[[str | None], Any], name: str) -> None:
-    """Checks each dataset's columns (and a label value) against the loss that will train on it."""
+    """Checks each dataset's columns (and its label values) against the loss that will train on it, and logs
+    once what the loss does with each column."""
     for dataset_name, ds in named_datasets(dataset):
         columns = [c for c in (ds.column_names or []) if c != DATASET_NAME_COLUMN]
         label = next((c for c in DEFAULT_LABEL_COLUMNS if c in columns), None)
         loss = loss_for(dataset_name)
         if not isinstance(loss, SparseLoss):
             continue
-        example = ds[0][label] if label is not None and isinstance(ds, Dataset) and len(ds) > 0 else None
+        where = f"{name}[{dataset_name!r}]" if dataset_name is not None else name
+        sized = isinstance(ds, Dataset) and len(ds) > 0
+        if label is not None and sized:
+            check_labels(ds, label, where, used=loss.takes_labels)
+        example = ds[0][label] if label is not None and sized else None
         try:
-            loss.validate_columns(columns, label, label_example=example)
+            loss.validate_columns(columns, label, label_example=example if loss.takes_labels else None)
         except ValueError as exc:
-            where = f"{name}[{dataset_name!r}]" if dataset_name is not None else name
             raise ValueError(f"{where}: {exc}") from None
+        log_column_usage(loss, columns, label, where)
+
+
+def log_column_usage(loss: SparseLoss, columns: list[str], label: str | None, where: str) -> None:
+    """One line saying what the loss does with each column. A warning when it goes beyond the loss's required
+    columns (an extra column taken as a negative) or ignores a label column, as sentence-transformers does
+    without saying so; else at INFO level."""
+    usage = loss.column_usage(columns, label)
+    line = ", ".join(f"{column!r} as {role}" for column, role in usage)
+    name = type(loss).__name__
+    inner = type(loss.column_contract()).__name__
+    who = name if inner == name else f"{name}({inner})"
+    text_count = len([c for c in columns if c != label])
+    surprising = text_count > loss.column_contract().min_text_columns or (label is not None and not loss.takes_labels)
+    message = f"{where}: {who} uses {line}."
+    if label is not None and not loss.takes_labels:
+        message += (f" To silence this, drop the label column: dataset = dataset.remove_columns([{label!r}]).")
+    (logger.warning if surprising else logger.info)(message)
+
+
+def _rows_text(rows: list[int]) -> str:
+    return ", ".join(str(r) for r in rows[:_MAX_ROWS_SHOWN]) + (" ..." if len(rows) > _MAX_ROWS_SHOWN else "")
+
+
+def check_labels(dataset: Dataset, column: str, where: str, used: bool = True) -> None:
+    """The label column holds numbers (or lists of numbers), none missing, NaN or infinite; the rows are
+    named. A loss that ignores labels (``used=False``) still needs numbers: the collator batches them."""
+    values = dataset.with_format("arrow")[column]
+    parents = pa.array(range(len(values)))
+    leaves = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    missing_rows = pc.indices_nonzero(pc.is_null(leaves)).to_pylist()
+    while pa.types.is_list(leaves.type) or pa.types.is_large_list(leaves.type) \
+            or pa.types.is_fixed_size_list(leaves.type):
+        parents = pc.take(parents, pc.list_parent_indices(leaves))
+        inner = pc.list_flatten(leaves)
+        missing_rows += pc.take(parents, pc.indices_nonzero(pc.is_null(inner))).to_pylist()
+        leaves = inner
+    kind = leaves.type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+            or pa.types.is_null(kind)):
+        raise ValueError(f"{where} column {column!r} is read as the label column (its name is one of "
+                         f"{list(DEFAULT_LABEL_COLUMNS)}), but it holds values of type {values.type}, not numbers. "
+                         f"If it is a text column, rename it: dataset = dataset.rename_column({column!r}, "
+                         "'text'); else convert it to numbers.")
+    if missing_rows:
+        rows = sorted(set(missing_rows))
+        raise ValueError(f"{where} column {column!r} has {len(rows)} row(s) with a missing label (None), in row(s) "
+                         f"{_rows_text(rows)}. Fill them in or drop those rows, e.g. dataset = "
+                         f"dataset.filter(lambda row: row[{column!r}] is not None).")
+    if not used or not pa.types.is_floating(kind):
+        return
+    bad = pc.invert(pc.is_finite(leaves))
+    if pc.any(bad).as_py():
+        positions = pc.indices_nonzero(bad)
+        rows = sorted(set(pc.take(parents, positions).to_pylist()))
+        first = pc.take(leaves, positions)[0].as_py()
+        raise ValueError(f"{where} column {column!r} holds {len(rows)} label(s) that are not finite numbers "
+                         f"({first} first), in row(s) {_rows_text(rows)}. A NaN or infinite label makes the loss "
+                         "NaN whatever the learning rate: fix or drop those rows, e.g. dataset = dataset.filter("
+                         f"lambda row: math.isfinite(row[{column!r}])) for a numeric column.")
 
 
 def named_datasets(dataset: Any) -> list[tuple[str | None, Any]]:
@@ -62,7 +130,7 @@ def text_columns(columns: list[str]) -> list[str]:
 
 
 def check_texts(dataset: Dataset, where: str) -> None:
-    """Every text column holds strings: no missing (None) and no empty text; the rows are named."""
+    """Every text column holds strings: no missing (None), empty or whitespace-only text; the rows are named."""
     arrow = dataset.with_format("arrow")
     for column in text_columns(dataset.column_names):
         values = arrow[column]  # respects select / shuffle, unlike dataset.data
@@ -74,22 +142,24 @@ def check_texts(dataset: Dataset, where: str) -> None:
             raise ValueError(f"{where} column {column!r} holds {kind}, but every column except the label column "
                              f"({list(DEFAULT_LABEL_COLUMNS)}) must hold texts. Convert it, drop it with "
                              f"dataset.remove_columns([{column!r}]), or rename a label column to 'label'.")
-        bad = pc.or_kleene(pc.is_null(values), pc.equal(pc.utf8_length(values), 0))
+        bad = pc.or_kleene(pc.is_null(values), pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(values)), 0))
         bad = pc.fill_null(bad, True)
         if pc.any(bad).as_py():
             rows = pc.indices_nonzero(bad).to_pylist()
-            shown = ", ".join(str(r) for r in rows[:_MAX_ROWS_SHOWN]) + (" ..." if len(rows) > _MAX_ROWS_SHOWN else "")
-            raise ValueError(f"{where} column {column!r} has {len(rows)} missing or empty text(s), in row(s) {shown}. "
-                             f"Fix or drop them, e.g. dataset = dataset.filter(lambda row: bool(row[{column!r}])).")
+            raise ValueError(f"{where} column {column!r} has {len(rows)} missing or empty (or whitespace-only) "
+                             f"text(s), in row(s) {_rows_text(rows)}. The model would learn from an empty input. "
+                             "Fix or drop them, e.g. dataset = dataset.filter(lambda row: "
+                             f"bool((row[{column!r}] or '').strip())).")
 
 
-def check_batch_size(dataset: Dataset, batch_size: int, drop_last: bool, where: str) -> None:
-    if drop_last and len(dataset) < batch_size:
+def check_size(dataset: Dataset, batch_size: int, drop_last: bool, where: str, training: bool) -> None:
+    if len(dataset) == 0:
+        raise ValueError(f"{where} is empty (0 rows), so there is nothing to "
+                         f"{'train on' if training else 'evaluate'}; give it at least one row.")
+    if training and drop_last and len(dataset) < batch_size:
         raise ValueError(f"{where} has {len(dataset)} rows, fewer than one batch of {batch_size}, and "
                          "dataloader_drop_last=True drops every incomplete batch, so nothing would be trained. Lower "
                          "per_device_train_batch_size or set dataloader_drop_last=False.")
-    if len(dataset) == 0:
-        raise ValueError(f"{where} is empty; give it at least one row.")
 
 
 def check_prompts(prompts: Any, datasets: list[tuple[str | None, Any]], where: str) -> None:
@@ -102,20 +172,25 @@ def check_prompts(prompts: Any, datasets: list[tuple[str | None, Any]], where: s
     if nested or (names and set(prompts) <= names):
         unknown = sorted(set(prompts) - names)
         if unknown:
-            raise ValueError(f"prompts names dataset(s) {unknown}, but {where} has the datasets {sorted(names)}. "
-                             "Fix the names, or give column -> prompt for a single dataset.")
+            _ignored("prompts", f"dataset(s) {unknown}", f"{where} has the datasets {sorted(names)}")
         for dataset_name, per_column in prompts.items():
-            if isinstance(per_column, dict):
+            if isinstance(per_column, dict) and dataset_name in names:
                 ds_columns = set(dict(datasets)[dataset_name].column_names or [])
                 missing = sorted(set(per_column) - ds_columns)
                 if missing:
-                    raise ValueError(f"prompts[{dataset_name!r}] names column(s) {missing}, which dataset "
-                                     f"{dataset_name!r} lacks; its columns are {sorted(ds_columns)}.")
+                    _ignored(f"prompts[{dataset_name!r}]", f"column(s) {missing}",
+                             f"dataset {dataset_name!r} has the columns {sorted(ds_columns)}")
         return
     missing = sorted(set(prompts) - columns)
     if missing:
-        raise ValueError(f"prompts names column(s) {missing}, which {where} lacks; its columns are "
-                         f"{sorted(columns)}. Fix the names (prompts map column -> prompt text).")
+        _ignored("prompts", f"column(s) {missing}", f"{where} has the columns {sorted(columns)}")
+
+
+def _ignored(setting: str, names: str, present: str) -> None:
+    """An entry naming a dataset or column that does not exist is unused, as in sentence-transformers; said once,
+    since it is usually a misspelt name."""
+    logger.warning(f"{setting} names {names} that do not exist ({present}); those entries are ignored. Fix the "
+                   "names if they were meant to apply.")
 
 
 def check_router_mapping(mapping: Any, model: Any, datasets: list[tuple[str | None, Any]], where: str) -> None:
@@ -134,14 +209,28 @@ def check_router_mapping(mapping: Any, model: Any, datasets: list[tuple[str | No
             raise ValueError(f"router_mapping routes to {unknown_routes}, but the model's Router has the routes "
                              f"{router.routes}.")
         if dataset_name is not None and dataset_name not in dict(datasets):
-            raise ValueError(f"router_mapping names dataset {dataset_name!r}, but {where} has the datasets "
-                             f"{sorted(n for n, _ in datasets if n is not None)}.")
+            _ignored("router_mapping", f"dataset {dataset_name!r}",
+                     f"{where} has the datasets {sorted(n for n, _ in datasets if n is not None)}")
+            continue
         pool = [dict(datasets)[dataset_name]] if dataset_name is not None else [ds for _, ds in datasets]
         columns = {c for ds in pool for c in (ds.column_names or [])}
         missing = sorted(set(column_routes) - columns)
         if missing:
-            raise ValueError(f"router_mapping names column(s) {missing}, which {where} lacks; its columns are "
-                             f"{sorted(columns)}.")
+            _ignored("router_mapping" if dataset_name is None else f"router_mapping[{dataset_name!r}]",
+                     f"column(s) {missing}", f"{where} has the columns {sorted(columns)}")
+
+
+def check_output_dir(output_dir: str) -> None:
+    """``output_dir`` must be a folder, or a path where one can be made."""
+    path = os.path.expanduser(str(output_dir))
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise ValueError(f"output_dir {output_dir!r} is an existing file, not a folder; checkpoints and the model "
+                         "are written into a folder. Give another path, or move the file away.")
+    parent = os.path.dirname(os.path.abspath(path))
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent) if os.path.dirname(parent) != parent else ""
+    if parent and not os.path.isdir(parent):
+        raise ValueError(f"output_dir {output_dir!r} lies inside {parent!r}, which is a file, not a folder.")
 
 
 def check_vocabulary(model: Any) -> None:
@@ -171,8 +260,7 @@ def validate_training_inputs(trainer: Any) -> None:
             where = f"{split}[{name!r}]" if name is not None else split
             if isinstance(ds, IterableDataset):
                 continue
+            check_size(ds, batch_size, args.dataloader_drop_last, where, training=split == "train_dataset")
             check_texts(ds, where)
-            if split == "train_dataset":
-                check_batch_size(ds, batch_size, args.dataloader_drop_last, where)
         check_prompts(args.prompts, datasets, split)
         check_router_mapping(args.router_mapping, trainer.model, datasets, split)

@@ -10,57 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from spladekit import SparseEncoder
 from spladekit.cli import main
 from spladekit.cli.config import ConfigKeyError, load_train_config
 from tests.markers import requires_bm25
 
-DOCS = {f"d{i}": f"document {i} about topic {i % 4}: {'alpha beta gamma delta'.split()[i % 4]} facts {i}"
-        for i in range(16)}
-QUERIES = {f"q{i}": f"which document covers topic {i % 4} {'alpha beta gamma delta'.split()[i % 4]}?"
-           for i in range(12)}
-
-
-@pytest.fixture()
-def beir_folder(tmp_path) -> Path:
-    folder = tmp_path / "beir"
-    (folder / "qrels").mkdir(parents=True)
-    with open(folder / "corpus.jsonl", "w") as f:
-        for doc_id, text in DOCS.items():
-            f.write(json.dumps({"_id": doc_id, "title": "", "text": text}) + "\n")
-    with open(folder / "queries.jsonl", "w") as f:
-        for qid, text in QUERIES.items():
-            f.write(json.dumps({"_id": qid, "text": text}) + "\n")
-    for split, qids in (("train", list(QUERIES)[:8]), ("test", list(QUERIES)[8:])):
-        with open(folder / "qrels" / f"{split}.tsv", "w") as f:
-            f.write("query-id\tcorpus-id\tscore\n")
-            for qid in qids:
-                i = int(qid[1:])
-                f.write(f"{qid}\td{i}\t1\n")
-    return folder
-
-
-@pytest.fixture()
-def saved_tiny(tiny_splade, tmp_path) -> str:
-    tiny_splade.max_seq_length = 32
-    tiny_splade.save(str(tmp_path / "tiny"))
-    return str(tmp_path / "tiny")
-
-
-def write_config(tmp_path, model, beir, **extra) -> Path:
-    config = {"model": {"name_or_path": model},
-              "data": {"beir": str(beir), "split": "train"},
-              "training": {"output_dir": str(tmp_path / "run"), "max_steps": 3, "per_device_train_batch_size": 4,
-                           "learning_rate": 1e-3, "logging_steps": 1, "use_cpu": True, "seed": 3},
-              "evaluation": {"beir": [str(beir)], "split": "test"}}
-    for key, value in extra.items():
-        config.setdefault(key, {}).update(value)
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
+from .helpers import DOCS, QUERIES, write_config
 
 def test_train_writes_model_metrics_and_plots(saved_tiny, beir_folder, tmp_path, capsys):
     config = write_config(tmp_path, saved_tiny, beir_folder)
@@ -83,7 +39,7 @@ def test_train_writes_model_metrics_and_plots(saved_tiny, beir_folder, tmp_path,
     plots = {Path(p).name for p in metrics["plots"]}
     assert {"loss.png", "regularizers.png"} <= plots
     for name in plots:
-        assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (run / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (run / "model" / "README.md").exists()
 
 
@@ -253,7 +209,7 @@ def test_example_configs_are_valid(name):
     from spladekit.index import mine_hard_negatives
     from spladekit.training import SpladeTargetSparsityCallback
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     config = load_train_config(str(root / "examples" / name))
     assert Path(config.model.name_or_path).samefile(root / "assets" / "models" / "splade-tiny")
     assert Path(config.data.beir).samefile(root / "assets" / "data" / "scifact") and config.data.split == "train"
@@ -300,3 +256,25 @@ def test_bad_bm25_negatives_name_the_key(saved_tiny, beir_folder, tmp_path, caps
                           data={"hard_negatives": {"num_negatives": 1, "range_max": 8}, "bm25_negatives": bm25})
     assert main(["train", str(config)]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_readme_command_line_block_names_files_that_ship_and_writes_under_runs(tmp_path):
+    import shlex
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    block = readme.split("## Command line", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [shlex.split(line.split("#", 1)[0]) for line in block.strip().splitlines()]
+    assert [c[1] for c in commands] == ["train", "eval", "train", "encode", "encode", "index", "search", "info", "serve"]
+    for command in commands:
+        for arg in command[2:]:
+            if arg.startswith(("examples/", "assets/")):
+                assert (root / arg).exists(), arg  # ships with the repository
+            elif "/" in arg and not arg.startswith("-"):
+                assert arg.startswith("runs/") or arg.startswith("training."), arg  # runs/ is git-ignored
+    assert "/runs/" in (root / ".gitignore").read_text().splitlines()
+    # the encode line as written, with its output moved to a temporary folder
+    encode = next(c for c in commands if c[1] == "encode")
+    assert main(["encode", str(root / encode[2]), str(root / encode[3]), str(tmp_path / "vectors.jsonl")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "vectors.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in rows] == ["t1", "t2", "t3", "t4", "t5"] and all(row["weights"] for row in rows)

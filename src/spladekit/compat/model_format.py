@@ -1,7 +1,4 @@
-"""The sentence-transformers model format: module class paths (v5 and v6) and the model-level config.
-
-This is the one place that knows sentence-transformers' names; nothing here imports sentence-transformers.
-"""
+"""sentence-transformers' model format: module class paths (v5 and v6) and the model-level config."""
 
 from __future__ import annotations
 
@@ -48,27 +45,42 @@ _SAVED_TYPES: dict[Layout, dict[type[Module], str]] = {
     },
 }
 
-# Every class path that loads, including the import paths that both generations also accept.
-_LOADABLE_TYPES: dict[str, type[Module]] = {
-    **{name: cls for cls, name in _SAVED_TYPES[Layout.V5].items()},
-    **{name: cls for cls, name in _SAVED_TYPES[Layout.V6].items() if cls is not MLMTransformer},
-    f"{_ST}.models.Asym": Router,
-    f"{_ST}.models.Transformer.Transformer": Transformer,
-    f"{_ST}.models.Pooling.Pooling": Pooling,
-    f"{_ST}.models.Dense.Dense": Dense,
-    f"{_ST}.models.Normalize.Normalize": Normalize,
-    f"{_ST}.sparse_encoder.modules.MLMTransformer": MLMTransformer,
-    f"{_ST}.sparse_encoder.modules.mlm_transformer.MLMTransformer": MLMTransformer,
-    f"{_ST}.sparse_encoder.modules.SpladePooling": SpladePooling,
-    f"{_ST}.sparse_encoder.modules.SparseStaticEmbedding": SparseStaticEmbedding,
-    f"{_ST}.sparse_encoder.modules.SparseAutoEncoder": SparseAutoEncoder,
-    f"{_ST}.base.modules.Transformer": Transformer,
-    f"{_ST}.base.modules.Router": Router,
-    f"{_ST}.base.modules.Dense": Dense,
-    f"{_ST}.base.modules.Normalize": Normalize,
-    f"{_ST}.sentence_transformer.modules.Pooling": Pooling,
-    **{f"spladekit.modules.{cls.__name__}": cls for cls in _SAVED_TYPES[Layout.V6]},
+# The classes a saved config may name, by class name (sentence-transformers' current and earlier names).
+_CLASSES_BY_NAME: dict[str, type[Module]] = {
+    "MLMTransformer": MLMTransformer, "SpladePooling": SpladePooling, "SparseStaticEmbedding": SparseStaticEmbedding,
+    "IDF": SparseStaticEmbedding, "SparseAutoEncoder": SparseAutoEncoder, "CSRSparsity": SparseAutoEncoder,
+    "Transformer": Transformer, "Router": Router, "Asym": Router, "Pooling": Pooling, "Dense": Dense,
+    "Normalize": Normalize,
 }
+# The file (module) each class lives in, in the snake_case layout of sentence-transformers >= 5.4 and spladekit.
+_FILE_NAMES = {"MLMTransformer": "mlm_transformer", "SpladePooling": "splade_pooling",
+               "SparseStaticEmbedding": "sparse_static_embedding", "SparseAutoEncoder": "sparse_auto_encoder",
+               "Transformer": "transformer", "Router": "router", "Asym": "router", "Pooling": "pooling",
+               "Dense": "dense", "Normalize": "normalize"}
+# The packages whose modules a saved class path may name: 2.x-5.3 (``models``, ``sparse_encoder.models``),
+# 5.4+ (``sparse_encoder.modules``, ``base.modules``, ``sentence_transformer.modules``) and spladekit's own.
+_PACKAGES = (f"{_ST}.models", f"{_ST}.sparse_encoder.models", f"{_ST}.sparse_encoder.modules",
+             f"{_ST}.base.modules", f"{_ST}.sentence_transformer.modules", f"{_ST}.sentence_transformer.models",
+             "spladekit.modules")
+
+
+def _spellings() -> dict[str, type[Module]]:
+    """Every spelling of a class path that loads. Releases wrote either the module path (``pkg.File``, whose file
+    was named after the class until 5.3) or module path + class (``pkg.File.Class``, e.g. the Router configs of
+    5.0-5.2: ``...sparse_encoder.models.SparseStaticEmbedding.SparseStaticEmbedding``); both are accepted, as is
+    the class imported from the package (``pkg.Class``)."""
+    table: dict[str, type[Module]] = {}
+    for package in _PACKAGES:
+        for name, cls in _CLASSES_BY_NAME.items():
+            table[f"{package}.{name}"] = cls
+            table[f"{package}.{name}.{name}"] = cls
+            if name in _FILE_NAMES:
+                table[f"{package}.{_FILE_NAMES[name]}.{name}"] = cls
+    return table
+
+
+# Every class path that loads.
+_LOADABLE_TYPES: dict[str, type[Module]] = _spellings()
 
 
 def saved_type_name(module: Module, layout: Layout) -> str:
@@ -139,3 +151,7 @@ def model_config(prompts: dict[str, str], default_prompt_name: str | None, simil
     if max_active_dims is not None:
         config["max_active_dims"] = max_active_dims
     return config
+
+
+# Router.load without module_class resolves saved class paths with the names above.
+Router.default_module_class = module_class
