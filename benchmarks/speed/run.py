@@ -172,8 +172,11 @@ def main() -> None:
     parser.add_argument("--memory-gb", type=float, default=8.0, help="the budget of the largest-batch search (GiB)")
     parser.add_argument("--memory-cap-gb", type=float, default=14.0, help="stop any run past this (GiB)")
     parser.add_argument("--no-max-batch", action="store_true")
+    parser.add_argument("--no-encode", action="store_true", help="training only")
     parser.add_argument("--no-verify", action="store_true", help="largest batch from the fit only")
     parser.add_argument("--quick", action="store_true", help="1 repeat, fewer steps and documents, no checks")
+    parser.add_argument("--steps", type=int, nargs=2, default=None, metavar=("WARMUP", "TIMED"),
+                        help="training steps per run, for every size (default: per size, STEPS or QUICK_STEPS)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--output", default=str(HERE / "results.json"))
@@ -205,7 +208,7 @@ def main() -> None:
     for size in options.sizes:
         model_path(size)  # build (and cache) before timing anything
         counts = parameter_counts(size)
-        warmup, timed = steps.get(size, (1, 2))
+        warmup, timed = options.steps or steps.get(size, (1, 2))
         entry: dict[str, Any] = {"parameters": counts, "train": [], "encode": [], "max_batch": {}}
         print(f"== {SIZES[size].label()}: {counts}", flush=True)
         for repeat in range(options.repeats):
@@ -223,7 +226,7 @@ def main() -> None:
                                             "--max-seq-length", str(length), "--warmup", str(warmup),
                                             "--steps", str(warmup + timed))
                         entry["train"].append({**result, "config": config, "repeat": repeat})
-            for precision in options.precisions:
+            for precision in [] if options.no_encode else options.precisions:
                 for system in order:
                     result = run_worker("encode_worker.py", *common, "--system", system, "--size", size,
                                         "--precision", precision, "--docs", str(options.docs))
@@ -254,7 +257,8 @@ def table(size: str, entry: dict[str, Any], peak: dict[str, float], options: arg
     counts = entry["parameters"]
     for kind, metric, unit, groups in (
             ("train", "pairs_per_second", "pairs/s", [(c, p) for c in options.configs for p in options.precisions]),
-            ("encode", "docs_per_second", "docs/s", [(None, p) for p in options.precisions])):
+            ("encode", "docs_per_second", "docs/s",
+             [] if getattr(options, "no_encode", False) else [(None, p) for p in options.precisions])):
         for config, precision in groups:
             runs = [r for r in entry[kind] if r["precision"] == precision and r.get("config") == config]
             ours = [r for r in runs if r["system"] == OURS and "skipped" not in r and not r.get("out_of_memory")]
