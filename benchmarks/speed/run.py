@@ -172,7 +172,8 @@ def main() -> None:
     parser.add_argument("--memory-gb", type=float, default=8.0, help="the budget of the largest-batch search (GiB)")
     parser.add_argument("--memory-cap-gb", type=float, default=14.0, help="stop any run past this (GiB)")
     parser.add_argument("--no-max-batch", action="store_true")
-    parser.add_argument("--no-encode", action="store_true", help="training only")
+    parser.add_argument("--kinds", nargs="+", choices=["train", "encode"], default=["train", "encode"],
+                        help="what to measure (default both)")
     parser.add_argument("--no-verify", action="store_true", help="largest batch from the fit only")
     parser.add_argument("--quick", action="store_true", help="1 repeat, fewer steps and documents, no checks")
     parser.add_argument("--steps", type=int, nargs=2, default=None, metavar=("WARMUP", "TIMED"),
@@ -213,7 +214,7 @@ def main() -> None:
         print(f"== {SIZES[size].label()}: {counts}", flush=True)
         for repeat in range(options.repeats):
             order = (OURS, PEER) if repeat % 2 == 0 else (PEER, OURS)
-            for config in options.configs:
+            for config in options.configs if "train" in options.kinds else []:
                 batch, length = (int(x) for x in config.split("x"))
                 for precision in options.precisions:
                     for system in order:
@@ -226,7 +227,7 @@ def main() -> None:
                                             "--max-seq-length", str(length), "--warmup", str(warmup),
                                             "--steps", str(warmup + timed))
                         entry["train"].append({**result, "config": config, "repeat": repeat})
-            for precision in [] if options.no_encode else options.precisions:
+            for precision in options.precisions if "encode" in options.kinds else []:
                 for system in order:
                     result = run_worker("encode_worker.py", *common, "--system", system, "--size", size,
                                         "--precision", precision, "--docs", str(options.docs))
@@ -255,10 +256,12 @@ def table(size: str, entry: dict[str, Any], peak: dict[str, float], options: arg
     over repeats, min-max in brackets)."""
     rows = []
     counts = entry["parameters"]
+    kinds = getattr(options, "kinds", ["train", "encode"])
     for kind, metric, unit, groups in (
-            ("train", "pairs_per_second", "pairs/s", [(c, p) for c in options.configs for p in options.precisions]),
+            ("train", "pairs_per_second", "pairs/s",
+             [(c, p) for c in options.configs for p in options.precisions] if "train" in kinds else []),
             ("encode", "docs_per_second", "docs/s",
-             [] if getattr(options, "no_encode", False) else [(None, p) for p in options.precisions])):
+             [(None, p) for p in options.precisions] if "encode" in kinds else [])):
         for config, precision in groups:
             runs = [r for r in entry[kind] if r["precision"] == precision and r.get("config") == config]
             ours = [r for r in runs if r["system"] == OURS and "skipped" not in r and not r.get("out_of_memory")]
@@ -277,8 +280,8 @@ def table(size: str, entry: dict[str, Any], peak: dict[str, float], options: arg
             peer_value = spread([r[metric] for r in peer]) if peer else "does not fit"
             label = f"{'training' if kind == 'train' else 'encoding'} {precision}" + \
                 (f", batch {config.replace('x', ' / seq ')}" if config else ", batch 32 / seq 256")
-            rows.append([label, f"{spread([r[metric] for r in ours])} {unit}, "
-                                f"{spread([r['peak_memory_mb'] / 1024 for r in ours])} GiB",
+            rows.append([label, (f"{spread([r[metric] for r in ours])} {unit}, "
+                                 f"{spread([r['peak_memory_mb'] / 1024 for r in ours])} GiB"),
                          f"{peer_value} {unit}, {spread([r['peak_memory_mb'] / 1024 for r in peer])} GiB"
                          if peer else peer_value,
                          f"{spread(speed)}x (CPU time {spread(cpu_speed)}x)" if speed else "-",
