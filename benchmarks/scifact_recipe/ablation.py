@@ -68,11 +68,11 @@ VARIANTS: dict[str, list[str]] = {
     # model's and BM25's scores (spladekit.index.hybrid.HybridScorer; weights chosen on dev, see teacher.py)
     "recipe + hybrid negatives": [HYBRID_1, "training.num_train_epochs=4", "training.bf16=true",
                                   "training.learning_rate=1e-4"],
-    "hybrid 4 negatives, KL distillation": [HYBRID_4_SCORED, KL, "training.num_train_epochs=4", "training.bf16=true",
+    "hybrid 4 negatives: KL distillation": [HYBRID_4_SCORED, KL, "training.num_train_epochs=4", "training.bf16=true",
                                             "training.learning_rate=1e-4"],
-    "hybrid 4 negatives, MarginMSE distillation": [HYBRID_4_SCORED, MARGIN_MSE, "training.num_train_epochs=4",
+    "hybrid 4 negatives: MarginMSE distillation": [HYBRID_4_SCORED, MARGIN_MSE, "training.num_train_epochs=4",
                                                    "training.bf16=true", "training.learning_rate=1e-4"],
-    "hybrid 4 negatives, contrastive": [HYBRID_4, "training.num_train_epochs=4", "training.bf16=true",
+    "hybrid 4 negatives: contrastive": [HYBRID_4, "training.num_train_epochs=4", "training.bf16=true",
                                         "training.learning_rate=1e-4"],
     # not a step: the recipe asked for sparser vectors through SpladeTargetSparsityCallback
     "recipe + target sparsity q40/d200": [NEGATIVES_50, "training.num_train_epochs=4", "training.bf16=true",
