@@ -273,7 +273,12 @@ def build_loss(config: LossConfig, model: SparseEncoder) -> Any:
         if config.base_loss not in classes:
             raise ConfigKeyError(f"loss.base_loss is {config.base_loss!r}; the accepted values are "
                                  f"{sorted(set(classes) - wrappers)}.")
-        kwargs["loss"] = classes[config.base_loss](model, **config.base_loss_args)
+        try:
+            kwargs["loss"] = classes[config.base_loss](model, **config.base_loss_args)
+        except ValueError as exc:  # a value the base loss refuses (its checks' errors are ValueErrors)
+            raise ConfigKeyError(f"loss.base_loss_args: {exc}") from None
+        except TypeError as exc:  # an argument the base loss does not have
+            raise ConfigKeyError(f"loss.base_loss_args do not fit {config.base_loss}: {exc}.") from None
     if config.name == "CSRLoss" and config.args == LossConfig().args:
         kwargs = {k: v for k, v in kwargs.items() if k == "loss"}  # the SPLADE default weights do not apply
     try:
