@@ -23,3 +23,10 @@ requires_bm25 = pytest.mark.skipif(not _installed("bm25s", "Stemmer"),
                                    reason="needs the bm25 extra: pip install -e '.[bm25]'")
 requires_serve = pytest.mark.skipif(not _installed("fastapi", "uvicorn", "httpx"),
                                     reason="needs the serve extra: pip install -e '.[serve]' (and httpx)")
+requires_tensorboard = pytest.mark.skipif(not _installed("tensorboard"),
+                                          reason="needs tensorboard: pip install -e '.[integrations]'")
+requires_wandb = pytest.mark.skipif(not _installed("wandb"), reason="needs wandb: pip install -e '.[integrations]'")
+requires_codecarbon = pytest.mark.skipif(not _installed("codecarbon"),
+                                         reason="needs codecarbon: pip install -e '.[integrations]'")
+requires_ray_tune = pytest.mark.skipif(not _installed("ray", "ray.tune"),
+                                       reason="needs ray[tune]: pip install -e '.[integrations]'")

@@ -136,6 +136,9 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
         if model_card_data is not None and not isinstance(model_card_data, SparseEncoderModelCardData):
             raise ValueError(f"model_card_data must be a SparseEncoderModelCardData, got {type(model_card_data).__name__}.")
         self.model_card_data = model_card_data or SparseEncoderModelCardData()
+        self.model_card_data.register_model(self)
+        if model_card_data is None and path is not None:  # a saved sparse encoder: keep its card
+            self.model_card_data.remember_card(os.path.join(path, "README.md"))
         if model_name_or_path is not None and not os.path.isdir(os.path.expanduser(str(model_name_or_path))) \
                 and self.model_card_data.base_model is None:
             self.model_card_data.set_base_model(str(model_name_or_path), revision=revision)

@@ -21,7 +21,7 @@ from spladekit.compat import model_format as compat
 from spladekit.model_card import generate_model_card
 from spladekit.modules.module import Layout, Module, write_json
 from spladekit.modules.router import Router
-from spladekit.staging import as_os_error, staging_dir
+from spladekit.staging import as_os_error, respect_umask, staging_dir
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,10 @@ def write_model(model: Any, path: str, layout: Layout, create_model_card: bool =
     write_json(os.path.join(path, compat.MODEL_CONFIG_JSON),
                compat.model_config(model.prompts, model.default_prompt_name, similarity, model.max_active_dims,
                                    versions()))
+    backend = getattr(model, "_backend", None)
+    if backend is not None:  # a model running on exported graphs keeps them
+        backend.save_graphs(model, path)
+    respect_umask(path)
 
 
 def save_model(model: Any, path: str, layout: Layout | str = Layout.V6, model_name: str | None = None,

@@ -140,6 +140,8 @@ def remove_temporary_files(folder: str) -> list[str]:
                 os.remove(os.path.join(folder, name))
             removed.append(name)
     return removed
+
+
 def replace_folder(source: str, target: str) -> None:
     """Moves the complete folder ``source`` to ``target`` (both on one filesystem), replacing what is there.
 
@@ -202,3 +204,27 @@ def as_os_error(exc: BaseException, path: str) -> OSError | None:
         if shutil.disk_usage(folder).free < _NEARLY_FULL:
             return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
     return None
+
+
+def default_file_mode(folder: str) -> int:
+    """The permission bits ``open()`` gives a new file in ``folder`` (0o666 less the process's umask), read from
+    a probe file: ``os.umask`` can only be read by setting it, which would race with other threads."""
+    probe = os.path.join(folder, f".mode-probe-{uuid.uuid4().hex[:12]}")
+    fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+    try:
+        return os.fstat(fd).st_mode & 0o777
+    finally:
+        os.close(fd)
+        os.remove(probe)
+
+
+def respect_umask(folder: str) -> None:
+    """Gives every file under ``folder`` the mode ``open()`` would have given it. Some writers create private
+    files whatever the umask (safetensors writes 0600), which once moved into place other users (a search
+    server, a shared model cache) could not read, unlike the files around them."""
+    file_mode = default_file_mode(folder)
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path) and os.stat(path).st_mode & 0o777 != file_mode:
+                os.chmod(path, file_mode)

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from spladekit import Normalize, SparseEncoder, SpladePooling
-from spladekit.export.graph import SparseEncoderGraph, eval_mode, model_routes, route_modules
+from spladekit.export.graph import SparseEncoderGraph, model_routes, route_modules
+from spladekit.modules.modes import eval_mode
 
 
 def _inputs(model: SparseEncoder, texts: list[str], route: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:

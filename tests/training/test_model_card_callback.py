@@ -15,8 +15,8 @@ from transformers import TrainerControl, TrainerState, TrainingArguments
 from transformers.integrations import CodeCarbonCallback
 
 from spladekit import MLMTransformer, SparseEncoder, SpladePooling
-from spladekit.evaluation.evaluator import SequentialEvaluator, SparseEvaluator
-from spladekit.losses import FlopsLoss, SparseMultipleNegativesRankingLoss, SpladeLoss
+from spladekit.evaluation.evaluator import SparseEvaluator
+from spladekit.losses import SparseMultipleNegativesRankingLoss, SpladeLoss
 from spladekit.model_card import SparseEncoderModelCardData, generate_model_card
 from spladekit.training.model_card_callback import SparseEncoderModelCardCallback, describe_column
 
@@ -73,7 +73,7 @@ def default_args(tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.fixture()
 def args(tmp_path) -> TrainingArguments:
     return TrainingArguments(output_dir=str(tmp_path), learning_rate=1e-4, per_device_train_batch_size=4,
-                             run_name="my-run")
+                             run_name="my-run", logging_steps=3)
 
 
 def dataset() -> Dataset:
@@ -89,118 +89,116 @@ def start(model, args, default_args, **trainer_fields) -> tuple[SparseEncoderMod
     return callback, trainer
 
 
-def test_init_records_hyperparameters_dataset_and_loss(model, args, default_args) -> None:
+def test_init_records_datasets_losses_and_tags(model, args, default_args) -> None:
     start(model, args, default_args)
     card = model.model_card_data
-    assert isinstance(card, SparseEncoderModelCardData)
-    assert card.hyperparameters == {"per_device_train_batch_size": 4, "learning_rate": 1e-4}
+    assert card.model is model
+    assert card.tags == ["sentence-transformers", "sparse-encoder", "sparse", "generated_from_trainer",
+                         "dataset_size:4", "loss:WrapperLoss"]
     [info] = card.train_datasets_info
-    tokens = [len(model.tokenizer(q)["input_ids"]) for q in QUERIES]
-    assert info["name"] == "Unnamed Dataset" and info["id"] is None
-    assert info["size"] == 4 and info["stats_rows"] == 4
-    assert info["columns"][0] == {"name": "query", "dtype": "string", "unit": "tokens",
-                                  "stats": {"min": min(tokens), "mean": sum(tokens) / 4, "max": max(tokens)}}
+    assert (info["size"], info["stats_rows"]) == (4, 4) and "name" not in info  # nothing names the data
+    assert [c["name"] for c in info["columns"]] == ["query", "document", "label"]
+    # token counts as the model sees the texts: special tokens included
+    lengths = [int(model.tokenize([q])["attention_mask"].sum()) for q in QUERIES]
+    assert info["columns"][0]["stats"] == {"min": min(lengths), "mean": sum(lengths) / 4, "max": max(lengths)}
     assert info["columns"][2] == {"name": "label", "dtype": "int", "unit": "%", "stats": {"0": 25.0, "1": 75.0}}
-    assert info["samples"] == [{"query": q, "document": d, "label": label}
-                               for q, d, label in zip(QUERIES[:3], DOCUMENTS[:3], [1, 0, 1])]
-    assert card.eval_datasets_info == []
-    assert card.loss_configs == {"Unnamed Dataset": {"loss class": "WrapperLoss", "config": {"loss": "InnerLoss",
-                                                                                              "weight": 0.5},
-                                                     "citation": "@misc{wrapper2024,}\n\n@misc{inner2024,}"}}
-    # a query (first text column), then documents (the other text columns); the label column is no text
-    assert card.widget == [{"text": text} for text in ["what is splade", "SPLADE expands terms.",
-                                                        "Dense vectors are not sparse.", "Line one."]]
+    assert info["samples"][1] == {"query": QUERIES[1], "document": DOCUMENTS[1], "label": 0}
+    assert info["loss"] == {"class": WrapperLoss, "config": {"loss": "InnerLoss(scale=20.0, similarity='dot')",
+                                                            "weight": 0.5}}
+    assert card.citations == {"WrapperLoss": "@misc{wrapper2024,}"}  # InnerLoss is not a spladekit loss
+    assert card.widget == [{"text": text} for text in [QUERIES[0], *DOCUMENTS[:3]]]
+    assert card.usage_examples == [QUERIES[0], *DOCUMENTS[:2]]
+    base = model[0].auto_model.config.name_or_path  # the local folder the tiny model was loaded from
+    assert card.base_model == base
+    card_text = generate_model_card(model)
+    assert f"finetuned from `{base}` using spladekit" in card_text
+    assert "base_model:" not in card_text.split("---\n")[1]  # not a Hub id: named, not put in the metadata
+    assert "#### Unnamed Dataset\n\n* Size: 4 training samples" in card_text
 
 
-def test_dataset_dict_with_loss_per_dataset_and_named_metadata(model, args, default_args) -> None:
+def test_named_datasets_and_a_loss_per_dataset(model, args, default_args) -> None:
     model.model_card_data = SparseEncoderModelCardData(
-        train_datasets=[{"name": "msmarco", "id": "sentence-transformers/msmarco"}], generate_widget_examples=False)
-    model.model_card_data.set_base_model("google-bert/bert-base-uncased")
-    train = DatasetDict({"msmarco": dataset(), "nq": dataset().select(range(2)).remove_columns("label")})
+        train_datasets=[{"name": "msmarco", "id": "sentence-transformers/msmarco"}])
+    train = DatasetDict({"msmarco": dataset(), "nq": dataset().select(range(2))})
+    evaluation = dataset().select(range(3))
+    evaluation.info.dataset_name = "held_out_pairs"
     losses = {"msmarco": WrapperLoss(model), "nq": InnerLoss()}
-    start(model, args, default_args, train_dataset=train, eval_dataset=dataset().select(range(3)), loss=losses)
+    start(model, args, default_args, train_dataset=train, eval_dataset=evaluation, loss=losses)
     card = model.model_card_data
-    assert [(i["name"], i["id"], i["size"]) for i in card.train_datasets_info] == [
+    assert [(i["name"], i.get("id"), i["size"]) for i in card.train_datasets_info] == [
         ("msmarco", "sentence-transformers/msmarco", 4), ("nq", None, 2)]
-    assert [(i["name"], i["size"]) for i in card.eval_datasets_info] == [("Unnamed Dataset", 3)]
-    assert card.loss_configs["nq"] == {"loss class": "InnerLoss", "config": {"scale": 20.0, "similarity": "dot"},
-                                       "citation": "@misc{inner2024,}"}
-    assert card.base_model == "google-bert/bert-base-uncased" and card.widget == []
+    assert card.train_datasets_info[1]["loss"]["class"] is InnerLoss
+    assert [(i["name"], i["size"]) for i in card.eval_datasets_info] == [("held_out_pairs", 3)]
     meta = yaml.safe_load(generate_model_card(model).split("---\n")[1])
     assert meta["datasets"] == ["sentence-transformers/msmarco"]
-    assert meta["tags"][-3:] == ["dataset_size:6", "loss:WrapperLoss", "loss:InnerLoss"]
+    assert "dataset_size:6" in meta["tags"] and {"loss:WrapperLoss", "loss:InnerLoss"} <= set(meta["tags"])
+    body = generate_model_card(model)
+    assert ("on the [msmarco](https://huggingface.co/datasets/sentence-transformers/msmarco) and nq datasets"
+            in body)
+    assert "#### held_out_pairs\n\n* Dataset: held_out_pairs\n* Size: 3 evaluation samples" in body
 
 
-def test_real_splade_loss_config_and_citations(model, args, default_args) -> None:
-    loss = SpladeLoss(model, loss=SparseMultipleNegativesRankingLoss(model), document_regularizer_weight=3e-5,
-                      query_regularizer_weight=5e-5)
-    start(model, args, default_args, loss=loss)
-    entry = model.model_card_data.loss_configs["Unnamed Dataset"]
-    assert entry["loss class"] == "SpladeLoss" and entry["config"] == loss.get_config_dict()
-    for cls in (SpladeLoss, SparseMultipleNegativesRankingLoss, FlopsLoss):
-        assert cls.citation.strip() in entry["citation"]
-    assert entry["citation"].count(FlopsLoss.citation.strip()) == 1  # one regularizer class, cited once
+def test_a_real_splade_loss_is_written_out_in_full(model, args, default_args) -> None:
+    loss = SpladeLoss(model, loss=SparseMultipleNegativesRankingLoss(model, scale=10.0),
+                      document_regularizer_weight=3e-5, query_regularizer_weight=5e-5)
+    start(model, args, default_args, loss=loss, train_dataset=dataset().remove_columns("label"))
+    config = model.model_card_data.train_datasets_info[0]["loss"]["config"]
+    assert config["loss"].startswith("SparseMultipleNegativesRankingLoss(scale=10.0, similarity_fct='dot_score'")
+    assert config["document_regularizer_weight"] == 3e-05 and config["query_regularizer_weight"] == 5e-05
+    assert {"loss:SpladeLoss", "loss:SparseMultipleNegativesRankingLoss", "loss:FlopsLoss"} <= \
+        set(model.model_card_data.tags)
 
 
-def test_logs_and_evaluation_metrics(model, args, default_args) -> None:
-    evaluator = SequentialEvaluator([StubRetrievalEvaluator("Nano"), StubRetrievalEvaluator("NanoMSMARCO")])
-    callback, _ = start(model, args, default_args, evaluator=evaluator)
+def test_hyperparameters_logs_times_and_validation_losses(model, args, default_args) -> None:
+    callback, _ = start(model, args, default_args)
     state, control = TrainerState(), TrainerControl()
+    callback.on_train_begin(args, state, control)
+    card = model.model_card_data
+    # where, when and how to log are not how the model was trained: logging_steps, run_name, output_dir left out
+    assert card.non_default_hyperparameters == {"per_device_train_batch_size": 4, "learning_rate": 1e-4}
+    assert card.all_hyperparameters["learning_rate"] == 1e-4 and "seed" in card.all_hyperparameters
+    assert not {"logging_steps", "run_name", "output_dir"} & set(card.all_hyperparameters)
     state.global_step, state.epoch = 10, 0.5
     callback.on_log(args, state, control, logs={"loss": 1.5, "grad_norm": 3.0, "learning_rate": 1e-4, "epoch": 0.5,
-                                                "document_regularizer_loss": 0.25})
-    metrics = {"eval_loss": 1.25, "eval_Nano_dot_ndcg@10": 0.5, "eval_Nano_dot_mrr@10": 0.4,
-               "eval_NanoMSMARCO_dot_ndcg@10": 0.75, "eval_NanoMSMARCO_dot_mrr@10": 0.7, "eval_runtime": 2.0,
-               "eval_samples_per_second": 9.0, "eval_sequential_score": 0.75, "epoch": 0.5}
-    callback.on_log(args, state, control, logs=metrics)
-    callback.on_evaluate(args, state, control, metrics=metrics)
+                                                "document_regularizer_loss": 0.25, "query_active_dims": 40.0})
+    callback.on_evaluate(args, state, control, metrics={"eval_loss": 1.25, "eval_base_loss": 1.0,
+                                                        "eval_runtime": 2.0, "epoch": 0.5})
+    evaluator = StubRetrievalEvaluator("dev")
+    evaluator.store_metrics_in_model_card_data(model, {"dev_dot_ndcg@10": 0.5, "dev_dot_mrr@10": 0.4}, 0.5, 10)
+    callback.on_evaluate(args, state, control, metrics={"eval_dev_dot_ndcg@10": 0.5, "eval_evaluator_runtime": 1.0})
     state.global_step, state.epoch = 20, 1.0
     callback.on_log(args, state, control, logs={"loss": 0.75, "epoch": 1.0})
-    callback.on_log(args, state, control, logs={"train_runtime": 9.0, "train_loss": 1.1, "epoch": 1.0})
-    card = model.model_card_data
+    callback.on_log(args, state, control, logs={"train_runtime": 9.0, "train_loss": 1.1, "epoch": 1.0,
+                                                "train_samples_per_second": 4.5, "train_steps_per_second": 2.25})
+    callback.on_train_end(args, state, control)
     assert card.training_logs == [
-        {"epoch": 0.5, "step": 10, "training_loss": 1.5, "document_regularizer_loss": 0.25, "validation_loss": 1.25,
-         "Nano_dot_ndcg@10": 0.5, "NanoMSMARCO_dot_ndcg@10": 0.75},
-        {"epoch": 1.0, "step": 20, "training_loss": 0.75}]
-    task = {"task_type": "sparse-stub-retrieval", "task_name": "Sparse Stub Retrieval"}  # from its description
-    assert card.eval_results == {"NanoMSMARCO": {**task, "metrics": {"dot_ndcg@10": 0.75, "dot_mrr@10": 0.7}},
-                                 "Nano": {**task, "metrics": {"dot_ndcg@10": 0.5, "dot_mrr@10": 0.4}}}
+        {"Epoch": 0.5, "Step": 10, "Training Loss": 1.5, "document_regularizer_loss": 0.25, "query_active_dims": 40.0,
+         "Validation Loss": 1.25, "validation_base_loss": 1.0, "dev_dot_ndcg@10": 0.5},
+        {"Epoch": 1.0, "Step": 20, "Training Loss": 0.75}]
+    assert card.eval_results_dict == {evaluator: {"dev_dot_ndcg@10": 0.5, "dev_dot_mrr@10": 0.4}}
+    assert card.evaluation_time == 3.0 and card.training_time is not None and card.training_time >= 0
+    assert card.train_throughput == {"train_samples_per_second": 4.5, "train_steps_per_second": 2.25}
+    body = generate_model_card(model)
+    assert "- **Throughput**: 4.50 samples/s, 2.250 steps/s" in body
+    assert re.search(r"\| Epoch \| Step \| Training Loss \| Validation Loss \| document_regularizer_loss \| "
+                     r"validation_base_loss \| dev_dot_ndcg@10 \|", body)
+    assert not re.search(r"output_dir|run_name|my-run", body)
 
 
 def test_codecarbon_emissions_are_read_at_train_end(model, args, default_args) -> None:
-    carbon = CodeCarbonCallback.__new__(CodeCarbonCallback)  # codecarbon itself need not be installed
+    carbon = CodeCarbonCallback.__new__(CodeCarbonCallback)  # no tracker is started here
     carbon.tracker = SimpleNamespace(final_emissions_data=SimpleNamespace(
-        emissions=0.002, energy_consumed=0.01, duration=3600.0, cpu_model="Xeon", gpu_model="", region=None))
+        emissions=0.002, energy_consumed=0.01, duration=3600.0, cpu_model="Xeon", gpu_model="", region=None,
+        on_cloud="N", ram_total_size=16.0))
     callback, _ = start(model, args, default_args, callback_handler=SimpleNamespace(callbacks=[carbon]))
     callback.on_train_end(args, TrainerState(), TrainerControl())
     assert model.model_card_data.codecarbon == {"emissions": 0.002, "energy_consumed": 0.01, "duration": 3600.0,
-                                                "cpu_model": "Xeon"}
+                                                "cpu_model": "Xeon", "on_cloud": "N", "ram_total_size": 16.0}
+    meta = yaml.safe_load(generate_model_card(model).split("---\n")[1])
+    assert meta["co2_eq_emissions"]["emissions"] == pytest.approx(2.0)  # grams
     carbon.tracker = None  # a tracker that never started: nothing recorded, nothing raised
     callback.on_train_end(args, TrainerState(), TrainerControl())
     assert model.model_card_data.codecarbon is None
-
-
-def test_rendered_card_after_training(model, args, default_args) -> None:
-    callback, _ = start(model, args, default_args)
-    state, control = TrainerState(), TrainerControl()
-    state.global_step, state.epoch = 2, 1.0
-    callback.on_log(args, state, control, logs={"loss": 0.5, "epoch": 1.0})
-    body = generate_model_card(model).split("---\n", 2)[2]
-    assert "### Training Dataset\n\n#### Unnamed Dataset\n\n* Size: 4 training samples" in body
-    assert "* Columns: <code>query</code>, <code>document</code>, <code>label</code>" in body
-    assert "| type | string | string | int |" in body
-    tokens = [len(model.tokenizer(d)["input_ids"]) for d in DOCUMENTS]
-    assert (f"| min: {min(tokens)} tokens<br>mean: {sum(tokens) / 4:.2f} tokens<br>max: {max(tokens)} tokens "
-            "| 0: 25.00%<br>1: 75.00% |") in body
-    assert ("| query | document | label |\n|:---|:---|:---|\n| what is splade | SPLADE expands terms. | 1 |\n"
-            "| sparse \\| dense retrieval | Dense vectors are not sparse. | 0 |\n"
-            "| why<br>newlines | Line one. | 1 |") in body
-    assert ('* Loss: `WrapperLoss` with these parameters:\n\n```json\n{\n    "loss": "InnerLoss",\n'
-            '    "weight": 0.5\n}\n```') in body
-    assert "#### Non-Default Hyperparameters\n\n- `per_device_train_batch_size`: 4\n- `learning_rate`: 0.0001" in body
-    assert "| Epoch | Step | Training Loss |\n|:---|:---|:---|\n| 1.0000 | 2 | 0.5000 |" in body
-    assert "#### WrapperLoss\n\n```bibtex\n@misc{wrapper2024,}\n\n@misc{inner2024,}\n```" in body
-    assert not re.search(r"output_dir|run_name|my-run", body)
 
 
 def test_describe_column_kinds() -> None:
@@ -210,14 +208,22 @@ def test_describe_column_kinds() -> None:
     assert describe_column("b", [True, False, True, True])["stats"] == {"False": 25.0, "True": 75.0}
     assert describe_column("n", [[1.0, 2.0], [3.0]]) == {"name": "n", "dtype": "list", "unit": "elements",
                                                          "stats": {"min": 1, "mean": 1.5, "max": 2}}
+    assert describe_column("m", [[1.0, 2.0], [3.0, 4.0]])["stats"] == {"size": 2}
     assert describe_column("e", [None, None])["dtype"] == "null"
 
 
 def test_token_lengths_are_counted_in_batches(model) -> None:
     texts = [" ".join(["word"] * (i % 17 + 1)) + f" number {i}" for i in range(150)]  # three tokenizer batches
     lengths = [len(model.tokenizer(text)["input_ids"]) for text in texts]
-    assert describe_column("text", texts, model.tokenizer)["stats"] == {
+    calls = []
+
+    def count(batch):
+        calls.append(len(batch))
+        return [len(ids) for ids in model.tokenizer(batch)["input_ids"]]
+
+    assert describe_column("text", texts, count)["stats"] == {
         "min": min(lengths), "mean": sum(lengths) / len(lengths), "max": max(lengths)}
+    assert calls == [64, 64, 22]
 
 
 def test_errors(model, args) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -55,6 +56,7 @@ class GraphBackend:
             raise ValueError(f"export must be True, False or None, got {export!r}.")
         self.routes = model_routes(model)
         self.dimension = model.get_embedding_dimension()
+        self.file_stem = self._stem(file_name)
         files = None if export else self._find(path, file_name)
         if files is None and (export is False or (export is None and self._stem(file_name) != "model")):
             raise FileNotFoundError(self._missing_message(path, file_name))
@@ -97,6 +99,24 @@ class GraphBackend:
         raise NotImplementedError
 
     # ----- graph files ------------------------------------------------------------------------------------
+    def save_graphs(self, model: nn.Module, path: str) -> None:
+        """Writes the graphs into ``<path>/<folder>/`` when the model is saved: the folder they were loaded from
+        is copied whole (its other graphs, e.g. quantized ones, come along); graphs exported for this session
+        only are exported again. ``model.save`` calls it, so a model running on graphs is saved with them."""
+        target = os.path.join(path, self.folder)
+        if self.files:
+            source = os.path.dirname(next(iter(self.files.values())))
+            if os.path.isdir(source) and os.path.abspath(source) != os.path.abspath(target):
+                shutil.copytree(source, target, dirs_exist_ok=True)
+                return
+            if all(os.path.isfile(os.path.join(target, os.path.basename(f))) for f in self.files.values()):
+                return
+        backend, model._backend = model._backend, None  # the graphs are traced from the PyTorch modules
+        try:
+            self.export(model, path, self.file_stem)
+        finally:
+            model._backend = backend
+
     def _find(self, path: str | None, file_name: str) -> dict[str | None, str] | None:
         """route -> graph file for every route of the model, or None when a route has none."""
         if path is None:

@@ -74,4 +74,4 @@ class OnnxBackend(GraphBackend):
         return run, top_k
 
     def export(self, model: nn.Module, path: str, file_name: str) -> None:
-        export_onnx(model, path, file_name=file_name)
+        export_onnx(model, path, file_name=file_name, save_model=False)

@@ -59,4 +59,4 @@ class OpenVINOBackend(GraphBackend):
         return run, top_k
 
     def export(self, model: nn.Module, path: str, file_name: str) -> None:
-        export_openvino(model, path, file_name=file_name)
+        export_openvino(model, path, file_name=file_name, save_model=False)

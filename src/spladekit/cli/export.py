@@ -39,7 +39,7 @@ def run_export(model_path: str, output: str | None = None, top_k: int | None = N
         output = model_path
     model = SparseEncoder(model_path, device="cpu")
     if os.path.abspath(os.path.expanduser(output)) != os.path.abspath(os.path.expanduser(model_path)):
-        model.save(output)
+        model.save(output)  # with the card it was loaded with (training details and metrics)
     written = list(export_onnx(model, output, top_k=top_k, file_name=file_name, opset_version=opset,
                                dynamo=dynamo).values())
     if quantize:

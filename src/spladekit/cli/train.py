@@ -106,6 +106,15 @@ def load_training_data(config: DataConfig) -> Dataset:
     return dataset
 
 
+def training_data_reference(config: DataConfig) -> dict[str, str]:
+    """How the model card names the training data: the Hub id, the file's path or the BEIR folder's name."""
+    if config.beir:
+        return {"name": os.path.basename(os.path.normpath(config.beir)), "path": config.beir}
+    if config.file:
+        return {"name": os.path.basename(config.file), "path": config.file}
+    return {"name": config.hub, "id": config.hub}
+
+
 _BM25_KEYS = ("k1", "b", "stopwords", "stemmer")
 _SCORER_NAMES = ("model", "bm25")
 
@@ -363,6 +372,7 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool | str |
         corpus = [text for column in dataset.column_names[1:] for text in dataset[column]
                   if isinstance(text, str)]
     model = build_model(config.model, corpus)
+    model.model_card_data.train_datasets = [training_data_reference(config.data)]
     dataset = mine_negatives(config.data, dataset, model)
     evaluator = build_evaluators(config)
     if evaluator is not None and config.evaluation.during:
@@ -396,7 +406,6 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool | str |
         report["after"] = _main_scores(evaluator, metrics)
         report["eval_seconds_after"] = round(time.time() - start, 1)
         report["sparsity"] = {k: v for k, v in metrics.items() if "active_dims" in k}
-        model.model_card_data.add_eval_results(evaluator.name or "evaluation", metrics)
     log_history = trainer.state.log_history
     report["log_history"] = log_history
     save_plots = None

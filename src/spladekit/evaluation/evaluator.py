@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,11 +35,27 @@ class SparseEvaluator:
             self.primary_metric = f"{name}_{self.primary_metric}"
         return prefixed
 
+    def get_config_dict(self) -> dict[str, Any]:
+        """The settings that shape this evaluator's results, for the model card ("with these parameters");
+        by default ``max_active_dims`` when set. Subclasses add their own."""
+        max_active_dims = getattr(self, "max_active_dims", None)
+        return {"max_active_dims": max_active_dims} if max_active_dims is not None else {}
+
+    def store_metrics_in_model_card_data(self, model: Any, metrics: dict[str, Any], epoch: int = 0,
+                                         step: int = 0) -> None:
+        """Records ``metrics`` on ``model.model_card_data`` (the latest results of this evaluator, and its primary
+        metric in the training logs); a model without card data (or no model) records nothing."""
+        card = getattr(model, "model_card_data", None)
+        if card is not None and hasattr(card, "set_evaluation_metrics"):
+            card.set_evaluation_metrics(self, metrics, epoch, step)
+
     @property
     def description(self) -> str:
-        """A short human-readable name for logs and the model card."""
-        words = type(self).__name__.replace("Sparse", "").replace("Evaluator", "")
-        return "".join(f" {c}" if c.isupper() else c for c in words).strip()
+        """A short human-readable name for logs and the model card (its task name): the class name without
+        "Evaluator", split into words, e.g. "Sparse Information Retrieval", as sentence-transformers names them."""
+        name = type(self).__name__
+        name = name[: name.index("Evaluator")] if "Evaluator" in name else name
+        return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name)
 
     def write_csv_row(self, output_path: str | None, file_name: str, header: Sequence[str],
                       row: Sequence[Any]) -> None:

@@ -152,6 +152,9 @@ class ReciprocalRankFusionEvaluator(SparseEvaluator):
         self.predictions_file = f"ReciprocalRankFusion_evaluation{suffix}_predictions.jsonl"
         self.last_fused: list[dict[str, Any]] = []
 
+    def get_config_dict(self) -> dict[str, Any]:
+        return {"at_k": self.at_k, "rrf_k": self.rrf_k, "write_predictions": self.write_predictions}
+
     def __call__(self, model: Any = None, output_path: str | None = None, epoch: int = -1,
                  steps: int = -1) -> dict[str, float]:
         if isinstance(model, (str, os.PathLike)):
@@ -187,7 +190,9 @@ class ReciprocalRankFusionEvaluator(SparseEvaluator):
                 os.makedirs(output_path, exist_ok=True)
                 with open(os.path.join(output_path, self.predictions_file), "w", encoding="utf-8") as f:
                     f.writelines(json.dumps(record) + "\n" for record in self.last_fused)
-        return self.prefix_name_to_metrics(metrics, self.name)
+        metrics = self.prefix_name_to_metrics(metrics, self.name)
+        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+        return metrics
 
     def _list_metrics(self, ranking: list[Hashable], positive: list[Hashable]) -> tuple[float, float, float]:
         """(MRR@k, nDCG@k, AP) of one ranking, the missed relevant documents appended at its end."""

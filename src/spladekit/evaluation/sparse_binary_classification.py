@@ -128,7 +128,9 @@ class SparseBinaryClassificationEvaluator(SparseEvaluator):
         else:
             self.primary_metric = f"{functions[0].value}_ap"
         metrics.update(self.stats.as_dict())
-        return self.prefix_name_to_metrics(metrics, self.name)
+        metrics = self.prefix_name_to_metrics(metrics, self.name)
+        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+        return metrics
 
 
 def classification_metrics(similarities: np.ndarray, labels: np.ndarray,

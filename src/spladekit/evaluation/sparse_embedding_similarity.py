@@ -131,4 +131,6 @@ class SparseEmbeddingSimilarityEvaluator(SparseEvaluator):
         else:
             self.primary_metric = "spearman_max" if len(functions) > 1 else f"spearman_{functions[0].value}"
         metrics.update(self.stats.as_dict())
-        return self.prefix_name_to_metrics(metrics, self.name)
+        metrics = self.prefix_name_to_metrics(metrics, self.name)
+        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+        return metrics

@@ -188,6 +188,11 @@ class SparseInformationRetrievalEvaluator(SparseEvaluator):
         self.last_timings: dict[str, float] | None = None
         self._primary_for: tuple[str, ...] | None = None
 
+    def get_config_dict(self) -> dict[str, Any]:
+        prompts = {key: getattr(self, key) for key in ("query_prompt", "query_prompt_name", "corpus_prompt",
+                                                       "corpus_prompt_name") if getattr(self, key) is not None}
+        return {**prompts, **super().get_config_dict()}
+
     def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1,
                  steps: int = -1, pool: Any | None = None) -> dict[str, float]:
         """Evaluates ``model``; ``pool`` (from ``model.start_multi_process_pool()``) encodes with its worker
@@ -256,7 +261,9 @@ class SparseInformationRetrievalEvaluator(SparseEvaluator):
                                [epoch, steps, *self._csv_values(names, scores), *sparsity.values()])
         if output_path is not None and self.write_predictions:
             self._write_predictions(output_path)
-        return self.prefix_name_to_metrics(metrics, self.name)
+        metrics = self.prefix_name_to_metrics(metrics, self.name)
+        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+        return metrics
 
     # ----- scoring -----------------------------------------------------------------------------------------
     def _scorers(self, model: Any) -> dict[str, SimilarityFunction | Callable]:

@@ -99,7 +99,9 @@ class SparseMSEEvaluator(SparseEvaluator):
             self.write_csv_row(output_path, self.csv_file, header,
                                [epoch, steps, mse, *self.stats.as_dict().values()])
         metrics = {"negative_mse": -mse, **self.stats.as_dict()}
-        return self.prefix_name_to_metrics(metrics, self.name)
+        metrics = self.prefix_name_to_metrics(metrics, self.name)
+        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+        return metrics
 
     def _encode(self, model: Any, sentences: list[str]):
         return to_csr(encode_sparse(model.encode, sentences, batch_size=self.batch_size,

@@ -126,6 +126,8 @@ class SparseNanoBEIREvaluator(SparseEvaluator):
         self.csv_file = f"NanoBEIR_evaluation_{aggregate_key}_results.csv"
         query_prompts = self._prompts(query_prompts, "query_prompts")
         corpus_prompts = self._prompts(corpus_prompts, "corpus_prompts")
+        self.query_prompts = query_prompts or None
+        self.corpus_prompts = corpus_prompts or None
 
         self.evaluators: list[SparseInformationRetrievalEvaluator] = []
         for entry in self.dataset_names:
@@ -149,9 +151,12 @@ class SparseNanoBEIREvaluator(SparseEvaluator):
         self.corpus_stats = SparsityStats()
         self._primary_for: tuple[str, ...] | None = None
 
-    @property
-    def description(self) -> str:
-        return "Nano BEIR"
+    def get_config_dict(self) -> dict[str, Any]:
+        config: dict[str, Any] = {"dataset_names": [os.fspath(name) for name in self.dataset_names],
+                                  "dataset_id": self.dataset_id}
+        config.update({key: getattr(self, key) for key in ("query_prompts", "corpus_prompts")
+                       if getattr(self, key) is not None})
+        return {**config, **super().get_config_dict()}
 
     def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1,
                  steps: int = -1) -> dict[str, float]:
@@ -187,7 +192,9 @@ class SparseNanoBEIREvaluator(SparseEvaluator):
                       for family, k in first._csv_columns()]
             self.write_csv_row(output_path, self.csv_file, header,
                                [epoch, steps, *values, *sparsity.values()])
-        per_dataset.update(self.prefix_name_to_metrics({**aggregated, **sparsity}, self.name))
+        summary = self.prefix_name_to_metrics({**aggregated, **sparsity}, self.name)
+        self.store_metrics_in_model_card_data(model, summary, epoch, steps)
+        per_dataset.update(summary)
         return per_dataset
 
     # ----- loading -----------------------------------------------------------------------------------------

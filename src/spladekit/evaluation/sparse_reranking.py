@@ -55,6 +55,7 @@ class SparseRerankingEvaluator(SparseEvaluator):
         show_progress_bar: show the encoding progress bars.
         use_batched_encoding: encode all queries and all candidates at once (True) or sample by sample.
         max_active_dims: keep at most this many dimensions per vector (``None``: the model's setting).
+        mrr_at_k: the older name of ``at_k`` (deprecated, with a warning).
 
     Example::
 
@@ -76,7 +77,14 @@ class SparseRerankingEvaluator(SparseEvaluator):
         show_progress_bar: bool = False,
         use_batched_encoding: bool = True,
         max_active_dims: int | None = None,
+        mrr_at_k: int | None = None,
     ) -> None:
+        if mrr_at_k is not None:
+            if at_k not in (10, mrr_at_k):
+                raise ValueError(f"at_k={at_k} and mrr_at_k={mrr_at_k} disagree; mrr_at_k is the older name of at_k. "
+                                 "Give only at_k.")
+            logger.warning("mrr_at_k is deprecated (as in sentence-transformers): use at_k=%s instead.", mrr_at_k)
+            at_k = mrr_at_k
         if isinstance(samples, Mapping):
             samples = list(samples.values())
         self.samples = [sample for sample in (_check_sample(s, i) for i, s in enumerate(samples))
@@ -102,6 +110,9 @@ class SparseRerankingEvaluator(SparseEvaluator):
         self.csv_file = f"RerankingEvaluator{'_' + name if name else ''}_results_@{self.at_k}.csv"
         self.query_stats = SparsityStats()
         self.corpus_stats = SparsityStats()
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {"at_k": self.at_k, **super().get_config_dict()}
 
     def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1,
                  steps: int = -1) -> dict[str, float]:
@@ -135,7 +146,9 @@ class SparseRerankingEvaluator(SparseEvaluator):
             self.write_csv_row(output_path, self.csv_file, header,
                                [epoch, steps, *metrics.values(), *sparsity.values()])
         metrics.update(sparsity)
-        return self.prefix_name_to_metrics(metrics, self.name)
+        metrics = self.prefix_name_to_metrics(metrics, self.name)
+        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+        return metrics
 
     def _encode(self, encode_fn, texts: list[str], stats: SparsityStats) -> sp.csr_matrix:
         matrix = to_csr(encode_sparse(encode_fn, texts, batch_size=self.batch_size,

@@ -94,7 +94,9 @@ class SparseTranslationEvaluator(SparseEvaluator):
                                [epoch, steps, src2trg, trg2src, *self.stats.as_dict().values()])
         metrics = {"src2trg_accuracy": src2trg, "trg2src_accuracy": trg2src,
                    "mean_accuracy": (src2trg + trg2src) / 2, **self.stats.as_dict()}
-        return self.prefix_name_to_metrics(metrics, self.name)
+        metrics = self.prefix_name_to_metrics(metrics, self.name)
+        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+        return metrics
 
     def _encode(self, model: Any, sentences: list[str]):
         matrix = to_csr(encode_sparse(model.encode, sentences, batch_size=self.batch_size,

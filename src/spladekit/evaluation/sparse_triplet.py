@@ -93,6 +93,12 @@ class SparseTripletEvaluator(SparseEvaluator):
         self.csv_file = f"triplet_evaluation{'_' + name if name else ''}_results.csv"
         self.stats: dict[str, SparsityStats] = {}
 
+    def get_config_dict(self) -> dict[str, Any]:
+        config: dict[str, Any] = {}
+        if any(value != 0 for value in self.margin.values()):
+            config["margin"] = {fn.value: value for fn, value in self.margin.items()}
+        return {**config, **super().get_config_dict()}
+
     def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1,
                  steps: int = -1) -> dict[str, float]:
         sides = {"anchor": (model.encode_query, self.anchors),
@@ -128,7 +134,9 @@ class SparseTripletEvaluator(SparseEvaluator):
         else:
             self.primary_metric = "max_accuracy" if len(functions) > 1 else f"{functions[0].value}_accuracy"
         metrics.update(sparsity)
-        return self.prefix_name_to_metrics(metrics, self.name)
+        metrics = self.prefix_name_to_metrics(metrics, self.name)
+        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+        return metrics
 
 
 def _margins(margin: float | Mapping[str, float] | None) -> dict[PairSimilarity, float]:

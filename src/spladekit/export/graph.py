@@ -12,8 +12,6 @@ The modules are held, not copied: the graph shares the model's parameters.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -51,18 +49,6 @@ def route_modules(model: nn.Sequential, route: str | None) -> list[nn.Module]:
         else:
             modules.append(module)
     return modules
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Puts every submodule in eval mode (no dropout) and restores each one's own mode afterwards."""
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
 
 
 def model_routes(model: nn.Sequential) -> list[str | None]:

@@ -18,8 +18,10 @@ import warnings
 import torch
 from torch import Tensor, nn
 
-from spladekit.export.graph import INPUT_NAMES, SparseEncoderGraph, eval_mode, model_routes, route_modules
+from spladekit.export.graph import INPUT_NAMES, SparseEncoderGraph, model_routes, route_modules
+from spladekit.export.model_folder import ensure_saved_model
 from spladekit.export.optional import require
+from spladekit.modules.modes import eval_mode
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +130,7 @@ def export_onnx(
     dynamo: bool = False,
     check: bool = True,
     atol: float = 1e-4,
+    save_model: bool | None = None,
 ) -> dict[str | None, str]:
     """Exports ``model`` into ``<path>/onnx/`` as graphs from token ids to the pooled sparse vector.
 
@@ -153,14 +156,16 @@ def export_onnx(
         check: run each graph in ONNX Runtime on a check batch and raise if it differs from the model by more
             than ``atol``.
         atol: the tolerance of that check.
+        save_model: None (default) saves the model into ``path`` first when the folder holds no saved model
+            (a new or empty folder), so that ``SparseEncoder(path, backend="onnx")`` loads it; True always saves
+            it, False never does. A folder with other files but no saved model is refused.
 
     Returns: route (None without a Router) -> path of the written graph.
 
     Example::
 
         model = SparseEncoder("naver/splade-v3")
-        model.save("splade-v3")
-        export_onnx(model, "splade-v3")                # splade-v3/onnx/model.onnx
+        export_onnx(model, "splade-v3")                # splade-v3/ (the model) + splade-v3/onnx/model.onnx
         fast = SparseEncoder("splade-v3", backend="onnx")
     """
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
@@ -172,6 +177,7 @@ def export_onnx(
                          "backend='torch' (the graphs are traced from the PyTorch modules).")
     from spladekit._version import __version__
 
+    ensure_saved_model(model, os.path.abspath(os.path.expanduser(path)), save_model)
     folder = os.path.join(os.path.abspath(os.path.expanduser(path)), ONNX_FOLDER)
     os.makedirs(folder, exist_ok=True)
     dimension = model.get_embedding_dimension()

@@ -13,7 +13,7 @@ import tempfile
 import torch
 from torch import nn
 
-from spladekit.export.graph import INPUT_NAMES, TOP_K_OUTPUTS, eval_mode
+from spladekit.export.graph import INPUT_NAMES, TOP_K_OUTPUTS
 from spladekit.export.onnx_export import (
     CHECK_TEXTS,
     DEFAULT_FILE_NAME,
@@ -22,7 +22,9 @@ from spladekit.export.onnx_export import (
     graph_file_name,
     reference_embeddings,
 )
+from spladekit.export.model_folder import ensure_saved_model
 from spladekit.export.optional import require
+from spladekit.modules.modes import eval_mode
 
 OPENVINO_FOLDER = "openvino"
 
@@ -53,6 +55,7 @@ def export_openvino(
     file_name: str = DEFAULT_FILE_NAME,
     check: bool = True,
     atol: float = 1e-4,
+    save_model: bool | None = None,
 ) -> dict[str | None, str]:
     """Exports ``model`` into ``<path>/openvino/`` as OpenVINO IR graphs (one per Router route).
 
@@ -68,6 +71,8 @@ def export_openvino(
         check: run each graph with OpenVINO on a check batch and raise if it differs from the model by more
             than ``atol``.
         atol: the tolerance of that check.
+        save_model: as in :func:`~spladekit.export.export_onnx`: the model is saved into a new or empty ``path``
+            first, so that ``SparseEncoder(path, backend="openvino")`` loads it.
 
     Returns: route (None without a Router) -> path of the ``.xml`` file.
 
@@ -80,11 +85,12 @@ def export_openvino(
     Reference: OpenVINO, "Convert to OpenVINO IR", https://docs.openvino.ai/.
     """
     ov = require("openvino", "openvino")
+    ensure_saved_model(model, os.path.abspath(os.path.expanduser(path)), save_model)
     folder = os.path.join(os.path.abspath(os.path.expanduser(path)), OPENVINO_FOLDER)
     os.makedirs(folder, exist_ok=True)
     written: dict[str | None, str] = {}
     with tempfile.TemporaryDirectory(prefix="spladekit-openvino-") as scratch:
-        onnx_graphs = export_onnx(model, scratch, top_k=top_k, file_name=file_name, check=False)
+        onnx_graphs = export_onnx(model, scratch, top_k=top_k, file_name=file_name, check=False, save_model=False)
         for route, onnx_path in onnx_graphs.items():
             target = os.path.join(folder, graph_file_name(file_name, route, ".xml"))
             ov.save_model(ov.convert_model(onnx_path), target, compress_to_fp16=False)

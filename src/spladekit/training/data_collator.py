@@ -37,26 +37,74 @@ class SparseEncoderDataCollator:
     outputs), ``c_task`` (the Router route the column was tokenized for, if any) and ``c_prompt_length``.
     Column order matters: losses read the columns in order (anchor, positive, negatives...).
 
+    The arguments are sentence-transformers 6's, in its order, then spladekit's own; sentence-transformers 5's
+    ``tokenize_fn`` is accepted in place of ``preprocess_fn``.
+
     Args:
-        tokenize_fn: ``(texts, task) -> features``, usually ``model.tokenize``.
+        preprocess_fn: ``(texts, prompt=None, task=None, **kwargs) -> features``, which puts ``prompt`` before
+            each text itself (sentence-transformers 6's ``model.preprocess`` contract). ``max_length`` and
+            ``pad_to_multiple_of`` are passed as keywords only when set.
         valid_label_columns: names that hold labels, checked in order.
         router_mapping: column -> route, or dataset -> column -> route.
         prompts: one prompt, column -> prompt, dataset -> prompt, or dataset -> column -> prompt.
+        max_length: a token limit for every column (int) or per route (dict route -> int), passed to
+            ``preprocess_fn`` as ``max_length=``.
         default_routes: with a Router and no mapping for a column: the first column goes to
             ``default_routes[0]`` ("query") and the others to ``default_routes[1]`` ("document"). None for
             models without a Router.
         prompt_length_fn: ``(prompt, task) -> number of prompt tokens``, for Pooling(include_prompt=False).
-        pad_to_multiple_of: passed to ``tokenize_fn`` (as ``pad_to_multiple_of=``) when set: batches padded to a
-            multiple of this many tokens (see :meth:`SparseEncoder.tokenize`).
+        pad_to_multiple_of: passed to the tokenizing function (as ``pad_to_multiple_of=``) when set: batches
+            padded to a multiple of this many tokens (see :meth:`SparseEncoder.tokenize`).
+        tokenize_fn: sentence-transformers 5's ``(texts, task=None) -> features`` (``model.tokenize``); the
+            collator then puts the prompts before the texts. Give it or ``preprocess_fn``, not both.
+
+    Example::
+
+        collator = SparseEncoderDataCollator(tokenize_fn=model.tokenize, prompts={"query": "query: "})
+        batch = collator([{"query": "what is splade", "document": "a sparse encoder"}])
     """
 
-    tokenize_fn: Callable[..., dict[str, Any]]
+    preprocess_fn: Callable[..., dict[str, Any]] | None = None
     valid_label_columns: tuple[str, ...] | list[str] = DEFAULT_LABEL_COLUMNS
     router_mapping: dict[str, Any] | None = field(default_factory=dict)
     prompts: str | dict[str, Any] | None = None
+    max_length: int | dict[str, int] | None = None
     default_routes: tuple[str, str] | None = None
     prompt_length_fn: Callable[[str, str | None], int] | None = None
     pad_to_multiple_of: int | None = None
+    tokenize_fn: Callable[..., dict[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.preprocess_fn is None) == (self.tokenize_fn is None):
+            given = "both" if self.preprocess_fn is not None else "neither"
+            raise ValueError(f"SparseEncoderDataCollator needs one tokenizing function, got {given}: "
+                             "preprocess_fn=model.preprocess (sentence-transformers 6 style: it applies the prompt) "
+                             "or tokenize_fn=model.tokenize (sentence-transformers 5 style).")
+        for name in ("preprocess_fn", "tokenize_fn", "prompt_length_fn"):
+            value = getattr(self, name)
+            if value is not None and not callable(value):
+                raise TypeError(f"{name} must be callable, got {type(value).__name__}.")
+        if self.max_length is not None and not isinstance(self.max_length, (int, dict)):
+            raise TypeError(f"max_length must be an int, a dict route -> int or None, got {self.max_length!r}.")
+
+    def max_length_for(self, task: str | None) -> int | None:
+        if isinstance(self.max_length, dict):
+            return self.max_length.get(task) if task is not None else None
+        return self.max_length
+
+    def preprocess(self, texts: list[str], prompt: str | None, task: str | None) -> dict[str, Any]:
+        """Tokenizes one column's texts, with ``prompt`` before each and for route ``task``."""
+        extra: dict[str, Any] = {}
+        if self.pad_to_multiple_of is not None:
+            extra["pad_to_multiple_of"] = self.pad_to_multiple_of
+        max_length = self.max_length_for(task)
+        if max_length is not None:
+            extra["max_length"] = max_length
+        if self.preprocess_fn is not None:
+            return self.preprocess_fn(texts, prompt=prompt, task=task, **extra)
+        if prompt:
+            texts = [prompt + text for text in texts]
+        return self.tokenize_fn(texts, task=task, **extra)
 
     def route_for(self, column: str, position: int, dataset_name: str | None) -> str | None:
         mapping = resolve_per_dataset(self.router_mapping, dataset_name, "router_mapping") or {}
@@ -103,10 +151,7 @@ class SparseEncoderDataCollator:
                         "'label', or fix the row.")
             task = self.route_for(column, position, dataset_name)
             prompt = self.prompt_for(column, dataset_name)
-            if prompt:
-                texts = [prompt + text for text in texts]
-            padding = {} if self.pad_to_multiple_of is None else {"pad_to_multiple_of": self.pad_to_multiple_of}
-            for key, value in self.tokenize_fn(texts, task=task, **padding).items():
+            for key, value in self.preprocess(texts, prompt or None, task).items():
                 batch[f"{column}_{key}"] = value
             if task is not None:
                 batch[f"{column}_task"] = task

@@ -48,19 +48,7 @@ class DivergenceGuardCallback(TrainerCallback):
         self.trainer = trainer
         if self._hook is not None:
             self._hook.remove()
-        # A plain function holding a weak reference: copying the model (deepcopy) must not copy the trainer.
-        guard = weakref.ref(self)
-
-        def record_sparsity(module: Any, inputs: Any, output: Any) -> None:
-            target = guard()
-            if target is None or not module.training or not isinstance(output, dict):
-                return
-            embedding = output.get("sentence_embedding")
-            # Only vocabulary-sized outputs (SPLADE); a CSR top-k output is sparse by construction.
-            if isinstance(embedding, torch.Tensor) and embedding.ndim == 2 and embedding.shape[1] >= 1000:
-                target._active_fraction = (embedding.detach() != 0).float().mean()
-
-        self._hook = trainer.model.register_forward_hook(record_sparsity)
+        self._hook = trainer.model.register_forward_hook(_SparsityRecorder(self))
 
     def _fail(self, reason: str, step: int) -> None:
         message = f"Training diverged at step {step}: {reason}."
@@ -112,3 +100,29 @@ class DivergenceGuardCallback(TrainerCallback):
             logger.warning(f"Sparsity collapsed at step {state.global_step}: {fraction:.0%} of the output dimensions "
                            "are active in the last training batch. Raise the regularizer weights "
                            "(query_regularizer_weight / document_regularizer_weight) or lower the learning rate.")
+
+
+class _SparsityRecorder:
+    """The forward hook that records the share of active output dimensions for a guard.
+
+    It holds the guard by weak reference, so copying the model (deepcopy) does not copy the trainer; and it
+    pickles without it (a pickled model, e.g. the one Ray Tune ships to each trial, records nothing until a
+    trainer binds its own guard to it)."""
+
+    def __init__(self, guard: DivergenceGuardCallback) -> None:
+        self.guard: Any = weakref.ref(guard)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.guard = None
+
+    def __call__(self, module: Any, inputs: Any, output: Any) -> None:
+        target = self.guard() if self.guard is not None else None
+        if target is None or not module.training or not isinstance(output, dict):
+            return
+        embedding = output.get("sentence_embedding")
+        # Only vocabulary-sized outputs (SPLADE); a CSR top-k output is sparse by construction.
+        if isinstance(embedding, torch.Tensor) and embedding.ndim == 2 and embedding.shape[1] >= 1000:
+            target._active_fraction = (embedding.detach() != 0).float().mean()

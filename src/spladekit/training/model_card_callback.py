@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,34 +11,37 @@ from torch import nn
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.integrations import CodeCarbonCallback
 
-from spladekit.evaluation.evaluator import SequentialEvaluator
-from spladekit.model_card import SparseEncoderModelCardData, infer_base_model
+from spladekit.model_card import SparseEncoderModelCardData, dataset_reference, infer_base_model, loss_config
+from spladekit.modules.router import Router
+from spladekit.training.data_collator import DATASET_NAME_COLUMN
 
 logger = logging.getLogger(__name__)
 
-# Training arguments that say where or how to log, not how the model was trained; never put on the card.
+# Training arguments that say where, when or whether to log, save and evaluate, or hold secrets: not how the
+# model was trained, so not on the card.
 _IGNORED_ARGS = frozenset({
-    "output_dir", "logging_dir", "overwrite_output_dir", "run_name", "report_to", "hub_token", "hub_model_id",
-    "push_to_hub_token", "push_to_hub_model_id", "push_to_hub_organization", "hub_private_repo", "local_rank",
-    "disable_tqdm", "logging_first_step", "deepspeed", "trackio_space_id",
+    "output_dir", "logging_dir", "logging_strategy", "logging_first_step", "logging_steps", "eval_strategy",
+    "evaluation_strategy", "eval_steps", "eval_delay", "save_strategy", "save_steps", "save_total_limit",
+    "metric_for_best_model", "greater_is_better", "report_to", "do_train", "do_eval", "run_name",
+    "hub_token", "push_to_hub_token", "overwrite_output_dir",
 })
-# Keys of an evaluation's metrics that describe the run, not the model.
-_RUN_KEYS = frozenset({"runtime", "samples_per_second", "steps_per_second", "epoch", "sequential_score"})
 _CODECARBON_KEYS = ("emissions", "energy_consumed", "duration", "cpu_model", "gpu_model", "ram_total_size",
-                    "country_name", "region", "cloud_provider")
-# Texts tokenized at a time for the card's length statistics.
-_TOKENIZE_BATCH = 64
+                    "on_cloud", "country_name", "region", "cloud_provider")
+_TOKENIZE_BATCH = 64  # texts tokenized at a time for the length statistics
+_STATS_ROWS = 1000  # rows the column statistics cover
+_SAMPLES = 3  # rows shown as samples
 
 
 def _numbers(values: list[Any]) -> dict[str, float]:
     return {"min": min(values), "mean": sum(values) / len(values), "max": max(values)}
 
 
-def describe_column(name: str, values: list[Any], tokenizer: Any | None = None) -> dict[str, Any]:
+def describe_column(name: str, values: list[Any], count_tokens: Any | None = None) -> dict[str, Any]:
     """The type and summary statistics of one column, from its (first) values, for the card's table.
 
-    Text: min/mean/max length in tokens (with ``tokenizer``) or characters. Integers with at most 10 distinct
-    values and booleans: the share of each value (%). Other numbers: min/mean/max. Lists: their lengths.
+    Text: min/mean/max length in tokens (``count_tokens(texts) -> lengths``, the model's tokenizer) or else in
+    characters. Integers and booleans with at most 10 distinct values: the share of each value (%). Other
+    numbers: min/mean/max. Lists: their size (or min/mean/max of their sizes).
     """
     present = [v for v in values if v is not None]
     column: dict[str, Any] = {"name": name, "dtype": "null", "stats": {}, "unit": ""}
@@ -46,15 +50,12 @@ def describe_column(name: str, values: list[Any], tokenizer: Any | None = None) 
     if all(isinstance(v, str) for v in present):
         column["dtype"] = "string"
         lengths = None
-        if tokenizer is not None:
+        if count_tokens is not None:
             try:
-                # In small batches: the tokenizer's encodings of a thousand long texts at once are tens of MB.
-                lengths = [len(ids) for start in range(0, len(present), _TOKENIZE_BATCH)
-                           for ids in tokenizer(present[start:start + _TOKENIZE_BATCH], add_special_tokens=True,
-                                                verbose=False)["input_ids"]]  # lengths past the model's limit
-                                                                               # are counted, not warned about
+                lengths = [n for start in range(0, len(present), _TOKENIZE_BATCH)
+                           for n in count_tokens(present[start:start + _TOKENIZE_BATCH])]
                 column["unit"] = "tokens"
-            except (TypeError, ValueError, RuntimeError) as error:  # e.g. a non-text tokenizer: count characters
+            except (TypeError, ValueError, RuntimeError, KeyError) as error:  # e.g. no tokenizer: characters
                 logger.debug("Could not tokenize column %r for the model card: %s", name, error)
         if lengths is None:
             lengths, column["unit"] = [len(v) for v in present], "characters"
@@ -71,110 +72,74 @@ def describe_column(name: str, values: list[Any], tokenizer: Any | None = None) 
         else:
             column["stats"] = _numbers([float(v) for v in present])
     elif all(isinstance(v, (list, tuple)) for v in present):
-        column["dtype"] = "list"
-        column["stats"], column["unit"] = _numbers([len(v) for v in present]), "elements"
+        column["dtype"], column["unit"] = "list", "elements"
+        sizes = [len(v) for v in present]
+        column["stats"] = {"size": sizes[0]} if len(set(sizes)) == 1 else _numbers(sizes)
     else:
         column["dtype"] = type(present[0]).__name__
     return column
 
 
-def describe_dataset(dataset: Any, name: str, dataset_id: str | None = None, tokenizer: Any | None = None,
-                     max_rows: int = 1000, num_samples: int = 3) -> dict[str, Any]:
-    """Name, size, per-column statistics (over the first ``max_rows`` rows) and a few sample rows of a
-    ``datasets.Dataset``; the format of ``SparseEncoderModelCardData.train_datasets_info``."""
-    info: dict[str, Any] = {"name": name, "id": dataset_id, "size": None, "stats_rows": 0, "columns": [],
-                            "samples": []}
+def describe_dataset(dataset: Any, reference: dict[str, Any], count_tokens: Any | None = None,
+                     routes: dict[str, str | None] | None = None, max_rows: int = _STATS_ROWS,
+                     num_samples: int = _SAMPLES) -> dict[str, Any]:
+    """Name / id, size, per-column statistics (over the first ``max_rows`` rows) and a few sample rows of a
+    ``datasets`` dataset: an entry of ``SparseEncoderModelCardData.train_datasets_info``.
+
+    ``count_tokens(texts, route)`` gives token counts; ``routes`` maps columns to their Router route."""
+    info: dict[str, Any] = {**reference, "size": None, "stats_rows": 0, "columns": [], "samples": []}
+    columns = [c for c in (getattr(dataset, "column_names", None) or []) if c != DATASET_NAME_COLUMN]
     try:
         size = len(dataset)
-    except TypeError:  # an IterableDataset: no size, no statistics
+    except TypeError:  # an IterableDataset: its columns only (reading rows would consume it)
+        info["columns"] = [{"name": c, "dtype": "", "stats": {}, "unit": ""} for c in columns]
         return info
     info["size"] = size
-    head = dataset[: min(size, max_rows)] if size else {column: [] for column in dataset.column_names}
-    info["stats_rows"] = min(size, max_rows)
-    info["columns"] = [describe_column(column, list(values), tokenizer) for column, values in head.items()]
-    info["samples"] = [{column: values[i] for column, values in head.items()} for i in range(min(size, num_samples))]
+    rows = min(size, max_rows)
+    head = dataset[:rows] if rows else {column: [] for column in columns}
+    head = {column: list(values) for column, values in head.items() if column != DATASET_NAME_COLUMN}
+    info["stats_rows"] = rows
+    routes = routes or {}
+    info["columns"] = [describe_column(column, values, None if count_tokens is None else
+                                       (lambda texts, route=routes.get(column): count_tokens(texts, route)))
+                       for column, values in head.items()]
+    info["samples"] = [{column: values[i] for column, values in head.items()} for i in range(min(rows, num_samples))]
     return info
 
 
-def _split_datasets(dataset: Any, refs: list[dict[str, str]]) -> list[tuple[str, str | None, Any]]:
-    """(name, Hub id, dataset) for a Dataset or a DatasetDict, named after the user's metadata when it fits."""
+def _references(dataset: Any, given: list[dict[str, str]], split: str) -> list[tuple[dict[str, Any], Any]]:
+    """(reference, dataset) for each dataset given to the trainer: the user's references when they fit (by name
+    for a dict of datasets, the only one for a single dataset), else what the dataset knows of its origin."""
     if dataset is None:
         return []
-    ids = {ref.get("name"): ref.get("id") for ref in refs}
     if isinstance(dataset, Mapping):
-        return [(str(name), ids.get(name), part) for name, part in dataset.items()]
-    if len(refs) == 1:
-        return [(refs[0].get("name") or refs[0]["id"], refs[0].get("id"), dataset)]
-    info = getattr(dataset, "info", None)
-    return [(getattr(info, "dataset_name", None) or "Unnamed Dataset", None, dataset)]
-
-
-def _example_texts(info: dict[str, Any]) -> list[str]:
-    """A query (the first text column's first sample) then documents (the other text columns' samples)."""
-    columns = [column["name"] for column in info["columns"] if column["dtype"] == "string"]
-    samples = info["samples"]
-    if not columns or not samples:
-        return []
-    first, others = columns[0], columns[1:]
-    documents = [sample[c] for c in others for sample in samples] if others else [s[first] for s in samples[1:]]
-    return [samples[0][first], *documents]
-
-
-def _citations(loss: nn.Module, model: Any) -> list[str]:
-    """The ``citation`` of the loss and of the losses and regularizers it wraps (not the model's modules)."""
-    found: list[str] = []
-
-    def visit(module: nn.Module) -> None:
-        citation = getattr(type(module), "citation", None)
-        if isinstance(citation, str) and citation.strip() and citation.strip() not in found:
-            found.append(citation.strip())
-        for child in module.children():
-            if child is not model:
-                visit(child)
-
-    visit(loss)
-    return found
-
-
-def update_card_data(data: SparseEncoderModelCardData, language: str | None = None, license: str | None = None,
-                     tags: str | list[str] | None = None, model_name: str | None = None,
-                     finetuned_from: str | None = None, tasks: str | list[str] | None = None,
-                     dataset_tags: str | list[str] | None = None, dataset: str | list[str] | None = None,
-                     **kwargs: Any) -> None:
-    """Sets the metadata ``Trainer.create_model_card`` is given on the model's card data; tags are added to the
-    existing ones, other keyword arguments set the card-data attribute of that name (unknown ones are ignored)."""
-    if language is not None:
-        data.language = language
-    if license is not None:
-        data.license = license
-    if tags:
-        data.tags = list(dict.fromkeys([*(data.tags or []), *([tags] if isinstance(tags, str) else tags)]))
-    if model_name is not None:
-        data.model_name = model_name
-    if finetuned_from is not None:
-        data.set_base_model(finetuned_from)
-    if tasks is not None:
-        data.task_name = tasks if isinstance(tasks, str) else ", ".join(tasks)
-    names = dataset if dataset is not None else dataset_tags
-    if names:
-        data.train_datasets = [{"name": n, "id": n} for n in ([names] if isinstance(names, str) else names)]
-    for key, value in kwargs.items():
-        if hasattr(data, key):
-            setattr(data, key, value)
+        by_name = {ref.get("name"): ref for ref in given}
+        if given and not set(by_name) & set(map(str, dataset)) and len(given) == len(dataset):
+            by_name = dict(zip(map(str, dataset), given))  # named differently but one per dataset, in order
+        elif given and not set(by_name) & set(map(str, dataset)):
+            logger.warning("The model card's %s_datasets %s name none of the %s datasets %s; they are left out.",
+                           split, [r.get("name") for r in given], split, list(dataset))
+        return [({"name": str(name), **dataset_reference(part), **by_name.get(str(name), {})}, part)
+                for name, part in dataset.items()]
+    if len(given) > 1:
+        logger.warning("The model card's %s_datasets name %d datasets but the trainer has one %s dataset; the "
+                       "first is used.", split, len(given), split)
+    return [({**dataset_reference(dataset), **(given[0] if given else {})}, dataset)]
 
 
 class SparseEncoderModelCardCallback(TrainerCallback):
     """Fills ``model.model_card_data`` while a trainer runs, so that ``model.save`` writes a complete card.
 
-    At init: the non-default training arguments, the training and evaluation datasets (size, column
-    statistics, samples), the loss of each training dataset with its config and citations, the base model
-    and widget examples. While training: a log row per logging step (losses and the evaluator's primary
-    metrics), the latest evaluation metrics per evaluator, and at the end the CodeCarbon emissions if a
-    ``CodeCarbonCallback`` ran.
+    At init: the "generated_from_trainer" tag, the training and evaluation datasets (name and Hub id, size,
+    column statistics, samples, and the loss each one trains with, with its full settings), the losses' tags
+    and citations, the base model and the widget examples. When training starts: the hyper-parameters (all,
+    and those that differ from the defaults). While training: a log row per logging step (training loss, its
+    terms, validation losses; the evaluators add their primary metric themselves) and the evaluation time. At
+    the end: the training time and throughput, and the CodeCarbon emissions if a ``CodeCarbonCallback`` ran.
 
     Args:
         default_args_dict: ``to_dict()`` of the training arguments class built with defaults only; the
-            arguments that differ from it are the card's hyper-parameters.
+            arguments that differ from it are the card's non-default hyper-parameters.
 
     Example::
 
@@ -191,6 +156,8 @@ class SparseEncoderModelCardCallback(TrainerCallback):
         self.default_args_dict = default_args_dict
         self.trainer: Any | None = None
         self.model: Any | None = None
+        self._train_start: float | None = None
+        self._evaluation_seconds = 0.0
 
     @property
     def card(self) -> SparseEncoderModelCardData:
@@ -210,108 +177,119 @@ class SparseEncoderModelCardCallback(TrainerCallback):
                              f"trainer={type(trainer).__name__}.")
         self.model, self.trainer = model, trainer
         card = self.card
-        self.record_hyperparameters(args)
+        card.register_model(model)
+        card.add_tags("generated_from_trainer")
+        hub_id = getattr(args, "hub_model_id", None)
+        if hub_id and not card.model_id and hub_id.count("/") == 1:
+            card.set_model_id(hub_id)
         if card.base_model is None:
             base_model = infer_base_model(model)
             if base_model is not None:
                 card.set_base_model(base_model)
-        tokenizer = self._tokenizer()
-        train = _split_datasets(getattr(trainer, "train_dataset", None), card.train_datasets)
-        card.train_datasets_info = [describe_dataset(d, name, dataset_id, tokenizer) for name, dataset_id, d in train]
-        evals = _split_datasets(getattr(trainer, "eval_dataset", None), card.eval_datasets)
-        card.eval_datasets_info = [describe_dataset(d, name, dataset_id, tokenizer) for name, dataset_id, d in evals]
-        self.record_losses(getattr(trainer, "loss", None), [name for name, _, _ in train])
-        if card.generate_widget_examples and not card.widget and card.train_datasets_info:
-            card.set_widget_examples(_example_texts(card.train_datasets_info[0]))
+        loss = getattr(trainer, "loss", None)
+        router_mapping = getattr(args, "router_mapping", None) or {}
+        card.train_datasets_info = self._describe(getattr(trainer, "train_dataset", None), card.train_datasets,
+                                                  loss, router_mapping, "train")
+        card.eval_datasets_info = self._describe(getattr(trainer, "eval_dataset", None), card.eval_datasets,
+                                                 loss, router_mapping, "eval")
+        size = sum(info.get("size") or 0 for info in card.train_datasets_info)
+        if size:
+            card.tags = [tag for tag in card.tags if not tag.startswith("dataset_size:")]
+            card.add_tags(f"dataset_size:{size}")
+        if loss is not None:
+            card.set_losses(loss)
+        source = getattr(trainer, "eval_dataset", None) or getattr(trainer, "train_dataset", None)
+        if card.generate_widget_examples and not card.widget and source is not None:
+            card.set_widget_examples(source)
 
-    def _tokenizer(self) -> Any | None:
-        return getattr(self.model, "tokenizer", None)  # a stand-in model without one: count characters instead
+    def _describe(self, dataset: Any, given: list[dict[str, str]], loss: Any, router_mapping: dict[str, Any],
+                  split: str) -> list[dict[str, Any]]:
+        infos = []
+        for reference, part in _references(dataset, given, split):
+            name = reference.get("name")
+            mapping = router_mapping.get(name, {}) if router_mapping and all(
+                isinstance(v, dict) for v in router_mapping.values()) else router_mapping
+            info = describe_dataset(part, reference, self._count_tokens, self._routes(part, mapping))
+            part_loss = loss.get(name) if isinstance(loss, Mapping) else loss
+            if isinstance(part_loss, nn.Module):
+                info["loss"] = {"class": type(part_loss), "config": loss_config(part_loss)}
+            infos.append(info)
+        return infos
 
-    def record_hyperparameters(self, args: TrainingArguments) -> None:
-        """Puts the arguments that differ from ``default_args_dict`` (minus paths, tokens, loggers) on the card."""
-        current = args.to_dict()
-        self.card.hyperparameters = {
-            key: value for key, value in current.items()
-            if key not in _IGNORED_ARGS and not key.endswith("_token")
-            and (key not in self.default_args_dict or self.default_args_dict[key] != value)
-        }
+    def _routes(self, dataset: Any, mapping: dict[str, str]) -> dict[str, str | None]:
+        """Each column's Router route (given, or "query" for the first column and "document" for the others)."""
+        columns = [c for c in (getattr(dataset, "column_names", None) or []) if c != DATASET_NAME_COLUMN]
+        router = self.model[0] if len(self.model) and isinstance(self.model[0], Router) else None
+        if router is None:
+            return {}
+        default = ["query", "document"] if {"query", "document"} <= set(router.routes) else [None, None]
+        return {c: mapping.get(c, default[0] if i == 0 else default[1]) for i, c in enumerate(columns)}
 
-    def record_losses(self, loss: nn.Module | dict[str, nn.Module] | None, dataset_names: list[str]) -> None:
-        """Puts each training dataset's loss class, config and citations on the card."""
-        if loss is None:
-            return
-        if isinstance(loss, Mapping):
-            losses = dict(loss)
-        else:
-            losses = {name: loss for name in dataset_names or ["Unnamed Dataset"]}
-        entries = {}
-        for name, module in losses.items():
-            config = module.get_config_dict() if hasattr(module, "get_config_dict") else {}
-            entries[name] = (type(module).__name__, dict(config), "\n\n".join(_citations(module, self.model)) or None)
-        self.card.set_losses(entries)
+    def _count_tokens(self, texts: list[str], route: str | None) -> list[int]:
+        """Tokens per text as the model sees them (special tokens included, truncated at its maximum length)."""
+        features = self.model.tokenize(texts, task=route)
+        return features["attention_mask"].sum(dim=1).tolist()
 
     # ----- during training ------------------------------------------------------------------------------
-    def _evaluators(self) -> list[Any]:
-        evaluator = getattr(self.trainer, "evaluator", None)
-        if evaluator is None:
-            return []
-        if isinstance(evaluator, SequentialEvaluator):
-            return [evaluator, *evaluator.evaluators]
-        return [evaluator]
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       **kwargs: Any) -> None:
+        if self.model is None:
+            return
+        current = args.to_dict()
+        kept = {key: value for key, value in current.items() if key not in _IGNORED_ARGS and not key.endswith("_token")}
+        self.card.all_hyperparameters = kept
+        self.card.non_default_hyperparameters = {
+            key: value for key, value in kept.items()
+            if key in self.default_args_dict and self.default_args_dict[key] != value}
+        self._train_start, self._evaluation_seconds = time.time(), 0.0
 
     def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        if not logs or self.model is None or "train_runtime" in logs:  # the end-of-training summary
+        if not logs or self.model is None:
             return
-        primary = {f"eval_{e.primary_metric}" for e in self._evaluators() if getattr(e, "primary_metric", None)}
-        row: dict[str, Any] = {}
+        if "train_runtime" in logs:  # the end-of-training summary
+            self.card.train_throughput = {key: logs[key] for key in ("train_samples_per_second",
+                                                                     "train_steps_per_second") if key in logs}
+            return
+        if "loss" not in logs:
+            return
+        row: dict[str, Any] = {"Epoch": state.epoch, "Step": state.global_step, "Training Loss": logs["loss"]}
         for key, value in logs.items():
-            if key == "loss":
-                row["training_loss"] = value
-            elif key == "eval_loss":
-                row["validation_loss"] = value
-            elif key.startswith("eval_") and key.endswith("_loss"):
-                row[f"validation_{key[len('eval_'):]}"] = value
-            elif key.startswith("eval_") and key in primary:
-                row[key[len("eval_"):]] = value
-            elif key.endswith("_loss") and not key.startswith("eval_"):
-                row[key] = value  # a term of the loss, logged by the trainer
-        if row:
-            epoch = state.epoch if state.epoch is not None else logs.get("epoch")
-            self.card.add_training_log({"epoch": epoch if epoch is not None else 0, "step": state.global_step, **row})
+            if not key.startswith("eval_") and (key.endswith("_loss") or key.endswith("_active_dims")):
+                row[key] = value  # a term of the loss, or the active dimensions, logged by the trainer
+        self.card.add_training_log(row)
 
     def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                     metrics: dict[str, Any] | None = None, **kwargs: Any) -> None:
         if not metrics or self.model is None:
             return
-        remaining = {key.removeprefix("eval_"): value for key, value in metrics.items()}
-        remaining = {key: value for key, value in remaining.items()
-                     if key not in _RUN_KEYS and key != "loss" and not key.endswith("_loss")}
-        for evaluator in sorted(self._evaluators(), key=lambda e: -len(getattr(e, "name", "") or "")):
-            name = getattr(evaluator, "name", "") or ""
-            if not name:
-                continue
-            own = {key[len(name) + 1:]: remaining.pop(key) for key in list(remaining) if key.startswith(f"{name}_")}
-            if own:
-                self._add_eval_results(name, own, evaluator)
-        if remaining:
-            evaluators = self._evaluators()
-            name = getattr(evaluators[0], "description", "") if evaluators else ""
-            self._add_eval_results(name or "evaluation", remaining, evaluators[0] if evaluators else None)
-
-    def _add_eval_results(self, name: str, metrics: dict[str, Any], evaluator: Any | None) -> None:
-        description = getattr(evaluator, "description", "") or "Information Retrieval"
-        task_name = description if description.startswith("Sparse ") else f"Sparse {description}"
-        self.card.add_eval_results(name, metrics, task_type="-".join(task_name.lower().split()), task_name=task_name)
+        self._evaluation_seconds += float(metrics.get("eval_runtime", 0.0) or 0.0)
+        self._evaluation_seconds += float(metrics.get("eval_evaluator_runtime", 0.0) or 0.0)
+        losses = {}
+        for key, value in metrics.items():
+            if key.startswith("eval_") and key.endswith("_loss"):
+                term = key[len("eval_"):]
+                losses["Validation Loss" if term == "loss" else f"validation_{term}"] = value
+        if losses:
+            self.card.add_training_log({"Epoch": state.epoch, "Step": state.global_step, **losses})
 
     def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                      **kwargs: Any) -> None:
         if self.model is None or self.trainer is None:
             return
+        card = self.card
+        if self._train_start is not None:
+            total = time.time() - self._train_start
+            card.evaluation_time = self._evaluation_seconds
+            card.training_time = max(total - self._evaluation_seconds, 0.0)
+        if state.best_model_checkpoint and getattr(args, "load_best_model_at_end", False):
+            step = state.best_model_checkpoint.rstrip("/").rsplit("-", 1)[-1]
+            if step.isdigit():
+                card.set_best_model_step(int(step))
         handler = getattr(self.trainer, "callback_handler", None)
         for callback in getattr(handler, "callbacks", []):
             if isinstance(callback, CodeCarbonCallback):
-                self.card.codecarbon = self._read_emissions(callback)
+                card.codecarbon = self._read_emissions(callback)
 
     @staticmethod
     def _read_emissions(callback: CodeCarbonCallback) -> dict[str, Any] | None:
@@ -322,3 +300,34 @@ class SparseEncoderModelCardCallback(TrainerCallback):
             return None
         found = {key: getattr(data, key, None) for key in _CODECARBON_KEYS}
         return {key: value for key, value in found.items() if value not in (None, "")} or None
+
+
+def update_card_data(data: SparseEncoderModelCardData, language: str | list[str] | None = None,
+                     license: str | None = None, tags: str | list[str] | None = None, model_name: str | None = None,
+                     finetuned_from: str | None = None, tasks: str | list[str] | None = None,
+                     dataset_tags: str | list[str] | None = None, dataset: str | list[str] | None = None,
+                     **kwargs: Any) -> None:
+    """Sets what ``Trainer.create_model_card`` is given on the model's card data: tags are added, a dataset
+    (or dataset tag) names the training data by Hub id, other keyword arguments set the card-data field of that
+    name; an unknown keyword is an error naming the fields."""
+    if language is not None:
+        data.set_language(language)
+    if license is not None:
+        data.set_license(license)
+    if tags:
+        data.add_tags(tags)
+    if model_name is not None:
+        data.model_name = model_name
+    if finetuned_from is not None:
+        data.set_base_model(finetuned_from)
+    if tasks is not None:
+        data.task_name = tasks if isinstance(tasks, str) else ", ".join(tasks)
+    names = dataset if dataset is not None else dataset_tags
+    if names:
+        data.train_datasets = [{"name": n, "id": n} for n in ([names] if isinstance(names, str) else names)]
+    unknown = sorted(key for key in kwargs if not hasattr(data, key))
+    if unknown:
+        raise TypeError(f"create_model_card got unknown argument(s) {unknown}; the card's fields are "
+                        f"{sorted(f for f in vars(data) if not f.startswith('_') and f != 'model')}.")
+    for key, value in kwargs.items():
+        setattr(data, key, value)

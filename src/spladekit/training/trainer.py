@@ -41,9 +41,11 @@ from spladekit.training.dataloaders import build_dataloader
 from spladekit.training.dataset_names import (
     add_dataset_name_column,
     add_dataset_name_transform,
+    check_reserved_columns,
     is_per_dataset,
 )
 from spladekit.training.divergence import DivergenceGuardCallback
+from spladekit.training.hyperparameter_search import default_objective
 from spladekit.training.learning_rate_mapping import parameter_groups
 from spladekit.training.model_card_callback import SparseEncoderModelCardCallback, update_card_data
 from spladekit.training.multi_dataset_samplers import (
@@ -52,6 +54,7 @@ from spladekit.training.multi_dataset_samplers import (
 )
 from spladekit.training.samplers import BatchSamplers, batch_sampler_class
 from spladekit.training.target_sparsity import SpladeTargetSparsityCallback
+from spladekit.training.trainer_arguments import check_optimizer_settings, resolve_processing_class
 from spladekit.training.training_args import SparseEncoderTrainingArguments
 from spladekit.training.validation import (
     as_dataset,
@@ -63,6 +66,11 @@ from spladekit.training.validation import (
 logger = logging.getLogger(__name__)
 
 _INPUT_SUFFIX = "_input_ids"
+
+
+class _DropWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.WARNING
 
 
 class SparseEncoderTrainer(Trainer):
@@ -78,9 +86,12 @@ class SparseEncoderTrainer(Trainer):
             Default: ``SpladeLoss(SparseMultipleNegativesRankingLoss, query_regularizer_weight=5e-5,
             document_regularizer_weight=3e-5)`` (``CSRLoss`` for CSR models).
         evaluator: an evaluator or a list of them; their metrics join ``evaluate()``'s.
-        data_collator: defaults to a :class:`SparseEncoderDataCollator` over ``model.tokenize``.
-        tokenizer / processing_class: saved with checkpoints if given (the model saves its own anyway).
-        model_init, compute_metrics, callbacks, optimizers, preprocess_logits_for_metrics: as in ``Trainer``.
+        data_collator: defaults to :meth:`get_data_collator`'s, a :class:`SparseEncoderDataCollator` over
+            ``model.tokenize``.
+        processing_class: saved with checkpoints if given (the model saves its own tokenizer anyway);
+            ``tokenizer=`` is its older name, accepted as a keyword.
+        model_init, compute_metrics, callbacks, optimizers, optimizer_cls_and_kwargs,
+        preprocess_logits_for_metrics: as in ``Trainer``. The arguments are in sentence-transformers 6's order.
 
     Example::
 
@@ -102,14 +113,18 @@ class SparseEncoderTrainer(Trainer):
         = None,
         evaluator: SparseEvaluator | list[SparseEvaluator] | None = None,
         data_collator: SparseEncoderDataCollator | None = None,
-        tokenizer: Any | None = None,
+        processing_class: Any | None = None,
         model_init: Callable[..., SparseEncoder] | None = None,
         compute_metrics: Callable[..., dict] | None = None,
         callbacks: list[TrainerCallback] | None = None,
         optimizers: tuple[torch.optim.Optimizer | None, torch.optim.lr_scheduler.LambdaLR | None] = (None, None),
+        optimizer_cls_and_kwargs: tuple[type[torch.optim.Optimizer], dict[str, Any]] | None = None,
         preprocess_logits_for_metrics: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-        processing_class: Any | None = None,
+        *,
+        tokenizer: Any | None = None,
     ) -> None:
+        processing_class = resolve_processing_class(processing_class, tokenizer)
+        check_optimizer_settings(optimizers, optimizer_cls_and_kwargs)
         if args is None:
             args = self.training_args_class(output_dir="tmp_trainer")
             logger.info("No args given: using SparseEncoderTrainingArguments(output_dir='tmp_trainer').")
@@ -135,9 +150,9 @@ class SparseEncoderTrainer(Trainer):
         self._loss_spec = loss
         output_existed = os.path.exists(args.output_dir)
         try:
-            self._setup(model, args, train_dataset, eval_dataset, loss, evaluator, data_collator, tokenizer,
-                        model_init, compute_metrics, callbacks, optimizers, preprocess_logits_for_metrics,
-                        processing_class, default_args_dict)
+            self._setup(model, args, train_dataset, eval_dataset, loss, evaluator, data_collator, model_init,
+                        compute_metrics, callbacks, optimizers, optimizer_cls_and_kwargs,
+                        preprocess_logits_for_metrics, processing_class, default_args_dict)
         except Exception:
             # A setting or dataset that fails its checks leaves no trace in the output folder.
             if not output_existed and os.path.isdir(args.output_dir):
@@ -155,19 +170,21 @@ class SparseEncoderTrainer(Trainer):
 
         saved = [(state, dict(state._shared_state)) for state in (PartialState, AcceleratorState)]
         args_logger = logging.getLogger("transformers.training_args")
-        level = args_logger.level
-        args_logger.setLevel(logging.ERROR)  # its "not distributed" warning is about this throw-away object
+        # Its "not distributed" warning is about this throw-away object. A filter, not a higher level: the
+        # default of disable_tqdm is read from the logger's level.
+        quiet = _DropWarnings()
+        args_logger.addFilter(quiet)
         try:
             return cls.training_args_class(output_dir="unused").to_dict()
         finally:
-            args_logger.setLevel(level)
+            args_logger.removeFilter(quiet)
             for state, values in saved:
                 state._shared_state.clear()  # in place: the shared dict is a descriptor (see accelerate.state)
                 state._shared_state.update(values)
 
     def _setup(self, model: Any, args: Any, train_dataset: Any, eval_dataset: Any, loss: Any, evaluator: Any,
-               data_collator: Any, tokenizer: Any, model_init: Any, compute_metrics: Any, callbacks: Any,
-               optimizers: Any, preprocess_logits_for_metrics: Any, processing_class: Any,
+               data_collator: Any, model_init: Any, compute_metrics: Any, callbacks: Any, optimizers: Any,
+               optimizer_cls_and_kwargs: Any, preprocess_logits_for_metrics: Any, processing_class: Any,
                default_args_dict: dict[str, Any]) -> None:
         super().__init__(
             model=model,
@@ -176,11 +193,12 @@ class SparseEncoderTrainer(Trainer):
             train_dataset=train_dataset,
             # transformers requires an eval dataset for periodic evaluation; an evaluator alone is enough here.
             eval_dataset=eval_dataset if eval_dataset is not None or evaluator is None else "evaluator-only",
-            processing_class=processing_class if processing_class is not None else tokenizer,
+            processing_class=processing_class,
             model_init=model_init,
             compute_metrics=compute_metrics,
             callbacks=callbacks,
             optimizers=optimizers,
+            optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
             preprocess_logits_for_metrics=preprocess_logits_for_metrics,
         )
         if isinstance(self.eval_dataset, str):
@@ -192,7 +210,7 @@ class SparseEncoderTrainer(Trainer):
         self.accum_loss_components: dict[str, dict[str, list[float]]] = {"train": defaultdict(list),
                                                                           "eval": defaultdict(list)}
         if data_collator is None:
-            self.data_collator = self.build_data_collator(self.model)
+            self.data_collator = self.get_data_collator(self.model, self.args, self.processing_class)
         self.loss = self.build_loss(loss, self.model)
         if isinstance(evaluator, (list, tuple)):
             evaluator = SequentialEvaluator(evaluator)
@@ -211,23 +229,31 @@ class SparseEncoderTrainer(Trainer):
         self.divergence_guard.bind(self)
 
     # ----- set-up ------------------------------------------------------------------------------------------
-    def build_data_collator(self, model: SparseEncoder) -> SparseEncoderDataCollator:
+    def get_data_collator(self, model: SparseEncoder, args: SparseEncoderTrainingArguments,
+                          processing_class: Any | None = None) -> SparseEncoderDataCollator:
+        """The collator used when none is given: ``data_collator_class`` over the model's tokenizer, with the
+        prompts, router mapping and padding of ``args``. Override it to change how batches are built.
+
+        The tokenizing function calls ``self.model`` (not ``model``), so it follows a model that ``model_init``
+        replaces; ``processing_class`` is unused (the model tokenizes with its own tokenizer)."""
         router = model[0] if isinstance(model[0], Router) else None
         default_routes = None
         if router is not None and {"query", "document"} <= set(router.routes):
             default_routes = ("query", "document")
 
-        def tokenize(texts: list[str], task: str | None = None, pad_to_multiple_of: int | None = None
-                     ) -> dict[str, Any]:
+        def preprocess(texts: list[str], prompt: str | None = None, task: str | None = None,
+                       pad_to_multiple_of: int | None = None) -> dict[str, Any]:
+            if prompt:
+                texts = [prompt + text for text in texts]
             return self.model.tokenize(texts, task=task, pad_to_multiple_of=pad_to_multiple_of)
 
         def prompt_length(prompt: str, task: str | None) -> int:
             return self.model._prompt_length(prompt, task)
 
-        return self.data_collator_class(tokenize_fn=tokenize, router_mapping=self.args.router_mapping,
-                                        prompts=self.args.prompts, default_routes=default_routes,
+        return self.data_collator_class(preprocess_fn=preprocess, router_mapping=args.router_mapping,
+                                        prompts=args.prompts, default_routes=default_routes,
                                         prompt_length_fn=prompt_length,
-                                        pad_to_multiple_of=getattr(self.args, "pad_to_multiple_of", None))
+                                        pad_to_multiple_of=getattr(args, "pad_to_multiple_of", None))
 
     def get_default_loss(self, model: SparseEncoder) -> nn.Module:
         if any(isinstance(m, SparseAutoEncoder) for m in model.modules()):
@@ -251,7 +277,7 @@ class SparseEncoderTrainer(Trainer):
             raise ValueError(f"{name} does nothing to keep the embeddings sparse, so it is not trained on its own. "
                              f"Wrap it: SpladeLoss(model, loss={name}(model), document_regularizer_weight=3e-5, "
                              f"query_regularizer_weight=5e-5), or CSRLoss(model, loss={name}(model)) for a CSR model.")
-        self._rebind_model(loss, model)
+        loss = self.override_model_in_loss(loss, model)
         loss.to(model.device)
         if isinstance(loss, SpladeLoss) and not any(
                 isinstance(cb, (SpladeRegularizerWeightSchedulerCallback, SpladeTargetSparsityCallback))
@@ -274,12 +300,13 @@ class SparseEncoderTrainer(Trainer):
                 raise ValueError("A SpladeRegularizerWeightSchedulerCallback and a SpladeTargetSparsityCallback both set "
                                  "the weights of the same SpladeLoss; they would fight. Keep one of them.")
 
-    @staticmethod
-    def _rebind_model(loss: nn.Module, model: SparseEncoder) -> None:
-        """Points a loss (and the losses it wraps) at ``model``, e.g. after model_init built a new one."""
+    def override_model_in_loss(self, loss: nn.Module, model: SparseEncoder) -> nn.Module:
+        """Points ``loss`` (and every loss or regularizer it wraps) at ``model`` and returns it, e.g. after
+        ``model_init`` built a new model for a hyper-parameter trial."""
         for module in loss.modules():
             if isinstance(getattr(module, "model", None), SparseEncoder) and module.model is not model:
                 module.model = model
+        return loss
 
     def build_loss(self, loss: Any, model: SparseEncoder) -> nn.Module | dict[str, nn.Module]:
         if loss is None:
@@ -334,14 +361,24 @@ class SparseEncoderTrainer(Trainer):
             return dataset
         names = set(dataset)
         if isinstance(self.loss, dict) or is_per_dataset(prompts, names) or is_per_dataset(router_mapping, names):
-            return add_dataset_name_column(dataset, self.add_dataset_name_transform)
+            return self.add_dataset_name_column(dataset)
         return dataset
+
+    def add_dataset_name_column(self, dataset: Any, dataset_name: str | None = None) -> Any:
+        """``dataset`` with a lazy ``dataset_name`` column: each dataset of a DatasetDict gets its name, a single
+        dataset ``dataset_name`` (none without one), written by :meth:`add_dataset_name_transform`."""
+        return add_dataset_name_column(dataset, self.add_dataset_name_transform, dataset_name)
+
+    def validate_column_names(self, dataset: Any, dataset_name: str | None = None) -> None:
+        """Refuses datasets with a column the trainer reserves (``dataset_name``, ``return_loss``)."""
+        check_reserved_columns(dataset, dataset_name)
 
     def preprocess_dataset(self, dataset: DatasetDict | Dataset | None = None, prompts: Any = None,
                            router_mapping: Any = None, dataset_name: str | None = None) -> DatasetDict | Dataset | None:
         """Prepares a dataset for training or evaluation (adds the dataset-name column where it is needed)."""
         if dataset is None:
             return None
+        self.validate_column_names(dataset)
         prompts = self.args.prompts if prompts is None else prompts
         router_mapping = self.args.router_mapping if router_mapping is None else router_mapping
         return self.maybe_add_dataset_name_column(dataset, prompts, router_mapping, dataset_name)
@@ -515,6 +552,9 @@ class SparseEncoderTrainer(Trainer):
             was_training = self.model.training
             results = self.evaluator(self.model, output_path=output_path, epoch=self.state.epoch or -1,
                                      steps=self.state.global_step)
+            if not isinstance(self.evaluator, SparseEvaluator):  # ours record their results on the card themselves
+                self.model.model_card_data.set_evaluation_metrics(self.evaluator, results, self.state.epoch or -1,
+                                                                  self.state.global_step)
             if was_training:
                 self.model.train()
         if main_only:
@@ -631,10 +671,24 @@ class SparseEncoderTrainer(Trainer):
         opt_model = self.model if model is None else model
         groups = parameter_groups(opt_model, self.args.learning_rate_mapping, self.args.learning_rate,
                                   self.args.weight_decay, set(self.get_decay_parameter_names(opt_model)))
-        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        if self.optimizer_cls_and_kwargs is not None:
+            optimizer_cls, optimizer_kwargs = self.optimizer_cls_and_kwargs
+        else:
+            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
         optimizer_kwargs = {k: v for k, v in optimizer_kwargs.items() if k != "lr"}
         self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return self.optimizer
+
+    def hyperparameter_search(self, hp_space: Callable[[Any], dict[str, float]] | None = None,
+                              compute_objective: Callable[[dict[str, float]], float] | None = None, n_trials: int = 20,
+                              direction: str | list[str] = "minimize", backend: Any = None,
+                              hp_name: Callable[[Any], str] | None = None, **kwargs: Any) -> Any:
+        """transformers' search (optuna, Ray Tune, ...); without ``compute_objective`` it optimises the evaluator's
+        primary metric, or else the evaluation loss (see :mod:`spladekit.training.hyperparameter_search`)."""
+        if compute_objective is None:
+            compute_objective = default_objective(self.evaluator, self.eval_dataset is not None, direction)
+        return super().hyperparameter_search(hp_space=hp_space, compute_objective=compute_objective, n_trials=n_trials,
+                                             direction=direction, backend=backend, hp_name=hp_name, **kwargs)
 
     def propagate_args_to_deepspeed(self, auto_find_batch_size: bool = False) -> None:
         """Sets the DeepSpeed plugin's values from the training arguments."""

@@ -11,7 +11,7 @@ from typing import Any, Callable, Union
 import torch
 from transformers import TrainingArguments
 
-from spladekit.checks import ArgumentError
+from spladekit.checks import ArgumentError, check_number
 from spladekit.hardware import bf16_support
 from spladekit.modules.padding import check_pad_to_multiple_of
 from spladekit.training.multi_dataset_samplers import MultiDatasetBatchSamplers
@@ -67,6 +67,10 @@ class SparseEncoderTrainingArguments(TrainingArguments):
             a multiple of this many tokens, never past ``max_seq_length``: steps then see few distinct shapes, which
             keeps the CPU kernels' primitive cache and the allocator from growing step after step (see
             :mod:`spladekit.modules.padding`). Default 16; None pads to the longest text only.
+        warmup_ratio: the share of the training steps over which the learning rate warms up, in [0, 1).
+            transformers 5 dropped it for ``warmup_steps`` given as a float below 1; as in sentence-transformers 6,
+            it is still accepted and moved to ``warmup_steps`` (then reset to None), unless ``warmup_steps`` is set
+            too, in which case ``warmup_steps`` wins and a warning says so.
         bf16: as in transformers (True / False), or ``"auto"``: bf16 mixed precision only where the training
             device computes bf16 natively (a CPU with AVX512-BF16 / AMX-BF16 or Arm BF16, a CUDA GPU of capability
             8.0 or newer; see :mod:`spladekit.hardware`), fp32 elsewhere, where emulated bf16 is slower than fp32.
@@ -112,7 +116,14 @@ class SparseEncoderTrainingArguments(TrainingArguments):
                           "bf16 natively: AVX512-BF16 / AMX / Arm BF16 CPUs, CUDA capability >= 8.0)."},
     )
 
+    warmup_ratio: Union[float, None] = field(  # noqa: UP007
+        default=None,
+        metadata={"help": "Deprecated by transformers 5: the warm-up as a share of the training steps, in [0, 1). "
+                          "Moved to warmup_steps (which takes the same float) when warmup_steps is 0."},
+    )
+
     def __post_init__(self) -> None:
+        self._move_warmup_ratio()
         self.bf16 = self._resolve_bf16(self.bf16)
         super().__post_init__()
         check_pad_to_multiple_of(self.pad_to_multiple_of)
@@ -142,6 +153,25 @@ class SparseEncoderTrainingArguments(TrainingArguments):
         self.prediction_loss_only = True
         # BERT-style buffers (position ids) must not be re-broadcast in DDP between forward passes of one step.
         self.ddp_broadcast_buffers = False
+
+    def _move_warmup_ratio(self) -> None:
+        """transformers 5 reads a float ``warmup_steps`` below 1 as a ratio; ``warmup_ratio`` becomes that."""
+        if self.warmup_ratio is None:
+            return
+        check_number(self.warmup_ratio, "warmup_ratio", minimum=0, maximum=1,
+                     meaning="the share of the training steps spent warming up")
+        if self.warmup_ratio == 1:
+            raise ValueError("warmup_ratio=1 warms up over the whole run, which transformers 5 cannot express "
+                             "(warmup_steps=1.0 means one step). Give warmup_steps as the number of steps, or a "
+                             "ratio below 1 such as warmup_ratio=0.99.")
+        if self.warmup_steps == 0:
+            logger.warning("warmup_ratio is deprecated since transformers 5: warmup_steps=%s (a float below 1 is a "
+                           "ratio) is used instead; pass warmup_steps directly to silence this.", self.warmup_ratio)
+            self.warmup_steps = float(self.warmup_ratio)
+            self.warmup_ratio = None
+        else:
+            logger.warning("Both warmup_steps=%s and warmup_ratio=%s are given: warmup_steps is used and "
+                           "warmup_ratio ignored. Give only one of them.", self.warmup_steps, self.warmup_ratio)
 
     def _resolve_bf16(self, value: Any) -> bool:
         """True / False as given; ``"auto"`` -> whether the device training will run on computes bf16 natively."""
