@@ -43,6 +43,7 @@ HYBRID_4 = "data.hard_negatives={num_negatives: 4, relative_margin: 0.05, range_
 HYBRID_4_SCORED = HYBRID_4.replace("n-tuple,", "n-tuple, output_scores: true,")
 KL = "loss.base_loss=SparseDistillKLDivLoss"
 MARGIN_MSE = "loss.base_loss=SparseMarginMSELoss"
+CONTRASTIVE_DISTILL = "loss.base_loss=SparseContrastiveDistillLoss"  # MNRL + KL (T = 2) on the teacher's scores, 1:1
 VARIANTS: dict[str, list[str]] = {
     "zero-shot": [],  # no training
     "1 epoch (peer default)": [NO_NEGATIVES, "training.num_train_epochs=1", "training.bf16=false"],
@@ -74,6 +75,9 @@ VARIANTS: dict[str, list[str]] = {
                                                    "training.bf16=true", "training.learning_rate=1e-4"],
     "hybrid 4 negatives: contrastive": [HYBRID_4, "training.num_train_epochs=4", "training.bf16=true",
                                         "training.learning_rate=1e-4"],
+    "hybrid 4 negatives: contrastive + KL distillation": [HYBRID_4_SCORED, CONTRASTIVE_DISTILL,
+                                                          "training.num_train_epochs=4", "training.bf16=true",
+                                                          "training.learning_rate=1e-4"],
     # not a step: the recipe asked for sparser vectors through SpladeTargetSparsityCallback
     "recipe + target sparsity q40/d200": [NEGATIVES_50, "training.num_train_epochs=4", "training.bf16=true",
                                          "training.learning_rate=1e-4",
