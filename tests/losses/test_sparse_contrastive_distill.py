@@ -110,7 +110,7 @@ def test_any_distillation_part_and_the_config(tiny_model):
 
 def test_columns_and_labels_are_checked_as_the_distillation_part_needs(tiny_model):
     loss = SparseContrastiveDistillLoss(tiny_model)
-    assert loss.takes_labels
+    assert loss.takes_labels and loss.distill_loss.temperature == 2.0  # the default temperature
     loss.validate_columns(["query", "positive", "negative_1", "negative_2", "scores"], "scores", [3.0, 1.0, 0.5])
     with pytest.raises(ValueError, match="SparseDistillKLDivLoss expects a label column"):
         loss.validate_columns(["query", "positive", "negative"], None)
@@ -134,6 +134,9 @@ def test_parts_in_the_wrong_roles(tiny_model):
         SparseContrastiveDistillLoss(tiny_model, distill_loss=SparseTripletLoss(tiny_model))
     with pytest.raises(ValueError, match="contrastive_loss is SparseDistillKLDivLoss, which takes labels"):
         SparseContrastiveDistillLoss(tiny_model, contrastive_loss=SparseDistillKLDivLoss(tiny_model))
+    with pytest.raises(ValueError, match="temperature=3.0 sets the default distillation loss, but distill_loss is "
+                                         "given"):
+        SparseContrastiveDistillLoss(tiny_model, distill_loss=SparseDistillKLDivLoss(tiny_model), temperature=3.0)
 
 
 def test_trains_splade_tiny_and_logs_both_terms(splade_tiny_path, tmp_path):

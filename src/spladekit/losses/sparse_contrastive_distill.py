@@ -49,7 +49,8 @@ class SparseContrastiveDistillLoss(EmbeddingLoss):
             ``SparseDistillKLDivLoss(model, temperature=temperature)``.
         contrastive_weight: ``w_c`` (>= 0).
         distill_weight: ``w_d`` (>= 0); not both 0.
-        temperature: the default distillation loss's temperature (ignored when ``distill_loss`` is given).
+        temperature: the default distillation loss's temperature (default 2.0); give it to ``distill_loss``
+            itself when passing one.
 
     Inputs:
         ================================================  ===========================================
@@ -90,12 +91,16 @@ class SparseContrastiveDistillLoss(EmbeddingLoss):
         distill_loss: EmbeddingLoss | None = None,
         contrastive_weight: float = 1.0,
         distill_weight: float = 1.0,
-        temperature: float = 2.0,
+        temperature: float | None = None,
     ) -> None:
         super().__init__(model)
+        if distill_loss is not None and temperature is not None:
+            raise ValueError(f"temperature={temperature!r} sets the default distillation loss, but distill_loss is "
+                             f"given ({type(distill_loss).__name__}); set the temperature on it instead.")
         self.contrastive_loss = (SparseMultipleNegativesRankingLoss(model) if contrastive_loss is None
                                  else contrastive_loss)
-        self.distill_loss = (SparseDistillKLDivLoss(model, temperature=temperature) if distill_loss is None
+        self.distill_loss = (SparseDistillKLDivLoss(model, temperature=2.0 if temperature is None else temperature)
+                             if distill_loss is None
                              else distill_loss)
         for role, loss, wants_labels in (("contrastive_loss", self.contrastive_loss, False),
                                          ("distill_loss", self.distill_loss, True)):
