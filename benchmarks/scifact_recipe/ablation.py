@@ -66,7 +66,8 @@ VARIANTS: dict[str, list[str]] = {
     "recipe + lr 2e-4": [NEGATIVES_50, "training.num_train_epochs=4", "training.bf16=true",
                          "training.learning_rate=2e-4"],
     # screening for the raised recipe (issue 23, second part): negatives mined, and scored, by a teacher that fuses the
-    # model's and BM25's scores (spladekit.index.hybrid.HybridScorer; weights chosen on dev, see teacher.py)
+    # model's and BM25's scores (spladekit.index.hybrid.HybridScorer; weights: equal shares on the model's scale,
+    # see TEACHER; not tuned on dev)
     "recipe + hybrid negatives": [HYBRID_1, "training.num_train_epochs=4", "training.bf16=true",
                                   "training.learning_rate=1e-4"],
     "hybrid 4 negatives: KL distillation": [HYBRID_4_SCORED, KL, "training.num_train_epochs=4", "training.bf16=true",
