@@ -18,11 +18,13 @@ one call). Seismic is approximate: its recall of the exact top-10 is reported ne
 only searches texts through a model, so its own retrieval kernel (``_retrieve_numba_functional``, numba, one
 thread) is called on the same query vectors, on the term-major CSC matrix its ``index()`` builds.
 
-3. A SPLADE-like corpus of ``--splade-like-docs`` documents (default 1,000,000) fitted to splade-tiny's SciFact
-   vectors (``benchmarks/splade_like.py`` says how), built on disk from batches: spladekit's exhaustive scan,
-   exact (pruned) and approximate (Seismic) modes, splade-index and bmp on the same vectors, top-10 and
-   top-1000 latency with one thread, recall@10, build time, peak memory, size on disk; then mining hard
-   negatives for ``--mining-queries`` queries over it.
+3. A SPLADE-like corpus of ``--splade-like-docs`` documents (default 1,000,000) drawn from a topic model fitted
+   to splade-tiny's SciFact vectors (``benchmarks/splade_like.py`` says how), after a realism check (the
+   exact-mode speed-up and Seismic's recall on SciFact against a synthetic sample of the same size), built on
+   disk from batches: spladekit's exhaustive scan, exact (block-max) and approximate (Seismic) modes,
+   splade-index and bmp on the same vectors, interleaved, top-10 and top-1000 latency with one thread,
+   recall@10, build time, peak memory, size on disk; then mining hard negatives for ``--mining-queries``
+   queries over it (``benchmarks/index_scale.py``).
 
 Usage::
 
@@ -30,6 +32,8 @@ Usage::
     python benchmarks/index_benchmark.py --num-docs 100000     # a quick run
     python benchmarks/index_benchmark.py --skip-synthetic      # SciFact only
     python benchmarks/index_benchmark.py --skip-scifact --skip-synthetic --splade-like-docs 200000
+    python benchmarks/index_benchmark.py --skip-scifact --skip-synthetic --splade-like-docs 1000000 \
+        --json benchmarks/.cache/scale-1M.json             # the README's figures
 """
 
 from __future__ import annotations
@@ -377,9 +381,17 @@ def main() -> None:
                         help="largest synthetic corpus Seismic is built for (its build is the slowest)")
     parser.add_argument("--splade-like-docs", type=int, default=1_000_000,
                         help="size of the SPLADE-like corpus fitted to SciFact (splade_like.py); 0 skips it")
+    parser.add_argument("--corpus-size", type=int, default=None,
+                        help="measure the first --splade-like-docs documents of a corpus of this size (default: "
+                             "the same; its narrow subjects are sized for it)")
     parser.add_argument("--splade-index-max-docs", type=int, default=2_000_000)
-    parser.add_argument("--bmp-max-docs", type=int, default=200_000,
+    parser.add_argument("--bmp-max-docs", type=int, default=1_000_000,
                         help="largest SPLADE-like corpus bmp is built for (documents go in one Python call each)")
+    parser.add_argument("--approximate-max-docs", type=int, default=1_000_000,
+                        help="largest SPLADE-like corpus Seismic (spladekit approximate) is built for")
+    parser.add_argument("--no-realism", dest="realism", action="store_false",
+                        help="skip the realism check (SciFact against a synthetic sample of its size)")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved timing rounds (the best counts)")
     parser.add_argument("--mining-queries", type=int, default=10_000, help="hard negatives mined over it; 0 skips")
     parser.add_argument("--json", help="write the SPLADE-like corpus figures to this file")
     args = parser.parse_args()
@@ -401,12 +413,10 @@ def main() -> None:
         scifact_part(args, engines)
     if not args.skip_synthetic:
         synthetic_part(args, engines)
-    if args.splade_like_docs:
-        from splade_like import scale_part
+    if args.splade_like_docs or args.realism:
+        from index_scale import scale_part
 
-        figures = scale_part(args, scifact_vectors(), to_csr)
-        if args.json:
-            Path(args.json).write_text(json.dumps(figures, indent=1, default=float))
+        scale_part(args, scifact_vectors(), to_csr)  # writes --json as it goes
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def test_the_same_vectors_as_one_call_with_progress_every_few_batches(tiny_splad
 
 
 def test_from_texts_with_a_progress_bar_builds_the_same_index(tiny_splade, monkeypatch):
-    import spladekit.index.sparse_index as module
+    import spladekit.index.index_builders as module
 
     bars = []
 

@@ -77,15 +77,12 @@ def test_seismic_recalls_the_exact_top_10_on_scifact(scifact_encoded):
 
 
 @pytest.mark.slow
-def test_exact_mode_pruning_equals_the_scan_on_scifact(scifact_encoded, monkeypatch):
-    """Every SciFact test query through the pruned path (never giving up): the scan's top 10 and top 1000."""
-    import spladekit.index.pruned_search as pruned_search
-    import spladekit.index.sparse_index as sparse_index_module
-
-    monkeypatch.setattr(sparse_index_module, "_PRUNE_MIN_POSTINGS", 0)
-    monkeypatch.setattr(sparse_index_module, "_PRUNE_MAX_K", 10**9)
-    monkeypatch.setattr(pruned_search, "_MAX_READ_FRACTION", 1.0)
-    index = SparseIndex.from_embeddings(scifact_encoded["documents"], ids=scifact_encoded["doc_ids"])
-    for k in (10, 1000):
-        assert index.search(scifact_encoded["queries"], top_k=k, mode="exact") == \
-            index.search(scifact_encoded["queries"], top_k=k, mode="exhaustive")
+def test_exact_mode_equals_the_scan_on_scifact(scifact_encoded):
+    """Every SciFact test query through block-max pruning: the scan's top 10 and top 1000 (ids, floats, order),
+    in float32, fp16 and int8 indexes."""
+    for quantization in (None, "fp16", "int8"):
+        index = SparseIndex.from_embeddings(scifact_encoded["documents"], ids=scifact_encoded["doc_ids"],
+                                            quantization=quantization)
+        for k in (10, 1000):
+            assert index.search(scifact_encoded["queries"], top_k=k, mode="exact") == \
+                index.search(scifact_encoded["queries"], top_k=k, mode="exhaustive")

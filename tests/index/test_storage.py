@@ -244,9 +244,9 @@ def test_indexes_saved_in_format_1_still_load_search_and_upgrade(tmp_path):
     assert_same_index(loaded, index, queries)
     for mode in ("exact", "exhaustive"):
         assert loaded.search(queries, top_k=7, mode=mode) == index.search(queries, top_k=7, mode="exhaustive")
-    loaded.save(str(tmp_path / "old"))  # saving over it writes format 2 and removes the format-1 files
+    loaded.save(str(tmp_path / "old"))  # saving over it writes format 3 and removes the format-1 files
     manifest = json.loads((tmp_path / "old" / "manifest.json").read_text())
-    assert manifest["format_version"] == 2 and not any(name.endswith(".safetensors")
+    assert manifest["format_version"] == 3 and not any(name.endswith(".safetensors")
                                                         for name in os.listdir(tmp_path / "old"))
     assert_same_index(SparseIndex.load(str(tmp_path / "old")), index, queries)
 

@@ -9,8 +9,10 @@ postings in memory at a time:
    rows (term ids, values, lengths) are appended to files; the postings per term are counted;
 2. **inversion**: the rows are read back ``chunk_postings`` entries at a time and each entry is written to its
    term's next free slot of the memory-mapped term-major arrays (documents in position order);
-3. **impact order**: each range of terms holding at most ``chunk_postings`` entries is sorted by decoded weight
-   descending (stable, so equal weights stay in position order) and written back.
+3. **block order** for exact mode (:mod:`spladekit.index.block_max`): every document's sketch (32 floats,
+   the only per-document state in memory) is computed from its row, the sketches are ordered by recursive
+   bisection, and each range of terms holding at most ``chunk_postings`` entries is sorted into that order
+   and its block bounds written.
 
 int8 quantization needs every term's largest weight before the first code is written, so the forward rows are
 kept in float first and coded in one more pass. The directory is committed like :meth:`SparseIndex.save`
@@ -29,13 +31,12 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from spladekit.index import storage
+from spladekit.index import block_max, storage
 from spladekit.index._vectors import SparseInput, check_json_ids, resolve_ids, to_csr
+from spladekit.index.quantization import INT8_LEVELS, decode_codes
 from spladekit.index.static_pruning import kept_indptr, prune
 
 __all__ = ["build_index_directory"]
-
-_INT8_LEVELS = 127
 
 
 def build_index_directory(
@@ -116,7 +117,7 @@ def build_index_directory(
         raw_values = _raw_array(os.path.join(raw, "values"), forward_dtype, int(doc_ptr[-1]))
         scales = None
         if store_float:
-            scales = term_max / _INT8_LEVELS  # in dtype, as SparseIndex computes them
+            scales = term_max / INT8_LEVELS  # in dtype, as SparseIndex computes them
             doc_terms, raw_values, doc_ptr = _code_int8(staged, doc_terms, raw_values, doc_ptr, scales,
                                                         chunk_postings)
         # The document-major arrays, as .npy files (the forward pass wrote raw bytes: its length was unknown).
@@ -135,12 +136,44 @@ def build_index_directory(
             counts += np.bincount(doc_terms[start:start + chunk_postings], minlength=vocab_size)
         _invert(staged, doc_ptr, doc_terms, doc_values, counts, num_docs, storage_dtype, quantization,
                 chunk_postings, show_progress_bar)
+        block_size = _write_blocks(staged, doc_ptr, doc_terms, doc_values, vocab_size, quantization, chunk_postings)
         if scales is not None:
             np.save(staged.path_for("term_scales", ".npy"), scales, allow_pickle=False)
         storage.write_json(staged.path_for("ids", ".json"), ids)
         del doc_terms, doc_values, raw_values
         shutil.rmtree(raw)
-        staged.commit({**manifest, "num_documents": num_docs, "num_postings": int(doc_ptr[-1])})
+        staged.commit({**manifest, "num_documents": num_docs, "num_postings": int(doc_ptr[-1]),
+                       **({"block_size": block_size} if num_docs else {})})
+
+
+def _write_blocks(staged: storage.StagedDirectory, doc_ptr: np.ndarray, doc_terms: np.ndarray,
+                  doc_values: np.ndarray, vocab_size: int, quantization: str | None, chunk_postings: int) -> int:
+    """Orders the documents for block-max pruning from their sketches (32 floats each in memory), puts every
+    postings list in that order (a range of terms at a time) and writes the block arrays
+    (:mod:`spladekit.index.block_max`). Returns the block size."""
+    if len(doc_ptr) == 1:
+        return block_max.BLOCK_SIZE
+    forward = block_max.Forward(np.asarray(doc_ptr, dtype=np.int64), doc_terms, doc_values, quantization == "fp16")
+    order = block_max.block_order(forward, vocab_size, chunk_postings=chunk_postings)
+    term_ptr = storage.load_array(os.path.join(staged.folder, staged.names["term_ptr"]), mmap=True)
+    term_docs, term_values = (np.load(os.path.join(staged.folder, staged.names[key]), mmap_mode="r+")
+                              for key in ("term_docs", "term_values"))
+
+    def allocate(key: str, dtype: np.dtype, size: int) -> np.ndarray:
+        if size == 0:
+            np.save(staged.path_for(key, ".npy"), np.zeros(0, dtype), allow_pickle=False)
+            return np.zeros(0, dtype)
+        return np.lib.format.open_memmap(staged.path_for(key, ".npy"), mode="w+", dtype=dtype, shape=(size,))
+
+    blocks = block_max.sort_into_blocks(term_ptr, term_docs, term_values, order,
+                                        lambda values: decode_codes(values, quantization == "fp16"),
+                                        chunk_postings=chunk_postings, allocate=allocate)
+    for array in (term_docs, term_values, blocks.blocks, blocks.codes, blocks.counts):
+        if isinstance(array, np.memmap):
+            array.flush()
+    for key in ("block_order", "block_ptr", "block_scales", "term_low", "term_high"):
+        np.save(staged.path_for(key, ".npy"), blocks.arrays()[key], allow_pickle=False)
+    return blocks.block_size
 
 
 def _raw_array(file: str, dtype: np.dtype, size: int) -> np.ndarray:
@@ -159,7 +192,7 @@ def _code_int8(staged: storage.StagedDirectory, doc_terms: np.ndarray, values: n
         for first, last in _doc_ranges(doc_ptr, chunk_postings):
             a, b = doc_ptr[first], doc_ptr[last]
             terms, weights = np.asarray(doc_terms[a:b]), np.asarray(values[a:b])
-            code = np.clip(np.rint(weights / scales[terms]), -_INT8_LEVELS, _INT8_LEVELS).astype(np.int8)
+            code = np.clip(np.rint(weights / scales[terms]), -INT8_LEVELS, INT8_LEVELS).astype(np.int8)
             keep = code != 0
             rows = np.repeat(np.arange(first, last), np.diff(doc_ptr[first:last + 1]))
             kept += np.bincount(rows[keep], minlength=num_docs)
@@ -188,7 +221,7 @@ def _doc_ranges(doc_ptr: np.ndarray, chunk_postings: int) -> list[tuple[int, int
 def _invert(staged: storage.StagedDirectory, doc_ptr: np.ndarray, doc_terms: np.ndarray, doc_values: np.ndarray,
             counts: np.ndarray, num_docs: int, storage_dtype: np.dtype, quantization: str | None,
             chunk_postings: int, show_progress_bar: bool) -> None:
-    """Writes the term-major arrays (term_ptr, term_docs, term_values), each list in impact order."""
+    """Writes the term-major arrays (term_ptr, term_docs, term_values), each list in position order."""
     vocab_size = len(counts)
     term_ptr = np.zeros(vocab_size + 1, dtype=np.int64)
     np.cumsum(counts, out=term_ptr[1:])
@@ -214,26 +247,5 @@ def _invert(staged: storage.StagedDirectory, doc_ptr: np.ndarray, doc_terms: np.
         term_docs[destination] = docs[order]
         term_values[destination] = np.asarray(doc_values[a:b])[order]
         cursor += chunk_counts
-    # Impact order: each range of whole lists sorted by decoded weight descending (stable: ties by position).
-    first_term = 0
-    with tqdm(total=vocab_size, desc="Sorting lists", disable=not show_progress_bar) as progress:
-        while first_term < vocab_size:
-            last_term = int(np.searchsorted(term_ptr, term_ptr[first_term] + chunk_postings, side="right")) - 1
-            last_term = min(max(last_term, first_term + 1), vocab_size)
-            a, b = int(term_ptr[first_term]), int(term_ptr[last_term])
-            if b > a:
-                values = np.asarray(term_values[a:b])
-                rows = np.repeat(np.arange(last_term - first_term), np.diff(term_ptr[first_term:last_term + 1]))
-                order = np.lexsort((-_sort_key(values, quantization), rows))
-                term_docs[a:b] = np.asarray(term_docs[a:b])[order]
-                term_values[a:b] = values[order]
-            progress.update(last_term - first_term)
-            first_term = last_term
     term_docs.flush()
     term_values.flush()
-
-
-def _sort_key(values: np.ndarray, quantization: str | None) -> np.ndarray:
-    if quantization == "fp16":
-        return values.view(np.float16).astype(np.float64)
-    return values.astype(np.float64)

@@ -22,15 +22,15 @@ Two optional, lossy reductions of the stored postings trade quality for size and
 Three ways to search (``search(..., mode=...)``):
 
 * ``"exact"`` (the default): the exhaustive result (same ids, same float64 scores, same tie order) found by
-  safe early termination (:mod:`spladekit.index.pruned_search`): each term's list is kept in impact order
-  (weight descending), only the prefixes that can still change the top k are read, and the few candidate
-  documents are scored from a document-major copy of the vectors (the forward layout). Queries whose lists
-  are short are scanned exhaustively, which is then faster.
+  block-max pruning (:mod:`spladekit.index.block_max`): documents are grouped into blocks of similar ones,
+  each block keeps per-term upper bounds of its weights, and only the blocks whose bound can still reach the
+  k-th best score are scored, exactly, in the scan's order of additions. Queries whose lists are short
+  (under ``block_max.SCAN_BELOW_POSTINGS`` postings) or whose bounds are too loose are scanned instead.
 * ``"exhaustive"``: the term-at-a-time scan above, the reference.
 * ``"approximate"``: Seismic (:mod:`spladekit.index.seismic`, the ``seismic`` extra), built from the same
   vectors on first use; its recall of the exact top k is below 1 (``benchmarks/index_benchmark.py``).
 
-Saved indexes (format 2) keep each array in a ``.npy`` file, which :meth:`SparseIndex.load` memory-maps: the
+Saved indexes (format 3) keep each array in a ``.npy`` file, which :meth:`SparseIndex.load` memory-maps: the
 postings stay on disk and the operating system reads the pages a search touches.
 :meth:`SparseIndex.from_shards` builds such a directory from batches of vectors (e.g. Parquet shards) with
 memory bounded by a batch, never holding the corpus in memory.
@@ -44,18 +44,15 @@ References:
 from __future__ import annotations
 
 import enum
-import os
 import numbers
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-import torch
-from tqdm.auto import tqdm
 
 from spladekit.checks import parse_enum
-from spladekit.index import exhaustive, pruned_search, storage
+from spladekit.index import block_max, exhaustive, storage
 from spladekit.index._vectors import (
     SparseInput,
     as_id_list,
@@ -67,19 +64,13 @@ from spladekit.index._vectors import (
     to_csr,
 )
 from spladekit.index.base import Hits, SparseSearchIndex
+from spladekit.index.index_builders import IndexBuilders
+from spladekit.index.index_files import FORMAT, FORMAT_VERSION
+from spladekit.index.quantization import decode_codes, encode_int8
 from spladekit.index.static_pruning import drop_zeros, prune
-from spladekit.index.encoding_progress import encode_with_progress
 
 __all__ = ["Quantization", "SearchMode", "SparseIndex"]
 
-# Postings of a query's lists below which mode="exact" scans them all (faster than bounding at that size).
-_PRUNE_MIN_POSTINGS = 100_000
-# Largest k pruned: finding the k-th best score costs k exact scorings, which above this outweighs the scan.
-_PRUNE_MAX_K = 100
-
-_FORMAT = "spladekit.SparseIndex"
-_FORMAT_VERSION = 2  # 1: one safetensors file of doc-ordered postings (still loaded)
-_INT8_LEVELS = 127  # symmetric codes -127..127, so that negative weights keep their sign
 _FP16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -93,12 +84,12 @@ class Quantization(str, enum.Enum):
 class SearchMode(str, enum.Enum):
     """How :meth:`SparseIndex.search` finds the top k (see the module docstring)."""
 
-    EXACT = "exact"  # safe early termination: always the exhaustive result
+    EXACT = "exact"  # block-max pruning: always the exhaustive result
     EXHAUSTIVE = "exhaustive"  # every posting of every query term: the reference
     APPROXIMATE = "approximate"  # Seismic: faster, recall below 1
 
 
-class SparseIndex(SparseSearchIndex):
+class SparseIndex(IndexBuilders, SparseSearchIndex):
     """Exact top-k retrieval over sparse vectors by dot product, with an inverted (term -> postings) layout.
 
     The score of document ``d`` for query ``q`` is the dot product ``sum_t q_t * d_t``. :meth:`search` returns
@@ -109,7 +100,7 @@ class SparseIndex(SparseSearchIndex):
     negative ones included; NaN and infinite weights are rejected.
 
     Storage: a (vocab_size, num_documents) CSR matrix whose row ``t`` is the postings list of term ``t``
-    (document positions and weights) in impact order (weight descending, then position), and, built when
+    (document positions and weights; in block order once exact mode has built its blocks), and, built when
     ``mode="exact"`` first needs it, the same weights document-major (num_documents, vocab_size). Documents
     added with :meth:`add` are merged on the next search, so many small additions cost one rebuild. With
     ``quantization`` the weights are stored as fp16 or int8 codes; :attr:`postings` returns them decoded, in
@@ -177,193 +168,17 @@ class SparseIndex(SparseSearchIndex):
         self._pending: list[sp.csr_matrix] = []
         self._ids: list[Hashable] = []
         self._position: dict[Hashable, int] = {}
-        # Derived from _store, rebuilt after a merge: the document-major layout and the Seismic index.
+        # Derived from _store, rebuilt after a merge: the document-major layout, the Seismic index, and the
+        # blocks of block-max pruning (rebuilt at the next exact search, keeping the earlier documents' order).
         self._forward: sp.csr_matrix | None = None
         self._approximate: Any = None
         self._approximate_options: dict[str, Any] = {}
-        # Recent pruning attempts and how many gave up to the scan (halved every 64 attempts): when pruning
-        # keeps failing on this index's queries, only one query in 32 tries it (results are the same).
-        self._prune_attempts, self._prune_give_ups, self._prune_skipped = 0, 0, 0
+        self._forward_view: block_max.Forward | None = None
+        self._blocks: block_max.BlockMax | None = None
+        self._block_size = block_max.BLOCK_SIZE
+        self._backoff = block_max.Backoff()
 
-    # ----- building ---------------------------------------------------------------------------------------
-    @classmethod
-    def from_embeddings(
-        cls,
-        embeddings: SparseInput,
-        ids: Iterable[Hashable] | None = None,
-        *,
-        dtype: np.dtype | type = np.float32,
-        max_active_dims: int | None = None,
-        min_weight: float | None = None,
-        quantization: Quantization | str | None = None,
-    ) -> SparseIndex:
-        """Builds an index from a (num_documents, vocab_size) matrix of document embeddings.
-
-        Args:
-            embeddings: torch tensor (sparse COO, sparse CSR or dense), scipy.sparse matrix or numpy array.
-            ids: one hashable id per row (strings, ints, ...); default ``0 .. num_documents - 1``.
-            dtype, max_active_dims, min_weight, quantization: see the class docstring.
-        """
-        matrix = to_csr(embeddings, "embeddings", np.dtype(dtype))
-        index = cls(matrix.shape[1], dtype=dtype, max_active_dims=max_active_dims, min_weight=min_weight,
-                    quantization=quantization)
-        index._add_csr(matrix, ids)
-        index._merge_pending()
-        return index
-
-    @classmethod
-    def from_texts(
-        cls,
-        model: Any,
-        texts: Sequence[str],
-        ids: Iterable[Hashable] | None = None,
-        batch_size: int = 32,
-        show_progress_bar: bool | None = None,
-        *,
-        chunk_size: int = 4096,
-        dtype: np.dtype | type = np.float32,
-        max_active_dims: int | None = None,
-        min_weight: float | None = None,
-        quantization: Quantization | str | None = None,
-        pool: Any | None = None,
-    ) -> SparseIndex:
-        """Encodes ``texts`` with ``model.encode_document`` and indexes them.
-
-        The texts are encoded ``chunk_size`` at a time (each chunk in batches of ``batch_size``) and added as
-        they come, so memory holds one chunk of vectors besides the index.
-
-        Args:
-            model: a :class:`~spladekit.SparseEncoder` (anything with ``encode_document``).
-            texts: the documents.
-            ids: one id per text; default ``0 .. len(texts) - 1``.
-            batch_size: texts per forward pass.
-            show_progress_bar: None shows it for more than one chunk.
-            chunk_size: texts encoded per ``encode_document`` call.
-            dtype, max_active_dims, min_weight, quantization: see the class docstring.
-            pool: a pool from ``model.start_multi_process_pool()``: each chunk is encoded by its worker
-                processes (one per GPU, or several CPU processes); the index is the same.
-
-        Example:
-            >>> index = SparseIndex.from_texts(model, ["UV-A ages the skin.", "Aging is a process."])  # doctest: +SKIP
-            >>> index.search(model.encode_query(["what ages skin"]), top_k=1)  # doctest: +SKIP
-            [[(0, 12.7)]]
-        """
-        if isinstance(texts, str) or not isinstance(texts, Sequence):
-            raise TypeError(f"texts must be a list of strings, got {type(texts).__name__}"
-                            f"{' (a single string: wrap it in a list)' if isinstance(texts, str) else ''}.")
-        check_positive_int(chunk_size, "chunk_size", "the number of texts encoded per call, e.g. 4096")
-        doc_ids = resolve_ids(ids, len(texts), 0)  # before encoding: a bad id must not cost an encoding run
-        if show_progress_bar is None:
-            show_progress_bar = len(texts) > chunk_size
-        index: SparseIndex | None = None
-        with tqdm(total=len(texts), desc="Indexing", disable=not show_progress_bar) as progress:
-            for start in range(0, len(texts), chunk_size):
-                chunk = list(texts[start:start + chunk_size])
-                if show_progress_bar and pool is None:  # the bar moves every few batches, not once per chunk
-                    embeddings = encode_with_progress(model, chunk, batch_size, progress)
-                else:
-                    pool_kwargs = {"pool": pool} if pool is not None else {}
-                    embeddings = model.encode_document(chunk, batch_size=batch_size, show_progress_bar=False,
-                                                       convert_to_tensor=True, convert_to_sparse_tensor=True,
-                                                       save_to_cpu=True, **pool_kwargs)
-                    progress.update(len(chunk))
-                if index is None:
-                    index = cls(int(embeddings.shape[-1]), dtype=dtype, max_active_dims=max_active_dims,
-                                min_weight=min_weight, quantization=quantization)
-                index.add(embeddings, doc_ids[start:start + len(chunk)])
-        if index is None:
-            dim = model.get_embedding_dimension()
-            if not dim:
-                raise ValueError("texts is empty and the model does not report its embedding dimension, so the "
-                                 "index size is unknown. Pass at least one text.")
-            index = cls(int(dim), dtype=dtype, max_active_dims=max_active_dims, min_weight=min_weight,
-                        quantization=quantization)
-        index._merge_pending()
-        return index
-
-    @classmethod
-    def from_shards(
-        cls,
-        path: str,
-        *,
-        index_dir: str | None = None,
-        dtype: np.dtype | type = np.float32,
-        max_active_dims: int | None = None,
-        min_weight: float | None = None,
-        quantization: Quantization | str | None = None,
-        show_progress_bar: bool = False,
-    ) -> SparseIndex:
-        """Builds an index from the Parquet shards of an encoded corpus (:func:`spladekit.encode_corpus`,
-        ``spladekit encode MODEL CORPUS OUT``), reading one shard at a time and encoding nothing.
-
-        Args:
-            path: the shard folder (format: :mod:`spladekit.index.shards`); the ids are its string ids.
-            index_dir: build the index on disk in this directory, with memory bounded by a shard and a chunk of
-                postings (:mod:`spladekit.index.disk_build`), and return it memory-mapped; None builds it in
-                memory (which then holds the corpus, as the index).
-            dtype, max_active_dims, min_weight, quantization: see the class docstring.
-            show_progress_bar: show the progress of an on-disk build.
-        """
-        from spladekit.index.shards import add_shards, iter_shards, read_manifest
-
-        vocab_size = read_manifest(path)["vocab_size"]
-        if index_dir is not None:
-            return cls.from_batches(iter_shards(path), index_dir, vocab_size=vocab_size, dtype=dtype,
-                                    max_active_dims=max_active_dims, min_weight=min_weight,
-                                    quantization=quantization, show_progress_bar=show_progress_bar)
-        index = cls(vocab_size, dtype=dtype, max_active_dims=max_active_dims, min_weight=min_weight,
-                    quantization=quantization)
-        add_shards(index, path)
-        index._merge_pending()
-        return index
-
-    @classmethod
-    def from_batches(
-        cls,
-        batches: Iterable[tuple[Iterable[Hashable] | None, SparseInput]],
-        index_dir: str,
-        *,
-        vocab_size: int,
-        dtype: np.dtype | type = np.float32,
-        max_active_dims: int | None = None,
-        min_weight: float | None = None,
-        quantization: Quantization | str | None = None,
-        chunk_postings: int = 8_000_000,
-        show_progress_bar: bool = False,
-    ) -> SparseIndex:
-        """Builds a saved index in ``index_dir`` from ``(ids, vectors)`` batches without holding the corpus in
-        memory, and returns it memory-mapped (:meth:`load`). Searching it gives what
-        ``SparseIndex.from_embeddings`` of all the batches gives (same ids, scores and ties).
-
-        Args:
-            batches: ``(ids, matrix)`` pairs (ids None: positions), e.g. ``shards.iter_shards(folder)``.
-            index_dir: the index directory (created, or replaced if it holds an index; crash-safe).
-            vocab_size: the vectors' dimension.
-            dtype, max_active_dims, min_weight, quantization: see the class docstring.
-            chunk_postings: (term, document) entries held in memory at a time while inverting and sorting.
-            show_progress_bar: show the progress of the passes.
-
-        Example:
-            >>> from spladekit.index.shards import iter_shards  # doctest: +SKIP
-            >>> index = SparseIndex.from_batches(iter_shards("msmarco.shards"), "msmarco.index",  # doctest: +SKIP
-            ...                                  vocab_size=30522)
-        """
-        from spladekit.index.disk_build import build_index_directory
-
-        index = cls(vocab_size, dtype=dtype, max_active_dims=max_active_dims, min_weight=min_weight,
-                    quantization=quantization)  # checks the settings
-        check_positive_int(chunk_postings, "chunk_postings", "entries held in memory at a time, e.g. 8000000")
-        manifest = index._manifest(0)
-        for key in ("num_documents", "num_postings"):
-            manifest.pop(key)
-        build_index_directory(batches, index_dir, vocab_size=index._vocab_size, manifest=manifest,
-                              dtype=index._dtype, storage_dtype=index._storage_dtype,
-                              quantization=None if index._quantization is None else index._quantization.value,
-                              max_active_dims=index._max_active_dims, min_weight=index._min_weight,
-                              format_name=_FORMAT, chunk_postings=int(chunk_postings),
-                              show_progress_bar=show_progress_bar)
-        return cls.load(index_dir)
-
+    # ----- building (from_embeddings, from_texts, from_shards, from_batches: index_builders.py) -----------
     def add(self, embeddings: SparseInput, ids: Iterable[Hashable] | None = None) -> None:
         """Appends documents to the index (pruned as configured).
 
@@ -385,7 +200,7 @@ class SparseIndex(SparseSearchIndex):
             top_k: number of documents per query; all documents when the index holds fewer.
             batch_size: queries taken from ``query_embeddings`` at a time. Each query is scored on its own
                 (exhaustive: into one dense (num_documents,) score vector), so memory does not grow with it.
-            mode: ``"exact"`` (default; pruned, always equal to ``"exhaustive"``), ``"exhaustive"`` or
+            mode: ``"exact"`` (default; block-max pruning, always equal to ``"exhaustive"``), ``"exhaustive"`` or
                 ``"approximate"`` (Seismic, built on first use: see :meth:`build_approximate`).
 
         Returns:
@@ -463,11 +278,11 @@ class SparseIndex(SparseSearchIndex):
         from spladekit.index.index_files import write_index
 
         check_json_ids(self._ids, "SparseIndex.save")
-        write_index(self, path, format_name=_FORMAT, attachments=attachments)
+        write_index(self, path, format_name=FORMAT, attachments=attachments)
 
     def _manifest(self, num_postings: int) -> dict[str, Any]:
         return {
-            "format_version": _FORMAT_VERSION,
+            "format_version": FORMAT_VERSION,
             "vocab_size": self._vocab_size,
             "num_documents": len(self),
             "num_postings": num_postings,
@@ -484,18 +299,18 @@ class SparseIndex(SparseSearchIndex):
 
         Args:
             path: the index directory.
-            mmap: memory-map the arrays (format 2): they stay on disk and the pages a search touches are read
+            mmap: memory-map the arrays (formats 2 and 3): they stay on disk and the pages a search touches are read
                 (and cached by the operating system); False reads them into memory. Adding documents to a
                 memory-mapped index merges them into new in-memory arrays.
         """
         from spladekit.index.index_files import read_index
 
-        return read_index(cls, path, mmap=mmap, format_name=_FORMAT, format_version=_FORMAT_VERSION)
+        return read_index(cls, path, mmap=mmap, format_name=FORMAT, format_version=FORMAT_VERSION)
 
     @staticmethod
     def attachment(path: str, key: str) -> str | None:
         """The file saved under ``key`` with ``save(..., attachments=...)``, or None if the index has none."""
-        return storage.file_path(path, storage.read_manifest(path, _FORMAT), key)
+        return storage.file_path(path, storage.read_manifest(path, FORMAT), key)
 
     # ----- inspection -------------------------------------------------------------------------------------
     @property
@@ -503,7 +318,7 @@ class SparseIndex(SparseSearchIndex):
         """The inverted index: a (vocab_size, num_documents) CSR matrix in ``dtype``; row ``t`` holds term
         ``t``'s postings (``indices``: document positions, ascending; ``data``: weights). For a quantized index
         this is a decoded copy (the weights as the search sees them). A copy in position order: the index keeps
-        each list in impact order."""
+        each list in block order."""
         self._merge_pending()
         store = self._store
         terms = np.repeat(np.arange(self._vocab_size), np.diff(store.indptr))
@@ -560,8 +375,9 @@ class SparseIndex(SparseSearchIndex):
     def nbytes(self) -> int:
         """Bytes held by the postings arrays (weights, document positions, term offsets, int8 scales); ids not
         counted. Documents added since the last search count in full precision until they are merged.
-        ``mode="exact"`` adds a document-major copy of about the same size when it first prunes (saved indexes
-        hold both on disk). Memory-mapped arrays count although they stay on disk."""
+        ``mode="exact"`` adds a document-major copy of about the same size and its block arrays (about 10 bytes
+        per (term, block) run) when it first searches (saved indexes hold all of them on disk).
+        Memory-mapped arrays count although they stay on disk."""
         matrices = [self._store, *self._pending]
         total = sum(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes for m in matrices)
         return total + (self._term_scales.nbytes if self._term_scales is not None else 0)
@@ -607,15 +423,9 @@ class SparseIndex(SparseSearchIndex):
             for terms, weights in zip(np.split(batch.indices, batch.indptr[1:-1]),
                                       np.split(batch.data, batch.indptr[1:-1])):
                 weights = self._query_weights(terms, weights)
-                if mode is SearchMode.EXACT and self._worth_pruning(terms, k):
-                    def scan(terms: np.ndarray = terms, weights: np.ndarray = weights) -> tuple[np.ndarray, ...]:
-                        self._prune_give_ups += 1
-                        return exhaustive.top_k(self._score(terms, weights), k)
-
-                    self._prune_attempts += 1
-                    if self._prune_attempts >= 64:
-                        self._prune_attempts, self._prune_give_ups = 32, self._prune_give_ups // 2
-                    positions, values = pruned_search.pruned_top_k(self._impact_lists(), terms, weights, k, scan)
+                if mode is SearchMode.EXACT and k < num_docs and self._postings_of(terms) >= \
+                        block_max.SCAN_BELOW_POSTINGS:
+                    positions, values = self._block_max_top_k(terms, weights, k)
                 else:
                     positions, values = exhaustive.top_k(self._score(terms, weights), k)  # (N,) scores -> top k
                 if np.isnan(values).any():  # NaN sorts above every number, so it reaches the top k
@@ -631,21 +441,50 @@ class SparseIndex(SparseSearchIndex):
             weights = weights * self._term_scales[terms]  # the term's scale moves onto the query weight
         return weights.astype(np.float64, copy=False)
 
-    def _worth_pruning(self, terms: np.ndarray, k: int) -> bool:
-        """Whether bounding can beat the plain scan: long enough lists, and k well below the corpus size."""
+    def _postings_of(self, terms: np.ndarray) -> int:
         indptr = self._store.indptr
-        postings = int((indptr[terms + 1] - indptr[terms]).sum())
-        if not (postings >= _PRUNE_MIN_POSTINGS and k <= _PRUNE_MAX_K and 4 * k <= self._store.shape[1]):
-            return False
-        if self._prune_attempts >= 16 and self._prune_give_ups > 0.8 * self._prune_attempts:
-            self._prune_skipped += 1  # pruning keeps failing here: try again one query in 32
-            return self._prune_skipped % 32 == 0
-        return True
+        return int((indptr[terms + 1] - indptr[terms]).sum())
 
-    def _impact_lists(self) -> pruned_search.ImpactLists:
+    def _block_max_top_k(self, terms: np.ndarray, weights: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The exact top k by block-max pruning (the scan's result). A query whose bounds are too loose to pay
+        is scanned (and when queries keep giving up, most skip the attempt: :class:`block_max.Backoff`), and a
+        NaN score rescans, which reports it."""
+        blocks = self.block_max()
+        if not self._backoff.should_try():
+            return exhaustive.top_k(self._score(terms, weights), k)
         store = self._store
-        return pruned_search.ImpactLists(store.indptr, store.indices, store.data, self._forward_matrix(),
-                                         self._decode_codes)
+        positions, values, nan, scored = block_max.search_block_max(
+            blocks, store.indptr, store.indices, store.data, self._forward_arrays(), terms, weights, k)
+        self._backoff.record(scored >= 0)
+        if nan or scored < 0:
+            return exhaustive.top_k(self._score(terms, weights), k)
+        return positions, values
+
+    def block_max(self) -> block_max.BlockMax:
+        """The blocks of ``mode="exact"`` (:mod:`spladekit.index.block_max`), built at the first exact search:
+        documents added later are ordered among themselves after the whole blocks of the earlier ones, and
+        every postings list is put in block order (a memory-mapped index is then copied into memory)."""
+        self._merge_pending()
+        if self._blocks is None or self._blocks.num_documents != len(self):
+            previous = None
+            if self._blocks is not None:
+                whole = self._blocks.num_documents // self._block_size * self._block_size
+                previous = np.asarray(self._blocks.order[:whole])
+            order = block_max.block_order(self._forward_arrays(), self._vocab_size, self._block_size, previous)
+            store = self._store
+            if not (store.indices.flags.writeable and store.data.flags.writeable):
+                store = sp.csr_matrix((np.array(store.data), np.array(store.indices), np.array(store.indptr)),
+                                      shape=store.shape)
+            self._blocks = block_max.sort_into_blocks(store.indptr, store.indices, store.data, order,
+                                                      self._decode_codes, block_size=self._block_size)
+            self._store = store
+        return self._blocks
+
+    def _forward_arrays(self) -> block_max.Forward:
+        if self._forward_view is None:
+            self._forward_view = block_max.Forward.of(self._forward_matrix(),
+                                                      self._quantization is Quantization.FLOAT16)
+        return self._forward_view
 
     def _forward_matrix(self) -> sp.csr_matrix:
         """The document-major layout (N, V) of the stored values, term ids ascending per row (built once)."""
@@ -659,9 +498,7 @@ class SparseIndex(SparseSearchIndex):
 
     def _decode_codes(self, codes: np.ndarray) -> np.ndarray:
         """Stored values -> float64 numbers, without the int8 scale (the query weight carries it)."""
-        if self._quantization is Quantization.FLOAT16:
-            return codes.view(np.float16).astype(np.float64)
-        return codes.astype(np.float64)
+        return decode_codes(codes, self._quantization is Quantization.FLOAT16)
 
     def _decode(self, codes: np.ndarray, terms: np.ndarray) -> np.ndarray:
         """Stored values of the terms ``terms`` (one per value) -> the stored weights in the index's dtype."""
@@ -669,13 +506,6 @@ class SparseIndex(SparseSearchIndex):
         if self._quantization is Quantization.INT8:
             values *= self._term_scales[terms]
         return values.astype(self._dtype, copy=False)
-
-    def _impact_sorted(self, store: sp.csr_matrix) -> sp.csr_matrix:
-        """``store`` (V, N) with each row in impact order: decoded weight descending, then position ascending
-        (rows must come in position order; the sort is stable)."""
-        rows = np.repeat(np.arange(store.shape[0]), np.diff(store.indptr))
-        order = np.lexsort((-self._decode_codes(store.data), rows))
-        return sp.csr_matrix((store.data[order], store.indices[order], store.indptr), shape=store.shape)
 
     def _queries_to_csr(self, query_embeddings: SparseInput) -> sp.csr_matrix:
         queries = to_csr(query_embeddings, "query_embeddings", self._dtype)  # (Q, V)
@@ -713,38 +543,15 @@ class SparseIndex(SparseSearchIndex):
             half = new.data.astype(np.float16)
             new = drop_zeros(new, half.view(np.uint16), keep=half != 0)  # -0.0 is a zero with bits set
         elif self._quantization is Quantization.INT8:
-            new = self._encode_int8(new)
+            self._store, new, self._term_scales = encode_int8(self._store, new, self._term_scales)
         else:
             new = new.astype(self._dtype, copy=False)
         if self._store.shape[1] == 0:
             merged = new
         else:
             merged = sp.hstack([self._store, new], format="csr")
-            merged.sort_indices()  # position order, as the impact sort below expects
-        self._store = self._impact_sorted(merged.astype(self._storage_dtype, copy=False))
+            merged.sort_indices()  # position order (block_max() puts the lists in block order)
+        self._store = merged.astype(self._storage_dtype, copy=False)
         self._pending = []
-        self._forward = None  # derived layouts: rebuilt when next needed
+        self._forward = self._forward_view = None  # derived layouts: rebuilt when next needed
         self._approximate = None
-
-    def _encode_int8(self, new: sp.csr_matrix) -> sp.csr_matrix:
-        """int8 codes of ``new`` (V, n); grows the per-term scales first (re-coding the stored postings of the
-        terms whose maximum grew, which adds at most half a new step of error to them)."""
-        magnitudes = np.abs(new.data)
-        row_max = np.zeros(self._vocab_size, dtype=self._dtype)
-        nonempty = np.flatnonzero(np.diff(new.indptr))
-        if len(nonempty):
-            row_max[nonempty] = np.maximum.reduceat(magnitudes, new.indptr[nonempty])
-        old_scales = self._term_scales
-        scales = np.maximum(old_scales, row_max / _INT8_LEVELS)
-        store = self._store
-        grown = (scales > old_scales) & (old_scales > 0)
-        if store.nnz and grown.any():
-            rows = np.repeat(np.arange(self._vocab_size), np.diff(store.indptr))
-            factor = np.ones(self._vocab_size, dtype=self._dtype)
-            factor[grown] = old_scales[grown] / scales[grown]
-            recoded = np.rint(store.data * factor[rows]).astype(np.int8)
-            self._store = drop_zeros(store, recoded)
-        self._term_scales = scales
-        rows = np.repeat(np.arange(self._vocab_size), np.diff(new.indptr))
-        codes = np.clip(np.rint(new.data / scales[rows]), -_INT8_LEVELS, _INT8_LEVELS).astype(np.int8)
-        return drop_zeros(new, codes)
