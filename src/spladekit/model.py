@@ -14,6 +14,7 @@ from spladekit import encoding, saving, sparse_ops
 from spladekit.backends import Backend, load_backend, split_backend_kwargs
 from spladekit.checks import warn_blank_texts
 from spladekit.encoding import ComputePrecision, check_texts
+from spladekit.index.search import search
 from spladekit.loading import load_modules, resolve_model_path
 from spladekit.model_card import SparseEncoderModelCardData
 from spladekit.modules.fused_splade_head import run_modules
@@ -453,8 +454,6 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
     def search(self, queries: str | list[str], corpus: Any, top_k: int = 10, **kwargs: Any) -> list:
         """Ranks ``corpus`` (texts, document embeddings or a spladekit index) for each query by the model's
         similarity; see :func:`spladekit.index.search.search` for the arguments and the result format."""
-        from spladekit.index.search import search  # index/ builds on the model: imported when called
-
         return search(self, queries, corpus, top_k=top_k, **kwargs)
 
     # ----- scoring and inspection ------------------------------------------------------------------------
