@@ -17,8 +17,8 @@ from spladekit.encoding import ComputePrecision, check_texts
 from spladekit.index.search import search
 from spladekit.loading import load_modules, resolve_model_path
 from spladekit.model_card import SparseEncoderModelCardData
-from spladekit.modules.fused_splade_head import run_modules
-from spladekit.modules.module import InputModule, Layout
+from spladekit.modules import fused_splade_head
+from spladekit.modules.module import InputModule, Layout, run_modules
 from spladekit.modules.padding import pad_to_multiple
 from spladekit.modules.pooling import Pooling
 from spladekit.modules.router import Router
@@ -250,7 +250,8 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
                 raise ValueError(f"This model runs on the {self.backend} backend, which cannot be trained; load it "
                                  "with backend='torch' to train.")
             return self._backend(features, **kwargs)
-        return run_modules(list(self), features, kwargs, self.fuse_splade_head)
+        fusion = (fused_splade_head.can_fuse, fused_splade_head.fused_splade_forward) if self.fuse_splade_head else None
+        return run_modules(list(self), features, kwargs, fusion)
 
     def get_model_kwargs(self) -> list[str]:
         """The extra keyword arguments ``encode`` passes on to the modules (those some module declares, e.g.
