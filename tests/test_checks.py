@@ -17,7 +17,7 @@ def test_check_int_returns_python_int_and_names_the_argument():
     assert check_int(None, "top_k", allow_none=True) is None
     with pytest.raises(ArgumentError, match=r"top_k must be an integer >= 1 and <= 5, got 6\."):
         check_int(6, "top_k", minimum=1, maximum=5)
-    with pytest.raises(TypeError, match=r"batch_size must be an integer >= 1 \(texts per batch\), got 2\.5 \(float\)"):
+    with pytest.raises(TypeError, match=r"batch_size must be a positive integer \(texts per batch\), got 2\.5 \(float\)"):
         check_positive_int(2.5, "batch_size", "texts per batch")
     with pytest.raises(ValueError, match="got True"):
         check_positive_int(True, "n")

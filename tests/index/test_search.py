@@ -104,7 +104,7 @@ def test_semantic_search_default_score_is_the_dot_product(data):
     assert by_default == semantic_search(queries, corpus_embeddings_or_index=corpus, top_k=4)
     with pytest.raises(ValueError, match="not both"):
         semantic_search(queries, corpus, score_function="dot", similarity_fn_name="dot")
-    with pytest.raises(ValueError, match="query_chunk_size must be an integer >= 1"):
+    with pytest.raises(ValueError, match="query_chunk_size must be a positive integer"):
         semantic_search(queries, corpus, query_chunk_size=0)
     with pytest.raises(ValueError, match=r"returned shape \(1,\)"):
         semantic_search(queries, corpus, score_function=lambda a, b: torch.zeros(1))
