@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,28 @@ def cpu_bf16_verdict() -> bool | None:
     if platform.machine().lower().startswith(("arm", "aarch64")):
         return "bf16" in words
     return bool(words & {"avx512_bf16", "amx_bf16"})
+
+
+@pytest.fixture()
+def mount_tmpfs(tmp_path):
+    """``mount(kib)`` mounts a tmpfs of that size in KiB under ``tmp_path`` and returns it: a real disk that fills
+    up. Needs the right to mount (root on Linux); the test is skipped elsewhere. Unmounted afterwards (lazily when
+    a file on it is still open), so no mount outlives the test."""
+    mounted: list[Path] = []
+
+    def mount(kib: int) -> Path:
+        mount_point = tmp_path / f"small_disk{len(mounted)}"
+        mount_point.mkdir()
+        if not shutil.which("mount") or (hasattr(os, "geteuid") and os.geteuid() != 0):
+            pytest.skip("mounting a tmpfs needs root; the injected-ENOSPC tests cover the same paths")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(mount_point)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        mounted.append(mount_point)
+        return mount_point
+
+    yield mount
+    for mount_point in mounted:
+        if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(mount_point)], check=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import subprocess
 
 import numpy as np
 import pytest
@@ -85,20 +84,8 @@ def test_an_injected_full_disk_leaves_the_old_output(saved_tiny, corpus, tmp_pat
 
 
 @pytest.fixture()
-def small_tmpfs(tmp_path):
-    """A 256 KiB tmpfs, where this process may mount one (root); skipped elsewhere."""
-    mount_point = tmp_path / "small"
-    mount_point.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root; the injected-ENOSPC test covers the write path")
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)], check=False,
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", str(mount_point)], check=True)
+def small_tmpfs(mount_tmpfs):
+    return mount_tmpfs(256)
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".pt"])

@@ -112,26 +112,6 @@ def test_output_dir_that_is_a_file(saved_tiny, beir_folder, tmp_path, capsys):
 
 
 @pytest.fixture()
-def mount_tmpfs(tmp_path):
-    """Mounts a tmpfs of the given size in KiB (needs the right to mount: root on Linux); skipped elsewhere."""
-    mounted = []
-
-    def mount(kib: int) -> Path:
-        mount_point = tmp_path / f"small_disk{len(mounted)}"
-        mount_point.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(mount_point)],
-                              capture_output=True) if shutil.which("mount") else None
-        if done is None or done.returncode != 0:
-            pytest.skip("cannot mount a tmpfs here (needs root); the injected-ENOSPC tests cover the same paths")
-        mounted.append(mount_point)
-        return mount_point
-
-    yield mount
-    for mount_point in mounted:
-        subprocess.run(["umount", str(mount_point)], check=False)
-
-
-@pytest.fixture()
 def small_tmpfs(mount_tmpfs):
     return mount_tmpfs(3 * 1024)
 

@@ -101,7 +101,7 @@ def test_missing_and_truncated_files_are_explained(tmp_path):
         open_corpus(tmp_path)
     packed = tmp_path / "c.jsonl.gz"
     packed.write_bytes(gzip.compress(b'{"text": "a"}\n' * 1000)[:-30])
-    with pytest.raises(CorpusFormatError, match="c.jsonl.gz: not a complete gzip file after line \d+"):
+    with pytest.raises(CorpusFormatError, match=r"c.jsonl.gz: not a complete gzip file after line \d+"):
         list(iter_corpus(packed))
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -181,14 +181,24 @@ def run_search(index_dir: str, query: str, top_k: int = 10, show_terms: bool = F
         warnings.simplefilter("ignore", BlankTextWarning)
         query_vector = model.encode_query([query])
     hits = index.search(query_vector, top_k=top_k)[0]
-    texts_path = SparseIndex.attachment(index_dir, "texts") or os.path.join(index_dir, TEXTS_FILE)
-    texts = read_hit_texts(texts_path, {str(doc_id) for doc_id, _ in hits}) if os.path.isfile(texts_path) else {}
+    texts_path = index_texts_path(index_dir)
+    texts = read_hit_texts(texts_path, {str(doc_id) for doc_id, _ in hits}) if texts_path else {}
     terms = model.decode(query_vector[0], top_k=16) if show_terms else []
     return {"hits": [(str(doc_id), float(score)) for doc_id, score in hits], "texts": texts, "terms": terms}
 
 
-def read_hit_texts(path: str, wanted: set[str]) -> dict[str, str]:
-    """The texts of the ``wanted`` ids from an index's texts file; a bad line is reported by file and line."""
+def index_texts_path(index_dir: str) -> str | None:
+    """The texts file 'spladekit index' stored with the index in ``index_dir`` (committed with it, or the loose
+    file of an older index), or None when the index has no texts."""
+    from spladekit.index import SparseIndex
+
+    path = SparseIndex.attachment(index_dir, "texts") or os.path.join(index_dir, TEXTS_FILE)
+    return path if os.path.isfile(path) else None
+
+
+def read_hit_texts(path: str, wanted: set[str] | None = None) -> dict[str, str]:
+    """The texts of the ``wanted`` ids (all when None) from an index's texts file; a bad line is reported by file
+    and line."""
     texts: dict[str, str] = {}
     with open(path, encoding="utf8", errors="strict") as f:
         number = 0
@@ -199,7 +209,7 @@ def read_hit_texts(path: str, wanted: set[str]) -> dict[str, str]:
                         row.get("text"), str):
                     raise ValueError(f"{path}, line {number}: expected {{\"id\": ..., \"text\": ...}}, got "
                                      f"{line.strip()!r:.80}. The index's texts file is corrupt; rebuild the index.")
-                if row["id"] in wanted:
+                if wanted is None or row["id"] in wanted:
                     texts[row["id"]] = row["text"]
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}, line {number}: not valid JSON ({exc.msg}). The index's texts file is "

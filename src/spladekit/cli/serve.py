@@ -85,26 +85,13 @@ def read_api_key(path: str | None) -> str | None:
 
 
 def load_index(index_dir: str):
-    """The index saved in ``index_dir`` and the texts 'spladekit index' wrote next to it ({id: text}, or None)."""
-    from spladekit.cli.commands import TEXTS_FILE
+    """The index saved in ``index_dir`` and the texts 'spladekit index' stored with it ({id: text}, or None)."""
+    from spladekit.cli.commands import index_texts_path, read_hit_texts
     from spladekit.index import SparseIndex
 
     index = SparseIndex.load(index_dir)
-    texts_path = os.path.join(index_dir, TEXTS_FILE)
-    if not os.path.isfile(texts_path):
-        return index, None
-    texts = {}
-    with open(texts_path, encoding="utf8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                texts[row["id"]] = row["text"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise ValueError(f"{texts_path}, line {number}: expected {{\"id\": ..., \"text\": ...}}, got "
-                                 f"{line.strip()[:80]!r}. Rebuild the index with 'spladekit index'.") from None
-    return index, texts
+    texts_path = index_texts_path(index_dir)
+    return index, (read_hit_texts(texts_path) if texts_path else None)
 
 
 def _is_loopback(host: str) -> bool:
