@@ -134,3 +134,17 @@ def test_pairwise_scores_equal_dense_numpy(similarity):
     np.testing.assert_allclose(
         pairwise_csr_scores(to_csr(a), to_csr(b), similarity), expected, rtol=1e-12, atol=1e-15
     )
+
+
+def test_normalize_csr_rows_copies_unless_told_not_to():
+    dense = _random_dense(5, 6)
+    matrix = to_csr(dense, dtype=np.float32)
+    expected = np.divide(dense, np.linalg.norm(dense, axis=1, keepdims=True), out=np.zeros_like(dense),
+                         where=np.linalg.norm(dense, axis=1, keepdims=True) > 0)
+    copied = normalize_csr_rows(matrix)
+    assert copied is not matrix and copied.dtype == np.float32
+    np.testing.assert_allclose(matrix.toarray(), dense, rtol=1e-6)  # the input is untouched
+    np.testing.assert_allclose(copied.toarray(), expected, rtol=1e-6)
+    in_place = normalize_csr_rows(matrix, copy=False)
+    assert in_place is matrix
+    np.testing.assert_allclose(matrix.toarray(), expected, rtol=1e-6)

@@ -42,7 +42,7 @@ from spladekit.checks import check_positive_int
 from spladekit.index._vectors import to_csr
 from spladekit.index.search import brute_force_hits
 from spladekit.index.sparse_index import SparseIndex
-from spladekit.sparse_ops import SimilarityFunction
+from spladekit.sparse_ops import SimilarityFunction, normalize_csr_rows, pairwise_csr_scores
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -306,13 +306,11 @@ def _report(verbose: bool, message: str) -> None:
 
 
 def _pair_scores(queries: sp.csr_matrix, documents: sp.csr_matrix, similarity: SimilarityFunction) -> list[float]:
-    """Score of row i of ``queries`` with row i of ``documents`` (cosine rows are already normalized)."""
-    if similarity in (SimilarityFunction.DOT, SimilarityFunction.COSINE):
-        return np.asarray(queries.multiply(documents).sum(axis=1)).ravel().tolist()
-    difference = (queries - documents).tocsr()
-    if similarity is SimilarityFunction.EUCLIDEAN:
-        return (-np.sqrt(np.asarray(difference.multiply(difference).sum(axis=1)).ravel())).tolist()
-    return (-np.asarray(abs(difference).sum(axis=1)).ravel()).tolist()
+    """Score of row i of ``queries`` with row i of ``documents``; cosine rows are already normalized, so their
+    cosine is their dot product."""
+    if similarity is SimilarityFunction.COSINE:
+        similarity = SimilarityFunction.DOT
+    return pairwise_csr_scores(queries, documents, similarity).tolist()
 
 
 def _rescore(cross_encoder: Any, query_texts: list[str], queries: dict[str, list[str]], documents: list[str],
@@ -384,9 +382,8 @@ class _Encoder:
                 tmp = f"{path}.{os.getpid()}.tmp.npz"
                 sp.save_npz(tmp, matrix)
                 os.replace(tmp, path)
-        if self.similarity is SimilarityFunction.COSINE:
-            norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-            matrix = sp.csr_matrix(sp.diags(1.0 / np.maximum(norms, 1e-12)).astype(np.float32) @ matrix)
+        if self.similarity is SimilarityFunction.COSINE:  # the matrix is this function's own (loaded or converted)
+            matrix = normalize_csr_rows(matrix, copy=False)
         return matrix
 
     def _cache_path(self, role: str, texts: list[str], prompt_name: str | None, prompt: str | None) -> str | None:

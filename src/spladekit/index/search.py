@@ -93,7 +93,8 @@ def semantic_search(
         queries, corpus = query_embeddings, corpus_embeddings
         if scorer is SimilarityFunction.COSINE:  # then the dot product of L2-normalized rows
             queries, corpus = _normalized(queries, "query_embeddings"), _normalized(corpus, "corpus_embeddings")
-        # The index converts the corpus once (to_csr); a normalized corpus is already its own copy.
+        # The corpus is converted and copied once, by the index (to_csr); with cosine, once before that into its
+        # normalized rows.
         index = SparseIndex.from_embeddings(corpus, dtype=_dtype_of(corpus))
         hits = _search_index(index, queries, top_k, query_chunk_size)
     else:
@@ -226,7 +227,7 @@ def search(
             query_embeddings = _normalized(query_embeddings, "query_embeddings")
         results = semantic_search(query_embeddings, corpus, top_k=top_k)
     else:
-        ids = None if corpus_ids is None else resolve_ids(corpus_ids, _num_rows(corpus), 0)
+        ids = None if corpus_ids is None else resolve_ids(corpus_ids, _num_rows(corpus), 0, "corpus_ids")
         results = semantic_search(query_embeddings, corpus, top_k=top_k, similarity_fn_name=similarity)
         if ids is not None:  # rows -> the given ids
             results = [[{**hit, "corpus_id": ids[hit["corpus_id"]]} for hit in row] for row in results]
@@ -250,12 +251,14 @@ def _dtype_of(x: Any) -> np.dtype:
 
 
 def _normalized(x: SparseInput, name: str) -> Any:
-    """The rows of ``x`` divided by their L2 norms, as CSR (zero rows stay zero)."""
-    return normalize_csr_rows(to_csr(x, name, _dtype_of(x)))
+    """The rows of ``x`` divided by their L2 norms, as CSR (zero rows stay zero); one copy of ``x``, the
+    conversion's, scaled in place."""
+    return normalize_csr_rows(to_csr(x, name, _dtype_of(x)), copy=False)
 
 
 def _num_rows(x: SparseInput) -> int:
+    """The number of vectors in a corpus matrix, without converting it (a 1-D vector is one row)."""
     shape = getattr(x, "shape", None)
     if shape is not None and len(shape) in (1, 2):
         return 1 if len(shape) == 1 else int(shape[0])
-    return to_csr(x, "corpus", np.float32).shape[0]
+    return len(x)
