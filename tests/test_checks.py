@@ -49,3 +49,10 @@ def test_require_names_the_extra_and_pip_package():
     assert require("json", "none").dumps([1]) == "[1]"
     with pytest.raises(ImportError, match=r"pip install 'spladekit\[seismic\]' \(or pip install 'pyseismic-lsr'\)"):
         require("no_such_package_xyz", "seismic", pip_name="pyseismic-lsr")
+
+
+def test_require_names_the_feature_that_needs_the_package():
+    with pytest.raises(ImportError, match=r"^The Milvus connector needs the 'no_such_pymilvus' package, which is not "
+                                          r"installed: pip install 'spladekit\[milvus\]' \(or pip install "
+                                          r"'pymilvus\[milvus-lite\]'\)\.$"):
+        require("no_such_pymilvus", "milvus", "pymilvus[milvus-lite]", feature="The Milvus connector")

@@ -111,13 +111,14 @@ def parse_enum(enum_cls: type[E], value: Any, name: str, aliases: dict[str, E] |
     raise ArgumentError(f"{name} must be one of {accepted}, got {value!r}.")
 
 
-def require(package: str, extra: str, pip_name: str | None = None) -> ModuleType:
+def require(package: str, extra: str, pip_name: str | None = None, *, feature: str = "This") -> ModuleType:
     """Imports the optional ``package``, or raises an ImportError naming the spladekit extra that installs it
-    (and the pip package, where its name differs from the import name)."""
+    (and the pip package, where its name differs from the import name); ``feature`` names what needs it
+    ("The Qdrant connector")."""
     try:
         return importlib.import_module(package)
     except ImportError:
-        raise ImportError(f"This needs the {package!r} package, which is not installed: "
+        raise ImportError(f"{feature} needs the {package!r} package, which is not installed: "
                           f"pip install 'spladekit[{extra}]' (or pip install '{pip_name or package}').") from None
 
 
