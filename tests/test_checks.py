@@ -56,3 +56,9 @@ def test_require_names_the_feature_that_needs_the_package():
                                           r"installed: pip install 'spladekit\[milvus\]' \(or pip install "
                                           r"'pymilvus\[milvus-lite\]'\)\.$"):
         require("no_such_pymilvus", "milvus", "pymilvus[milvus-lite]", feature="The Milvus connector")
+
+
+def test_parse_enum_names_what_else_is_accepted():
+    with pytest.raises(ArgumentError, match=r"^batch_sampler must be one of \['red', 'dark-blue'\] \(or a sampler "
+                                            r"class/callable\), got 'green'\.$"):
+        parse_enum(Color, "green", "batch_sampler", also="a sampler class/callable")

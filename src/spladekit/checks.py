@@ -90,10 +90,12 @@ def check_number(value: Any, name: str, *, minimum: float | None = None, maximum
     return float(value)
 
 
-def parse_enum(enum_cls: type[E], value: Any, name: str, aliases: dict[str, E] | None = None) -> E:
+def parse_enum(enum_cls: type[E], value: Any, name: str, aliases: dict[str, E] | None = None, *,
+               also: str | None = None) -> E:
     """The member of ``enum_cls`` that ``value`` is or names (its value, or one of ``aliases``).
 
-    Strings are matched on the members' values, then case-insensitively on their values and names.
+    Strings are matched on the members' values, then case-insensitively on their values and names. ``also``
+    names what else the caller accepts, for the error ("a sampler class or callable").
     """
     if isinstance(value, enum_cls):
         return value
@@ -108,7 +110,7 @@ def parse_enum(enum_cls: type[E], value: Any, name: str, aliases: dict[str, E] |
             if value.lower() in (str(member.value).lower(), member.name.lower()):
                 return member
     accepted = [member.value for member in enum_cls] + sorted(aliases or ())
-    raise ArgumentError(f"{name} must be one of {accepted}, got {value!r}.")
+    raise ArgumentError(f"{name} must be one of {accepted}{f' (or {also})' if also else ''}, got {value!r}.")
 
 
 def require(package: str, extra: str, pip_name: str | None = None, *, feature: str = "This") -> ModuleType:

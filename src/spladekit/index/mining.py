@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
-from spladekit.checks import check_positive_int
+from spladekit.checks import check_positive_int, parse_enum
 from spladekit.index._vectors import to_csr
 from spladekit.index.search import brute_force_hits
 from spladekit.index.sparse_index import SparseIndex
@@ -513,7 +513,4 @@ def _texts(values: Any, where: str) -> list[str]:
 
 
 def _parse_enum(kind: type[enum.Enum], value: Any, name: str) -> Any:
-    try:
-        return kind(value)
-    except ValueError:
-        raise ValueError(f"{name} must be one of {[m.value for m in kind]}, got {value!r}.") from None
+    return parse_enum(kind, value, name)

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from spladekit.checks import parse_enum
 from spladekit.modules.module import Layout, Module
 
 
@@ -21,11 +22,7 @@ class SpladeActivation(str, enum.Enum):
 
 
 def _enum_arg(enum_cls: type[enum.Enum], value: Any, name: str) -> Any:
-    try:
-        return enum_cls(value)
-    except ValueError:
-        allowed = [member.value for member in enum_cls]
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}.") from None
+    return parse_enum(enum_cls, value, name)
 
 
 class SpladePooling(Module):

@@ -11,7 +11,7 @@ from typing import Any, Callable, Union
 import torch
 from transformers import TrainingArguments
 
-from spladekit.checks import ArgumentError, check_number
+from spladekit.checks import ArgumentError, check_number, parse_enum
 from spladekit.hardware import bf16_support
 from spladekit.modules.padding import check_pad_to_multiple_of
 from spladekit.training.multi_dataset_samplers import MultiDatasetBatchSamplers
@@ -36,11 +36,7 @@ def _parse_json_dict(value: Any, name: str, what: str) -> Any:
 
 def _parse_enum(value: Any, enum_cls: type, name: str) -> Any:
     if isinstance(value, str):
-        try:
-            return enum_cls(value)
-        except ValueError:
-            raise ValueError(f"{name} must be one of {[m.value for m in enum_cls]} (or a sampler class/callable), "
-                             f"got {value!r}.") from None
+        return parse_enum(enum_cls, value, name, also="a sampler class/callable")
     return value
 
 
