@@ -12,7 +12,7 @@ from torch import nn
 
 from spladekit import encoding, saving, sparse_ops
 from spladekit.backends import Backend, load_backend, split_backend_kwargs
-from spladekit.checks import warn_blank_texts
+from spladekit.checks import check_positive_int, warn_blank_texts
 from spladekit.encoding import ComputePrecision, check_texts
 from spladekit.index.search import search
 from spladekit.loading import load_modules, resolve_model_path
@@ -401,8 +401,7 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
         module_kwargs = self._module_kwargs(kwargs)
         warn_blank_texts(texts)
         precision = ComputePrecision.parse(precision)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        batch_size = check_positive_int(batch_size, "batch_size", "texts per forward pass")
         max_active_dims = sparse_ops.check_max_active_dims(max_active_dims)
         if max_active_dims is None:
             max_active_dims = self.max_active_dims

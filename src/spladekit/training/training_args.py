@@ -143,8 +143,7 @@ class SparseEncoderTrainingArguments(TrainingArguments):
             except re.error as exc:
                 raise ValueError(f"learning_rate_mapping key {pattern!r} is not a valid regular expression: {exc}.") \
                     from None
-            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 0:
-                raise ValueError(f"learning_rate_mapping[{pattern!r}] must be a non-negative number, got {rate!r}.")
+            check_number(rate, f"learning_rate_mapping[{pattern!r}]", minimum=0)
         # Losses return only a loss; there are no logits to gather during evaluation.
         self.prediction_loss_only = True
         # BERT-style buffers (position ids) must not be re-broadcast in DDP between forward passes of one step.
