@@ -154,6 +154,7 @@ def _hub_cache(model_folder: Path, cache: Path, repo_id: str) -> Path:
 def hub_cache(tiny_mlm_path, tmp_path_factory) -> tuple[Path, SparseEncoder]:
     root = tmp_path_factory.mktemp("hub")
     model = _inference_free(tiny_mlm_path)
+    _vectors(model)  # encoding fills in the pooling's embedding_dimension, as in any trained model's saved config
     model.save(str(root / "model"))
     _hub_cache(root / "model", root / "cache", "org/tiny-if")
     return root / "cache", model

@@ -17,6 +17,7 @@ from spladekit import (
     Router,
     SparseAutoEncoder,
     SparseEncoder,
+    SparseEncoderTrainer,
     SparseStaticEmbedding,
     SpladePooling,
     Transformer,
@@ -137,7 +138,7 @@ def test_minimal_card_of_an_untrained_model(splade: SparseEncoder) -> None:
     assert "- **Output Dimensionality:** 30522 dimensions" in body
     assert "- **Similarity Function:** Dot Product" in body
     assert "(0): MLMTransformer(max_seq_length=128, do_lower_case=False, architecture='BertForMaskedLM')" in body
-    assert "model = SparseEncoder('sparse_encoder_model_id')" in body
+    assert 'model = SparseEncoder("sparse_encoder_model_id")' in body
     assert "pip install -U spladekit" not in body and "pip install -e path/to/spladekit" in body
     assert "spladekit is not published on the Python package index" in body
     assert f"- Transformers: {__import__('transformers').__version__}" in body
@@ -190,7 +191,7 @@ def test_user_metadata_goes_to_front_matter_and_details(splade: SparseEncoder) -
         in body
     assert "- **Languages:** en, fr" in body and "- **License:** mit" in body
     assert "- **Similarity Function:** Cosine Similarity" in body
-    assert "model = SparseEncoder('me/tiny')" in body
+    assert 'model = SparseEncoder("me/tiny")' in body
 
 
 def test_base_model_hub_id_local_folder_and_cache_path(splade: SparseEncoder, tmp_path) -> None:
@@ -452,3 +453,20 @@ def test_save_writes_the_card_and_a_reload_keeps_it(splade: SparseEncoder, tmp_p
     loaded.save(str(tmp_path / "changed"))
     changed = (tmp_path / "changed" / "README.md").read_text(encoding="utf8")
     assert changed != card and "- **License:** mit" in changed
+
+
+def test_the_loaded_card_text_is_kept_and_replaced_after_training(splade: SparseEncoder, tmp_path) -> None:
+    first = tmp_path / "first"
+    splade.save(str(first))
+    card = (first / "README.md").read_text(encoding="utf8")
+    loaded = SparseEncoder(str(first))
+    assert loaded._model_card_text == card
+    loaded.save(str(tmp_path / "copy"))  # nothing new recorded: the card is written unchanged
+    assert (tmp_path / "copy" / "README.md").read_text(encoding="utf8") == card
+    SparseEncoderTrainer(model=loaded, loss=SpladeLoss(loaded, SparseMultipleNegativesRankingLoss(loaded),
+                                                       document_regularizer_weight=3e-5,
+                                                       query_regularizer_weight=5e-5))
+    loaded.save(str(tmp_path / "trained"))
+    trained = (tmp_path / "trained" / "README.md").read_text(encoding="utf8")
+    assert trained != card and "SpladeLoss" in trained
+    assert SparseEncoder(str(tmp_path / "trained"))._model_card_text == trained

@@ -568,6 +568,12 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
         return self.max_seq_length
 
     @property
+    def _model_card_text(self) -> str | None:
+        """The README.md the model was loaded with when it is a sparse encoder's card, else None (sentence-transformers
+        scripts and tests read this attribute)."""
+        return self.model_card_data.loaded_card
+
+    @property
     def transformers_model(self) -> Any:
         """The first Hugging Face ``PreTrainedModel`` inside the model (a Router's routes included), or None."""
         return next((m.auto_model for m in self.modules() if hasattr(m, "auto_model")), None)

@@ -365,7 +365,7 @@ def _usage(c: dict[str, Any]) -> str:
     examples = c.get("usage_examples") or _DEFAULT_EXAMPLES
     dim = c.get("output_dimensionality") or "D"
     st_lines = ["from sentence_transformers import SparseEncoder", "",
-                "# The model, from the Hugging Face Hub or a local folder", f"model = SparseEncoder({model_id!r})",
+                "# The model, from the Hugging Face Hub or a local folder", f"model = SparseEncoder({json.dumps(model_id)})",
                 "texts = [", *[f"    {text!r}," for text in examples], "]", "embeddings = model.encode(texts)",
                 "print(embeddings.shape)", f"# [{len(examples)}, {dim}]", "",
                 "# Similarity of every text with every other", "similarities = model.similarity(embeddings, embeddings)"]
@@ -374,7 +374,7 @@ def _usage(c: dict[str, Any]) -> str:
     else:
         st_lines += ["print(similarities.shape)", f"# [{len(examples)}, {len(examples)}]"]
     query, documents = examples[0], examples[1:] or examples[:1]
-    sk_lines = ["from spladekit import SparseEncoder", "", f"model = SparseEncoder({model_id!r})",
+    sk_lines = ["from spladekit import SparseEncoder", "", f"model = SparseEncoder({json.dumps(model_id)})",
                 f"query_embeddings = model.encode_query([{query!r}])",
                 "document_embeddings = model.encode_document([", *[f"    {d!r}," for d in documents], "])",
                 "scores = model.similarity(query_embeddings, document_embeddings)",

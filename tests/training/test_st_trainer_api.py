@@ -14,6 +14,7 @@ import torch
 from datasets import Dataset, DatasetDict
 from transformers import TrainerCallback
 
+from spladekit import SparseEncoder
 from spladekit.losses import SparseMultipleNegativesRankingLoss, SpladeLoss
 from spladekit.training import (
     SparseEncoderDataCollator,
@@ -252,8 +253,8 @@ def test_override_model_in_loss_repoints_every_wrapped_loss(tiny_splade, tmp_pat
     loss = SpladeLoss(tiny_splade, SparseMultipleNegativesRankingLoss(tiny_splade), document_regularizer_weight=3e-5,
                       query_regularizer_weight=5e-5)
     assert trainer.override_model_in_loss(loss, other) is loss
-    holders = [m for m in loss.modules() if hasattr(m, "model")]
-    assert len(holders) >= 2 and all(m.model is other for m in holders)
+    holders = [m for m in loss.modules() if isinstance(getattr(m, "model", None), SparseEncoder)]  # the losses
+    assert len(holders) == 4 and all(m.model is other for m in holders)  # SpladeLoss, the MNRL, two regularizers
 
 
 def test_add_dataset_name_column(tiny_splade, tmp_path):
