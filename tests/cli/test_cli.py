@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -215,7 +216,8 @@ def test_example_configs_are_valid(name):
     assert Path(config.data.beir).samefile(root / "assets" / "data" / "scifact") and config.data.split == "train"
     assert config.evaluation.split == "test" and config.training["seed"] == 12
     accepted = set(inspect.signature(mine_hard_negatives).parameters)
-    assert set(config.data.hard_negatives or {}) <= accepted
+    # besides mine_hard_negatives' arguments, the scorer of the fused score and BM25's settings
+    assert set(config.data.hard_negatives or {}) <= accepted | {"scorer", "k1", "b", "stopwords", "stemmer"}
     assert set(config.loss.target_sparsity or {}) <= set(inspect.signature(SpladeTargetSparsityCallback).parameters)
 
 
@@ -254,6 +256,89 @@ def test_bm25_negatives_join_the_model_negatives(saved_tiny, beir_folder, tmp_pa
 def test_bad_bm25_negatives_name_the_key(saved_tiny, beir_folder, tmp_path, capsys, bm25, message):
     config = write_config(tmp_path, saved_tiny, beir_folder,
                           data={"hard_negatives": {"num_negatives": 1, "range_max": 8}, "bm25_negatives": bm25})
+    assert main(["train", str(config)]) == 2
+    assert message in capsys.readouterr().err
+
+
+@requires_bm25
+def test_a_hybrid_scorer_mines_and_scores_the_teacher_labels(saved_tiny, beir_folder, tmp_path):
+    from spladekit.cli.train import load_training_data, mine_negatives
+    from spladekit.index import mine_hard_negatives
+    from spladekit.index.bm25 import BM25
+    from spladekit.index.hybrid import HybridScorer
+
+    mining = {"num_negatives": 2, "range_max": 8, "output_format": "n-tuple", "output_scores": True,
+              "scorer": {"model": 0.5, "bm25": 1.5}, "k1": 1.2}
+    config = write_config(tmp_path, saved_tiny, beir_folder, data={"hard_negatives": mining},
+                          loss={"base_loss": "SparseContrastiveDistillLoss",
+                                "base_loss_args": {"contrastive_weight": 0.5, "distill_weight": 2.0}})
+    loaded = load_train_config(str(config))
+    pairs = load_training_data(loaded.data)
+    model = SparseEncoder(saved_tiny, device="cpu")
+    mined = mine_negatives(loaded.data, pairs, model)
+    corpus = list(DOCS.values())
+    teacher = HybridScorer({"model": model, "bm25": BM25(corpus, k1=1.2)}, {"model": 0.5, "bm25": 1.5})
+    expected = mine_hard_negatives(pairs, teacher, corpus=corpus, num_negatives=2, range_max=8,
+                                   output_format="n-tuple", output_scores=True, verbose=False)
+    assert mined.column_names == ["query", "document", "negative_1", "negative_2", "scores"]
+    assert len(mined) == 8
+    assert mined.remove_columns("scores").to_dict() == expected.remove_columns("scores").to_dict()
+    # the positives' scores are float32 dot products: two encodings of the same texts may round a last bit apart
+    np.testing.assert_allclose(mined["scores"], expected["scores"], rtol=1e-6)
+    # the scores are the fused ones: model and BM25 scores recomputed separately, weighted and summed
+    row = mined[0]
+    texts = [row["document"], row["negative_1"], row["negative_2"]]
+    bm25 = BM25(corpus, k1=1.2)
+    model_scores = model.similarity(model.encode_query([row["query"]]), model.encode_document(texts))[0]
+    bm25_scores = (bm25.encode_query([row["query"]]) @ bm25.encode_document(texts).T).toarray()[0]
+    np.testing.assert_allclose(row["scores"], 0.5 * model_scores.numpy() + 1.5 * bm25_scores, rtol=1e-4, atol=1e-4)
+
+    # in-batch contrastive + KL distillation on those labels, each term logged at each step
+    assert main(["train", str(config), "--override", "evaluation=null"]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    steps = [e for e in metrics["log_history"] if "loss" in e]
+    assert metrics["train_rows"] == 8 and len(steps) == 3 and all(math.isfinite(e["loss"]) for e in steps)
+    assert all(e["contrastive_loss"] > 0 and e["distill_loss"] > 0 for e in steps)
+
+
+def test_the_contrastive_distill_loss_and_its_weights_come_from_yaml(saved_tiny, beir_folder, tmp_path):
+    from spladekit.cli.train import build_loss
+    from spladekit.losses import SparseContrastiveDistillLoss, SparseMultipleNegativesRankingLoss
+
+    config = write_config(tmp_path, saved_tiny, beir_folder, loss={
+        "base_loss": "SparseContrastiveDistillLoss",
+        "base_loss_args": {"contrastive_weight": 0.5, "distill_weight": 2, "temperature": 3.0}})
+    loss = build_loss(load_train_config(str(config)).loss, SparseEncoder(saved_tiny, device="cpu"))
+    assert isinstance(loss.loss, SparseContrastiveDistillLoss)
+    assert isinstance(loss.loss.contrastive_loss, SparseMultipleNegativesRankingLoss)
+    assert (loss.loss.contrastive_weight, loss.loss.distill_weight, loss.loss.distill_loss.temperature) == (0.5, 2.0,
+                                                                                                         3.0)
+    assert (loss.query_regularizer_weight, loss.document_regularizer_weight) == (5e-5, 3e-5)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"distill_weight": -1}, "loss.base_loss_args: distill_weight must be a finite number >= 0"),
+    ({"weight": 1}, "loss.base_loss_args do not fit SparseContrastiveDistillLoss: "),
+])
+def test_bad_base_loss_args_name_the_key(saved_tiny, beir_folder, tmp_path, capsys, arguments, message):
+    config = write_config(tmp_path, saved_tiny, beir_folder, loss={"base_loss": "SparseContrastiveDistillLoss",
+                                                                  "base_loss_args": arguments})
+    assert main(["train", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@requires_bm25
+@pytest.mark.parametrize("mining, message", [
+    ({"num_negatives": 1, "scorer": {"model": 1, "cross": 1}},
+     "data.hard_negatives.scorer is {'cross': 1, 'model': 1}"),  # the YAML writer sorted the keys
+    ({"num_negatives": 1, "scorer": "bm25"}, "give the weight of each scorer of the fused score"),
+    ({"num_negatives": 1, "scorer": {"model": 1, "bm25": -2}}, "data.hard_negatives.scorer: weights['bm25'] must be"),
+    ({"num_negatives": 1, "scorer": {"model": 1, "bm25": 1}, "b": 2}, "data.hard_negatives.scorer: b must be"),
+    ({"num_negatives": 1, "k1": 1.2}, "data.hard_negatives.k1 sets BM25, but the negatives are mined by the model"),
+])
+def test_bad_scorers_name_the_key(saved_tiny, beir_folder, tmp_path, capsys, mining, message):
+    config = write_config(tmp_path, saved_tiny, beir_folder, data={"hard_negatives": mining})
     assert main(["train", str(config)]) == 2
     assert message in capsys.readouterr().err
 

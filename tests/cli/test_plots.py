@@ -34,6 +34,15 @@ def test_the_summary_row_is_not_a_point_and_curves_differ_in_style():
     assert figures["metrics"][0].steps == [2]
 
 
+def test_named_ranking_terms_share_the_loss_figure():
+    history = [{"loss": 3.0, "contrastive_loss": 1.0, "distill_loss": 1.9, "document_regularizer_loss": 0.1,
+                "step": 1}, {"eval_beir_loss": 2.0, "eval_beir_document_regularizer_loss": 0.1, "step": 1}]
+    figures = figure_curves(history)
+    assert [c.key for c in figures["loss"]] == ["contrastive_loss", "distill_loss", "eval_beir_loss", "loss"]
+    assert [c.key for c in figures["regularizers"]] == ["document_regularizer_loss",
+                                                        "eval_beir_document_regularizer_loss"]
+
+
 def test_pngs_are_written(tmp_path):
     pytest.importorskip("matplotlib")
     written = save_training_plots(HISTORY, str(tmp_path))

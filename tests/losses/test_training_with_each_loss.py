@@ -39,6 +39,8 @@ def _splade(model, base, **kw):
     return L.SpladeLoss(model, base, document_regularizer_weight=3e-5, query_regularizer_weight=5e-5, **kw)
 
 
+# SparseContrastiveDistillLoss trains splade-tiny in tests/losses/test_sparse_contrastive_distill.py, which also
+# checks that its two terms are logged.
 LOSSES = {
     "SpladeLoss(MNRL)": ("pairs", lambda m: _splade(m, L.SparseMultipleNegativesRankingLoss(m))),
     "SpladeLoss(MNRL, hard negatives)": ("triplets", lambda m: _splade(m, L.SparseMultipleNegativesRankingLoss(m))),

@@ -83,7 +83,10 @@ class DataConfig:
     rename: dict[str, str] = field(default_factory=dict)
     max_rows: int | None = None
     # Arguments of mine_hard_negatives, e.g. {num_negatives: 3}; its corpus is a BEIR folder or a list of texts
-    # (default: the whole corpus of data.beir; else the dataset's own positives).
+    # (default: the whole corpus of data.beir; else the dataset's own positives). Its `scorer` key mines (and, with
+    # output_scores, scores: a teacher's labels) by a weighted sum of the model's and BM25's scores instead of the
+    # model's, e.g. {scorer: {model: 0.5, bm25: 1.14}} (spladekit.index.hybrid.HybridScorer; BM25's k1, b, stopwords
+    # and stemmer may be given beside it).
     hard_negatives: dict[str, Any] | None = None
     # BM25 negatives (spladekit.index.bm25.BM25, needs the bm25 extra), mined from the same corpus with the same rules:
     # mine_hard_negatives arguments plus BM25's k1, b, stopwords and stemmer, e.g. {num_negatives: 1, range_max: 50}.

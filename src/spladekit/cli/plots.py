@@ -49,8 +49,8 @@ def plot_groups(log_history: list[dict[str, Any]]) -> dict[str, list[str]]:
     """Which logged keys go in which figure: loss, regularizer terms, active dimensions, evaluator metrics."""
     keys = sorted({key for row in training_rows(log_history) for key in row})
     groups = {
-        "loss": [k for k in keys if k in ("loss", "base_loss") or (k.startswith("eval_") and k.endswith("_loss")
-                                                                    and "regularizer" not in k)],
+        # the loss and its ranking terms (base_loss, or e.g. contrastive_loss and distill_loss), train and eval
+        "loss": [k for k in keys if k == "loss" or (k.endswith("_loss") and "regularizer" not in k)],
         "regularizers": [k for k in keys if "regularizer" in k and k.endswith("_loss")],
         "regularizer_weights": [k for k in keys if k.endswith("regularizer_weight")],
         "active_dims": [k for k in keys if k.endswith("active_dims")],

@@ -108,9 +108,51 @@ def training_data_reference(config: DataConfig) -> dict[str, str]:
     return {"name": config.hub, "id": config.hub}
 
 
+_BM25_KEYS = ("k1", "b", "stopwords", "stemmer")
+_SCORER_NAMES = ("model", "bm25")
+
+
+def _bm25(mining: dict[str, Any], pairs: Dataset, key: str) -> Any:
+    """BM25 with the ``k1``, ``b``, ``stopwords`` and ``stemmer`` popped from ``mining``, fitted on the candidates
+    mining searches: the corpus and every positive."""
+    from spladekit.index.bm25 import BM25
+
+    bm25_args = {name: mining.pop(name) for name in _BM25_KEYS if name in mining}
+    fit_on = list(dict.fromkeys([*(mining.get("corpus") or []), *pairs[pairs.column_names[1]]]))
+    try:
+        return BM25(fit_on, **bm25_args)
+    except (TypeError, ValueError) as exc:
+        raise ConfigKeyError(f"data.{key}: {exc}") from None
+
+
+def _scorer(mining: dict[str, Any], pairs: Dataset, model: SparseEncoder) -> Any:
+    """The model, or with ``scorer: {model: w1, bm25: w2}`` the HybridScorer of their weighted scores."""
+    weights = mining.pop("scorer", None)
+    if weights is None:
+        extra = [name for name in _BM25_KEYS if name in mining]
+        if extra:
+            raise ConfigKeyError(f"data.hard_negatives.{extra[0]} sets BM25, but the negatives are mined by the model "
+                                 "alone; add bm25 to data.hard_negatives.scorer (e.g. scorer: {model: 0.5, bm25: "
+                                 "1.0}) or remove it.")
+        return model
+    if not isinstance(weights, dict) or not weights or set(weights) - set(_SCORER_NAMES):
+        raise ConfigKeyError(f"data.hard_negatives.scorer is {weights!r}; give the weight of each scorer of the fused "
+                             f"score, among {list(_SCORER_NAMES)}, e.g. {{model: 0.5, bm25: 1.14}}.")
+    from spladekit.index.hybrid import HybridScorer
+
+    scorers: dict[str, Any] = {}
+    for name in weights:
+        scorers[name] = model if name == "model" else _bm25(mining, pairs, "hard_negatives.scorer")
+    try:
+        return HybridScorer(scorers, weights)
+    except (TypeError, ValueError) as exc:
+        raise ConfigKeyError(f"data.hard_negatives.scorer: {exc}") from None
+
+
 def mine_negatives(config: DataConfig, pairs: Dataset, model: SparseEncoder) -> Dataset:
-    """``pairs`` with the negatives ``data.hard_negatives`` (mined by the model) and ``data.bm25_negatives`` (by
-    BM25) ask for; with both, the two mined datasets one after the other."""
+    """``pairs`` with the negatives ``data.hard_negatives`` (mined by the model, or by the fused score of the model
+    and BM25 its ``scorer`` names) and ``data.bm25_negatives`` (by BM25) ask for; with both, the two mined datasets
+    one after the other."""
     from datasets import concatenate_datasets
 
     from spladekit.index import mine_hard_negatives
@@ -127,17 +169,7 @@ def mine_negatives(config: DataConfig, pairs: Dataset, model: SparseEncoder) -> 
             mining["corpus"] = list(load_beir_corpus(source).values())
         elif source is not None:
             mining["corpus"] = source
-        miner: Any = model
-        if key == "bm25_negatives":
-            from spladekit.index.bm25 import BM25
-
-            bm25_args = {name: mining.pop(name) for name in ("k1", "b", "stopwords", "stemmer") if name in mining}
-            # BM25 statistics over the candidates mining searches: the corpus and every positive
-            fit_on = list(dict.fromkeys([*(mining.get("corpus") or []), *pairs[pairs.column_names[1]]]))
-            try:
-                miner = BM25(fit_on, **bm25_args)
-            except (TypeError, ValueError) as exc:
-                raise ConfigKeyError(f"data.bm25_negatives: {exc}") from None
+        miner = _bm25(mining, pairs, key) if key == "bm25_negatives" else _scorer(mining, pairs, model)
         try:
             mined.append(mine_hard_negatives(pairs, miner, **mining))
         except ArgumentError as exc:  # a bad value (also a TypeError), not an unknown key
@@ -245,7 +277,12 @@ def build_loss(config: LossConfig, model: SparseEncoder) -> Any:
         if config.base_loss not in base_losses():
             raise ConfigKeyError(f"loss.base_loss is {config.base_loss!r}; the accepted values are "
                                  f"{base_losses()}.")
-        kwargs["loss"] = loss_spec(config.base_loss).cls(model, **config.base_loss_args)
+        try:
+            kwargs["loss"] = loss_spec(config.base_loss).cls(model, **config.base_loss_args)
+        except ValueError as exc:  # a value the base loss refuses (its checks' errors are ValueErrors)
+            raise ConfigKeyError(f"loss.base_loss_args: {exc}") from None
+        except TypeError as exc:  # an argument the base loss does not have
+            raise ConfigKeyError(f"loss.base_loss_args do not fit {config.base_loss}: {exc}.") from None
     if not spec.takes_regularizer_weights and spec.wraps_base_loss and config.args == LossConfig().args:
         kwargs = {k: v for k, v in kwargs.items() if k == "loss"}  # the SPLADE default weights do not apply
     try:

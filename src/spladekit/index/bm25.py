@@ -20,6 +20,7 @@ Reference: Robertson and Zaragoza, "The Probabilistic Relevance Framework: BM25 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,6 +58,7 @@ class BM25:
         self._bm25s = require("bm25s", "bm25")
         self.stopwords = stopwords
         self._stemmer = None
+        self._stemmer_language = stemmer
         if stemmer is not None:
             stemming = require("Stemmer", "bm25", "PyStemmer")
             try:
@@ -81,6 +83,15 @@ class BM25:
     @property
     def vocab_size(self) -> int:
         return len(self.vocabulary)
+
+    def cache_fingerprint(self) -> str:
+        """A digest of the settings and the fitted statistics (vocabulary, idf, average length): two BM25 with
+        equal digests encode every text alike, so mining may reuse their cached vectors."""
+        digest = hashlib.sha256("\n".join(self.vocabulary).encode("utf8"))
+        digest.update(self.idf.astype(np.float64).tobytes())
+        stemmer = None if self._stemmer is None else self._stemmer_language
+        return (f"BM25|k1={self.k1!r}|b={self.b!r}|stopwords={self.stopwords!r}|stemmer={stemmer!r}|"
+                f"N={self.num_documents}|avgdl={self.average_length!r}|{digest.hexdigest()}")
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
         """bm25s' tokens of each text: lower-cased words of 2+ characters, stopwords removed, stemmed."""

@@ -386,7 +386,7 @@ class _Encoder:
         if self.cache_folder is None:
             return None
         digest = hashlib.sha256()
-        for part in (role, repr(prompt_name), repr(prompt), _model_fingerprint(self.model), *texts):
+        for part in (role, repr(prompt_name), repr(prompt), scorer_fingerprint(self.model), *texts):
             digest.update(part.encode("utf8"))
             digest.update(b"\0")
         return os.path.join(self.cache_folder, f"{role}_embeddings_{digest.hexdigest()[:16]}.npz")
@@ -397,10 +397,16 @@ class _Encoder:
             self.pool = None
 
 
-def _model_fingerprint(model: Any) -> str:
-    """The model's class, name and a digest of its weights (so a trained model never reuses stale vectors)."""
-    parts = [type(model).__name__, str(getattr(getattr(model, "model_card_data", None), "base_model", None))]
-    state = model.state_dict() if hasattr(model, "state_dict") else {}
+def scorer_fingerprint(scorer: Any) -> str:
+    """What identifies a scorer's vectors, for the embedding cache: its own ``cache_fingerprint()`` (BM25,
+    :class:`~spladekit.index.hybrid.HybridScorer`), or for a model its class, base model, ``max_seq_length`` and a
+    digest of its weights (so a trained or re-configured model never reuses stale vectors)."""
+    own = getattr(scorer, "cache_fingerprint", None)
+    if callable(own):
+        return str(own())
+    parts = [type(scorer).__name__, str(getattr(getattr(scorer, "model_card_data", None), "base_model", None)),
+             f"max_seq_length={getattr(scorer, 'max_seq_length', None)}"]
+    state = scorer.state_dict() if hasattr(scorer, "state_dict") else {}
     for name, tensor in state.items():
         parts.append(f"{name}:{tuple(tensor.shape)}:{float(tensor.detach().double().sum()):.12e}")
     return "|".join(parts)

@@ -29,6 +29,7 @@ from spladekit.losses.similarity import (
 )
 from spladekit.losses.sparse_angle import SparseAnglELoss
 from spladekit.losses.sparse_cosent import SparseCoSENTLoss
+from spladekit.losses.sparse_contrastive_distill import SparseContrastiveDistillLoss
 from spladekit.losses.sparse_cosine_similarity import SparseCosineSimilarityLoss
 from spladekit.losses.sparse_distill_kl_div import SparseDistillKLDivLoss
 from spladekit.losses.sparse_margin_mse import SparseMarginMSELoss
@@ -55,6 +56,7 @@ __all__ = [
     "PartitionMode",
     "SparseAnglELoss",
     "SparseCoSENTLoss",
+    "SparseContrastiveDistillLoss",
     "SparseCosineSimilarityLoss",
     "SparseDistillKLDivLoss",
     "SparseLoss",

@@ -24,6 +24,7 @@ from spladekit.losses.cached_splade import CachedSpladeLoss
 from spladekit.losses.csr import CSRLoss
 from spladekit.losses.csr_reconstruction import CSRReconstructionLoss
 from spladekit.losses.sparse_angle import SparseAnglELoss
+from spladekit.losses.sparse_contrastive_distill import SparseContrastiveDistillLoss
 from spladekit.losses.sparse_cosent import SparseCoSENTLoss
 from spladekit.losses.sparse_cosine_similarity import SparseCosineSimilarityLoss
 from spladekit.losses.sparse_distill_kl_div import SparseDistillKLDivLoss
@@ -56,6 +57,7 @@ _SPECS = (
     LossSpec(CSRReconstructionLoss),
     LossSpec(SparseAnglELoss),
     LossSpec(SparseCoSENTLoss),
+    LossSpec(SparseContrastiveDistillLoss),
     LossSpec(SparseCosineSimilarityLoss),
     LossSpec(SparseDistillKLDivLoss),
     LossSpec(SparseMarginMSELoss),
