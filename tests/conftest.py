@@ -119,3 +119,23 @@ def mount_tmpfs(tmp_path):
     for mount_point in mounted:
         if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode != 0:
             subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+# ----- tiny masked-LM models of each known architecture (imported by tests: from conftest import ...) -------
+def tiny_masked_lm(kind: str):
+    """A randomly initialised 1-layer masked-LM of ``kind`` ("bert", "distilbert" or "roberta"), hidden 16."""
+    import transformers
+
+    torch.manual_seed(0)
+    common = {"vocab_size": 99, "max_position_embeddings": 64}
+    if kind == "bert":
+        return transformers.BertForMaskedLM(transformers.BertConfig(
+            hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, **common))
+    if kind == "distilbert":
+        return transformers.DistilBertForMaskedLM(transformers.DistilBertConfig(
+            dim=16, n_layers=1, n_heads=2, hidden_dim=32, **common))
+    if kind == "roberta":
+        return transformers.RobertaForMaskedLM(transformers.RobertaConfig(
+            hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, pad_token_id=1,
+            **common))
+    raise AssertionError(kind)

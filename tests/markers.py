@@ -18,6 +18,7 @@ requires_onnxscript = pytest.mark.skipif(not _installed("onnx", "onnxruntime", "
 requires_openvino = pytest.mark.skipif(not _installed("openvino", "onnx"),
                                        reason="needs the openvino extra: pip install -e '.[openvino]'")
 requires_peft = pytest.mark.skipif(not _installed("peft"), reason="needs the peft extra: pip install -e '.[peft]'")
+requires_cuda = pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
 requires_ray = pytest.mark.skipif(not _installed("ray"), reason="needs the ray extra: pip install -e '.[ray]'")
 requires_bm25 = pytest.mark.skipif(not _installed("bm25s", "Stemmer"),
                                    reason="needs the bm25 extra: pip install -e '.[bm25]'")

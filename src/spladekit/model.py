@@ -210,13 +210,23 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
                 return dim
         return None
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None) -> None:
-        """Turns on gradient checkpointing in every transformer backbone (less memory, more compute)."""
+    def activation_checkpointing_enable(self, activation_checkpointing_kwargs: dict[str, Any] | None = None,
+                                        every_n_layers: int = 1, offload: bool = False) -> None:
+        """Turns on activation checkpointing in every transformer backbone: each layer keeps only its input and
+        recomputes the rest in the backward pass (less memory, about a third more compute). The trainer calls
+        it for ``activation_checkpointing=True`` (or the older ``gradient_checkpointing=True``); the fused SPLADE
+        head, packed texts and the lean attention's dropout masks are recomputed exactly."""
         backbones = [m.auto_model for m in self.modules() if hasattr(m, "auto_model")]
         if not backbones:
-            raise ValueError("This model has no transformer backbone, so gradient checkpointing has nothing to do.")
+            raise ValueError("This model has no transformer backbone, so activation checkpointing has nothing to do.")
         for backbone in backbones:
-            backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
+            backbone.activation_checkpointing_enable(activation_checkpointing_kwargs, every_n_layers=every_n_layers,
+                                                     offload=offload)
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None,
+                                      **kwargs: Any) -> None:
+        """The older name of :meth:`activation_checkpointing_enable`."""
+        self.activation_checkpointing_enable(gradient_checkpointing_kwargs, **kwargs)
 
     # ----- forward ---------------------------------------------------------------------------------------
     def tokenize(self, texts: str | list[str], task: str | None = None,

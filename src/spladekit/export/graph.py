@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from spladekit.checks import check_int
 from spladekit.modules.dense import Dense
-from spladekit.modules.fused_splade_head import MLMHead, resolve_mlm_head
+from spladekit.modules.mlm_head import MLMHead, resolve_mlm_head
 from spladekit.modules.normalize import Normalize
 from spladekit.modules.pooling import Pooling
 from spladekit.modules.router import Router

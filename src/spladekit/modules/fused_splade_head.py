@@ -29,21 +29,26 @@ Ties in the max (two kept tokens with the same largest logit) send the whole gra
 where autograd splits it between them; both are valid subgradients, and exact ties do not occur with float
 logits in practice (under bf16 autocast near-ties do, and the fp32 recomputation picks the better token).
 
-Architectures that fuse (the masked-LM classes below, matched exactly so that a subclass with its own forward
-falls back): BERT (``BertForMaskedLM``: ``cls.predictions.transform`` then ``decoder``; the SPLADE
-checkpoints), DistilBERT (``vocab_transform`` -> activation -> ``vocab_layer_norm`` -> ``vocab_projector``),
-RoBERTa, XLM-RoBERTa and CamemBERT (``lm_head``: ``dense`` -> gelu -> ``layer_norm`` -> ``decoder``). The
-decoder is the model's ``get_output_embeddings()``. Any other model runs the plain path (full logits, then
-:class:`~spladekit.modules.SpladePooling`), as do subclasses of the two modules that override ``forward``,
-modules with forward hooks, and every model with ``SparseEncoder.fuse_splade_head = False``.
+Packed texts. Where the model runs spladekit's attention (the default for models loaded with sdpa), the encoder
+runs on the batch's real tokens only, laid end to end (:mod:`~spladekit.modules.packing`); the head then gets
+(B, T, H) states with zeros at padding, which the attention mask leaves out as before.
+
+Architectures that fuse: those of :mod:`~spladekit.modules.mlm_head` (BERT, DistilBERT, RoBERTa, XLM-RoBERTa,
+CamemBERT masked-LM classes, matched exactly so that a subclass with its own forward falls back). Any other model
+runs the plain path (full logits, then :class:`~spladekit.modules.SpladePooling`), as do subclasses of the two
+modules that override ``forward``, modules with forward hooks, and every model with
+``SparseEncoder.fuse_splade_head = False``.
+
+Host synchronisation on a GPU: the forward pass has none (its chunks come from the batch's shape, padding masked);
+the backward pass reads the number of active (text, term) pairs and where each term's pairs end (``nonzero`` and
+one ``tolist``): two synchronisations per call, which a sparse backward of data-dependent size needs. On the CPU,
+where reading a value costs nothing, the forward pass reads the texts' lengths to skip padding.
 
 Reference: Formal et al., "SPLADE v2", 2021 (arXiv:2109.10086), for the max-pooled SPLADE representation.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,75 +56,29 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from spladekit.modules.mlm_head import head_builders, resolve_mlm_head
 from spladekit.modules.module import run_modules  # noqa: F401 - moved to module.py, importable from here
 from spladekit.modules.splade_pooling import PoolingStrategy, SpladeActivation, SpladePooling
 from spladekit.modules.transformer import MLMTransformer
 
-# Token positions projected at a time: (V, 128) logits of a 30k vocabulary are 16 MB in fp32, 8 MB in bf16. On
-# the 2-core CPU this was tuned on, 128 and 256 run at the same speed per token, 64 is 1.3x slower; the smaller
-# block keeps the training step's peak memory lower.
-DEFAULT_CHUNK_TOKENS = 128
-# Active terms handled at a time in the backward pass: its (block, B, T) fp32 buffer is 4 MB at B x T = 4096.
+# Token positions projected at a time: the (V, c) block of logits is kept under _CHUNK_BYTES, and c is a power
+# of two from 32 to 256. On an AMX CPU (hidden 768, one core, bf16) the product runs at 0.95 TFLOP/s with 128
+# tokens and 1.3 with 256 for 30,522 terms; for 250,002 terms 128 and 256 both run at 0.65 (the block's writes
+# bound it), so 128 there keeps the block at 64 MB.
+MAX_CHUNK_TOKENS = 256
+_CHUNK_BYTES = 64 << 20
+# Active terms handled at a time in the backward pass: its (block, B * T) buffer of recomputed logits.
 _BACKWARD_BLOCK = 256
 
 
-@dataclass(frozen=True)
-class MLMHead:
-    """The parts of a masked-LM model the fused head runs: encoder, head transform, decoder (a Linear)."""
-
-    encoder: nn.Module
-    transform: Callable[[Tensor], Tensor]
-    decoder: nn.Linear
-
-    def hidden_states(self, model_inputs: dict[str, Tensor]) -> Tensor:
-        """Everything before the decoder: (B, T, H) transform output, as the masked-LM forward computes it."""
-        output = self.encoder(**model_inputs, return_dict=True)
-        return self.transform(output.last_hidden_state)
-
-
-def _bert_head(model: Any) -> MLMHead:
-    predictions = model.cls.predictions
-    return MLMHead(model.bert, predictions.transform, predictions.decoder)
-
-
-def _roberta_head(model: Any) -> MLMHead:
-    from transformers.activations import gelu
-
-    head = model.lm_head
-    return MLMHead(model.roberta, lambda x: head.layer_norm(gelu(head.dense(x))), head.decoder)
-
-
-def _distilbert_head(model: Any) -> MLMHead:
-    return MLMHead(model.distilbert,
-                   lambda x: model.vocab_layer_norm(model.activation(model.vocab_transform(x))),
-                   model.vocab_projector)
-
-
-@functools.cache
-def _head_builders() -> dict[type, Callable[[Any], MLMHead]]:
-    from transformers import (
-        BertForMaskedLM,
-        CamembertForMaskedLM,
-        DistilBertForMaskedLM,
-        RobertaForMaskedLM,
-        XLMRobertaForMaskedLM,
-    )
-
-    return {BertForMaskedLM: _bert_head, DistilBertForMaskedLM: _distilbert_head, RobertaForMaskedLM: _roberta_head,
-            XLMRobertaForMaskedLM: _roberta_head, CamembertForMaskedLM: _roberta_head}
-
-
-def resolve_mlm_head(auto_model: nn.Module) -> MLMHead | None:
-    """The fusable parts of a Hugging Face masked-LM model, or None when its architecture is not one of the
-    known ones (or its output embeddings are not the expected ``nn.Linear`` decoder)."""
-    builder = _head_builders().get(type(auto_model))
-    if builder is None:
-        return None
-    head = builder(auto_model)
-    decoder = auto_model.get_output_embeddings()
-    if decoder is not head.decoder or not isinstance(decoder, nn.Linear):
-        return None
-    return head
+def default_chunk_tokens(vocab: int, dtype: torch.dtype) -> int:
+    """Token positions per product for a vocabulary of ``vocab`` terms computed in ``dtype``: the largest power of
+    two in [32, 256] whose (vocab, tokens) block of logits fits in 64 MB."""
+    fits = _CHUNK_BYTES // max(1, vocab * torch.tensor([], dtype=dtype).element_size())
+    tokens = MAX_CHUNK_TOKENS
+    while tokens > 32 and tokens > fits:
+        tokens //= 2
+    return tokens
 
 
 def can_fuse(first: nn.Module, second: nn.Module) -> bool:
@@ -142,17 +101,18 @@ def fused_splade_forward(mlm: MLMTransformer, pooling: SpladePooling, features: 
     Unlike the plain path it sets no ``token_embeddings`` (the (B, T, V) logits are never built)."""
     head = resolve_mlm_head(mlm.auto_model)
     if head is None:
-        raise ValueError(f"The fused SPLADE head supports {sorted(c.__name__ for c in _head_builders())}, got "
+        raise ValueError(f"The fused SPLADE head supports {sorted(c.__name__ for c in head_builders())}, got "
                          f"{type(mlm.auto_model).__name__}. Check can_fuse(mlm, pooling) first, or run the modules "
                          "one after the other (SparseEncoder.fuse_splade_head = False).")
-    hidden = head.hidden_states(mlm.model_inputs(features))  # (B, T, H)
+    hidden = head.hidden_states(mlm.model_inputs(features), pack=mlm.pack_texts)  # (B, T, H)
     # A decoder tied to the input embeddings, which this forward looks its input ids up in, also gets their dense
     # gradient in the same backward pass: its own part can then be sparse (see splade_max_pool).
     embeddings = mlm.auto_model.get_input_embeddings()
     tied = embeddings is not None and embeddings.weight is head.decoder.weight and "input_ids" in features
+    chunk_tokens = pooling.chunk_size or default_chunk_tokens(head.decoder.weight.shape[0],
+                                                              _compute_dtype(hidden, head.decoder.weight))
     pooled = splade_max_pool(hidden, head.decoder.weight, head.decoder.bias, features["attention_mask"],
-                             pooling.activation, pooling.chunk_size or DEFAULT_CHUNK_TOKENS,
-                             sparse_weight_grad=tied)
+                             pooling.activation, chunk_tokens, sparse_weight_grad=tied)
     if pooling.embedding_dimension is None:
         pooling.embedding_dimension = pooled.shape[1]
     features["sentence_embedding"] = pooled
@@ -166,7 +126,7 @@ def splade_max_pool(
     bias: Tensor | None,
     attention_mask: Tensor,
     activation: SpladeActivation | str = SpladeActivation.RELU,
-    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    chunk_tokens: int | None = None,
     sparse_weight_grad: bool = False,
 ) -> Tensor:
     """SPLADE-max of ``hidden @ weight.T + bias`` over the tokens ``attention_mask`` keeps, without the logits.
@@ -178,7 +138,7 @@ def splade_max_pool(
         attention_mask: (B, T); tokens where it is 0 are left out.
         activation: "relu" (log(1 + relu(x))) or "log1p_relu" (log(1 + log(1 + relu(x)))).
         chunk_tokens: project this many token positions at a time (whole texts, cut to the longest of them,
-            or pieces of a longer text); memory is O(chunk_tokens x V).
+            or pieces of a longer text); memory is O(chunk_tokens x V). None: :func:`default_chunk_tokens`.
         sparse_weight_grad: return the gradient of ``weight`` as a sparse COO tensor (rows of the active terms)
             instead of a dense (V, H) one. Only for a weight that also gets a dense gradient in the same backward
             pass (a decoder tied to the input embeddings): autograd sums the two before ``weight.grad`` is set, so
@@ -190,6 +150,8 @@ def splade_max_pool(
     Differentiable in ``hidden``, ``weight`` and ``bias`` with a sparse backward pass (see the module docstring).
     """
     activation = SpladeActivation(activation)
+    if chunk_tokens is None and weight.ndim == 2:
+        chunk_tokens = default_chunk_tokens(weight.shape[0], _compute_dtype(hidden, weight))
     if isinstance(chunk_tokens, bool) or not isinstance(chunk_tokens, int) or chunk_tokens <= 0:
         raise ValueError(f"chunk_tokens must be a positive integer, got {chunk_tokens!r}.")
     if hidden.ndim != 3 or weight.ndim != 2 or hidden.shape[-1] != weight.shape[-1]:
@@ -257,11 +219,18 @@ def _plan_chunks(attention_mask: Tensor, chunk_tokens: int) -> list[_Chunk]:
 
     Each text spans the columns up to its last kept token. A text longer than ``chunk_tokens`` is split into
     pieces; shorter ones share a chunk, all cut to the longest of them, so a batch of similar lengths (encode
-    sorts texts by length) projects almost no padding, and a chunk of several texts is reduced in one op."""
+    sorts texts by length) projects almost no padding, and a chunk of several texts is reduced in one op.
+    On a GPU the plan comes from the shape alone (whole rows, padding masked): no host synchronisation."""
     kept = attention_mask.ne(0)
+    if kept.device.type != "cpu":  # no host sync on a GPU: every text spans all columns, padding is masked
+        return _plan_from_ends([kept.shape[1]] * kept.shape[0], [-1] * kept.shape[0], chunk_tokens)
     positions = torch.arange(1, kept.shape[1] + 1, device=kept.device)
     ends = (kept * positions).amax(dim=1).tolist() if kept.shape[1] else [0] * kept.shape[0]  # last kept + 1
-    counts = kept.sum(dim=1).tolist()
+    return _plan_from_ends(ends, kept.sum(dim=1).tolist(), chunk_tokens)
+
+
+def _plan_from_ends(ends: list[int], counts: list[int], chunk_tokens: int) -> list[_Chunk]:
+    """The chunks for texts whose last kept token is at ``ends`` - 1 and which keep ``counts`` tokens."""
     order = sorted((row for row in range(len(ends)) if ends[row] > 0), key=lambda row: -ends[row])
     chunks, index = [], 0
     while index < len(order):
@@ -376,9 +345,12 @@ def _activation_grad(x: Tensor, activation: SpladeActivation) -> Tensor:
 class _SpladeMaxPool(torch.autograd.Function):
     """Forward: :func:`_max_logits` then the activation on (B, V).
 
-    Backward: the logits are recomputed for the terms that receive gradient in any text of the batch (their
-    union ``U``, in blocks) to find each (text, term)'s argmax token, and the gradient is put there. Every step
-    is one batched product or gather rather than a per-pair scatter, so the op count stays small."""
+    Backward: the logits of the terms that receive gradient in some text of the batch (their union ``U``, in
+    blocks) are recomputed, in the forward pass's compute dtype (bf16 under autocast), only to find each
+    (text, term)'s argmax token; the gradient then moves as gathers and index-adds over the K active
+    (text, term) pairs: ``dh[b, t] += g W[v]``, ``dW[v] += g h[b, t]``, in fp32. That is one product of
+    O(U x B x T x H) and O(K x H) for the rest, where a dense gradient through the logits would take three
+    products of O(V x B x T x H)."""
 
     @staticmethod
     def forward(ctx: Any, hidden: Tensor, weight: Tensor, bias: Tensor | None, attention_mask: Tensor,
@@ -388,6 +360,7 @@ class _SpladeMaxPool(torch.autograd.Function):
         ctx.activation = activation
         ctx.bias_dtype = bias.dtype if bias is not None else None
         ctx.sparse_weight_grad = sparse_weight_grad
+        ctx.compute_dtype = _compute_dtype(hidden, weight)
         return _activate(max_logits, activation).to(_result_dtype(hidden, weight))  # (B, V)
 
     @staticmethod
@@ -397,40 +370,46 @@ class _SpladeMaxPool(torch.autograd.Function):
         acc = max_logits.dtype
         needs_hidden, needs_weight, needs_bias = ctx.needs_input_grad[:3]
         grad_max = grad_output.to(acc) * _activation_grad(max_logits, ctx.activation)  # (B, V) d out / d max
-        grad_hidden = torch.zeros(hidden.numel() // hidden.shape[-1], hidden.shape[-1], dtype=acc,
-                                  device=hidden.device) if needs_hidden else None  # (B*T, H)
-        grad_weight = None
+        grad_hidden = grad_weight = None
         if needs_hidden or needs_weight:
             batch, length, dim = hidden.shape
-            terms = grad_max.ne(0).any(dim=0).nonzero().squeeze(1)  # (U,) terms with gradient in some text
-            tokens = hidden.reshape(batch * length, dim).to(acc)  # (B*T, H)
+            # The K active (term, text) pairs, ordered by term: each block of terms owns a contiguous run of them.
+            pair_terms, pair_texts = grad_max.t().nonzero().unbind(1)  # (K,), (K,)
+            terms, inverse, counts = torch.unique_consecutive(pair_terms, return_inverse=True, return_counts=True)
+            ends = counts.cumsum(0).tolist()  # (U,) end of each term's pairs
+            pair_grads = grad_max[pair_texts, pair_terms]  # (K,) g
+            tokens_c = hidden.detach().reshape(batch * length, dim).to(ctx.compute_dtype)  # (B*T, H)
             padding = attention_mask.eq(0).unsqueeze(0)  # (1, B, T)
-            # One (block, B*T) buffer for every block: the same allocation is reused, and memory stays bounded.
-            buffer = torch.empty(_BACKWARD_BLOCK, batch * length, dtype=acc, device=hidden.device)
-            grad_rows = torch.empty(len(terms), dim, dtype=acc, device=hidden.device) if needs_weight else None
-            for u0 in range(0, len(terms), _BACKWARD_BLOCK):
-                block = terms[u0:u0 + _BACKWARD_BLOCK]  # (u,)
-                rows = weight.index_select(0, block).to(acc)  # (u, H)
-                scores = torch.mm(rows, tokens.t(), out=buffer[:len(block)])  # (u, B*T) logits less bias
-                argmax = scores.view(-1, batch, length).masked_fill_(padding, float("-inf")).argmax(dim=2)  # (u, B)
-                grad_block = grad_max.index_select(1, block).t().unsqueeze(2)  # (u, B, 1)
-                # (u, B*T): d out / d logit, g[b, v] at each (text, term)'s argmax token and 0 elsewhere
-                grad_logits = scores.zero_().view(-1, batch, length).scatter_(2, argmax.unsqueeze(2), grad_block)
-                grad_logits = grad_logits.view(len(block), -1)
-                if grad_hidden is not None:  # d h = grad_logits.T @ W[block]
-                    grad_hidden += torch.mm(grad_logits.t(), rows)
-                if grad_rows is not None:  # d W[block] = grad_logits @ h
-                    torch.mm(grad_logits, tokens, out=grad_rows[u0:u0 + len(block)])
-            buffer = scores = grad_logits = None  # freed before the dense (V, H) weight gradient is allocated
-            if grad_rows is not None and ctx.sparse_weight_grad:
-                grad_weight = torch.sparse_coo_tensor(terms.unsqueeze(0), grad_rows, weight.shape,
-                                                      is_coalesced=True, check_invariants=False)
-            elif grad_rows is not None:
-                grad_weight = torch.zeros(weight.shape, dtype=acc, device=weight.device)
-                grad_weight.index_copy_(0, terms, grad_rows)
+            buffer = torch.empty(_BACKWARD_BLOCK, batch * length, dtype=ctx.compute_dtype, device=hidden.device)
+            weight_c = weight.detach()
+            pair_tokens = torch.empty_like(pair_texts)  # (K,) argmax token of each pair, in the (B*T) rows
+            with torch.autocast(hidden.device.type, enabled=False):
+                for u0 in range(0, len(terms), _BACKWARD_BLOCK):
+                    block = terms[u0:u0 + _BACKWARD_BLOCK]  # (u,)
+                    first = ends[u0 - 1] if u0 else 0
+                    last = ends[min(u0 + _BACKWARD_BLOCK, len(terms)) - 1]
+                    rows = weight_c.index_select(0, block).to(ctx.compute_dtype)  # (u, H)
+                    scores = torch.mm(rows, tokens_c.t(), out=buffer[:len(block)])  # (u, B*T) logits less bias
+                    argmax = scores.view(-1, batch, length).masked_fill_(padding, float("-inf")).argmax(dim=2)
+                    texts = pair_texts[first:last]
+                    pair_tokens[first:last] = texts * length + argmax[inverse[first:last] - u0, texts]  # (k,)
+            buffer = scores = None
+            if needs_hidden:  # dh[b, t] += g W[v]
+                contributions = weight_c.index_select(0, pair_terms).to(acc).mul_(pair_grads.unsqueeze(1))  # (K, H)
+                grad_hidden = torch.zeros(batch * length, dim, dtype=acc, device=hidden.device)
+                grad_hidden.index_add_(0, pair_tokens, contributions)
+                grad_hidden = grad_hidden.view(hidden.shape).to(hidden.dtype)
+            if needs_weight:  # dW[v] += g h[b, t]
+                contributions = hidden.detach().reshape(batch * length, dim).index_select(0, pair_tokens).to(acc)
+                contributions.mul_(pair_grads.unsqueeze(1))  # (K, H)
+                grad_rows = torch.zeros(len(terms), dim, dtype=acc, device=hidden.device)
+                grad_rows.index_add_(0, inverse, contributions)  # (U, H)
+                if ctx.sparse_weight_grad:
+                    grad_weight = torch.sparse_coo_tensor(terms.unsqueeze(0), grad_rows, weight.shape,
+                                                          is_coalesced=True, check_invariants=False)
+                else:
+                    grad_weight = torch.zeros(weight.shape, dtype=acc, device=weight.device)
+                    grad_weight.index_copy_(0, terms, grad_rows)
+                grad_weight = grad_weight.to(weight.dtype)
         grad_bias = grad_max.sum(dim=0).to(ctx.bias_dtype) if needs_bias else None
-        if grad_hidden is not None:
-            grad_hidden = grad_hidden.view(hidden.shape).to(hidden.dtype)
-        if grad_weight is not None:
-            grad_weight = grad_weight.to(weight.dtype)
         return grad_hidden, grad_weight, grad_bias, None, None, None, None

@@ -42,7 +42,8 @@ class SpladePooling(Module):
 
     Right after an :class:`~spladekit.modules.MLMTransformer` with ``"max"`` pooling, a SparseEncoder runs both
     modules as one fused step that never builds the logits (:mod:`spladekit.modules.fused_splade_head`; there
-    ``chunk_size`` counts the token positions of one product, 256 by default); ``forward`` here is the plain
+    ``chunk_size`` counts the token positions of one product; by default the most, up to 256, whose block of
+    logits stays under 64 MB: 256 for 30,522 terms, 128 for 250,002 in bf16); ``forward`` here is the plain
     path.
 
     Example::

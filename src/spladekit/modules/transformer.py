@@ -15,6 +15,8 @@ from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokeni
 
 from spladekit.modules.adapters import adapter_base_model, has_adapters, load_adapter, save_adapter
 from spladekit.modules.lean_attention import use_lean_attention
+from spladekit.modules.lean_dropout import use_lean_dropout
+from spladekit.modules.mlm_head import resolve_mlm_head
 from spladekit.modules.module import ConfigError, InputModule, Layout, read_json
 from spladekit.modules.transformer_options import (
     LEGACY_NAMES,
@@ -74,8 +76,10 @@ class Transformer(InputModule):
         do_lower_case: lowercase texts before tokenizing (for cased tokenizers of uncased models).
         model_kwargs, tokenizer_kwargs, config_kwargs: passed to the Hugging Face ``from_pretrained`` calls.
             A model that loads with transformers' default ``"sdpa"`` attention is switched to
-            :mod:`~spladekit.modules.lean_attention` (the same outputs; less memory when training with attention
-            dropout on the CPU); ``model_kwargs={"attn_implementation": ...}`` keeps the one given.
+            :mod:`~spladekit.modules.lean_attention` and its ``nn.Dropout`` modules to
+            :mod:`~spladekit.modules.lean_dropout` (the same outputs in inference; in training on the CPU,
+            attention and dropout masks that keep nothing of size T x T or tokens x hidden for the backward pass);
+            ``model_kwargs={"attn_implementation": ...}`` keeps the model as transformers builds it.
         cache_folder, revision, token, local_files_only, trust_remote_code: Hub loading options.
         tokenizer_name_or_path: load the tokenizer from here instead.
         transformer_task: sentence-transformers 6's way to choose the head: ``"fill-mask"`` builds an
@@ -167,8 +171,8 @@ class Transformer(InputModule):
         source = base or model_name_or_path
         config = AutoConfig.from_pretrained(source, **hub, **config_kwargs)
         self.auto_model: PreTrainedModel = self._load_model(source, config, hub, model_kwargs)
-        if "attn_implementation" not in model_kwargs:
-            use_lean_attention(self.auto_model)
+        if "attn_implementation" not in model_kwargs and use_lean_attention(self.auto_model):
+            use_lean_dropout(self.auto_model)
         if base is not None:
             load_adapter(self.auto_model, model_name_or_path, is_trainable=True)
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_name_or_path or model_name_or_path, **hub,
@@ -315,6 +319,12 @@ class MLMTransformer(Transformer):
     """
 
     task = TransformerTask.FILL_MASK
+    #: Run the encoder on the batch's real tokens only, packed end to end (:mod:`~spladekit.modules.packing`),
+    #: where the architecture and attention allow it (known masked-LM heads on spladekit's attention, CPU
+    #: tensors). The logits of real tokens are the same up to rounding; those of padded positions are the
+    #: decoder's output for a zero state (the attention mask leaves them out). Set to False to run the
+    #: padded batch through the Hugging Face model as it is.
+    pack_texts: bool = True
 
     def _load_model(self, name: str, config: Any, hub: dict[str, Any], model_kwargs: dict[str, Any]) -> PreTrainedModel:
         return AutoModelForMaskedLM.from_pretrained(name, config=config, **hub, **model_kwargs)
@@ -323,6 +333,11 @@ class MLMTransformer(Transformer):
         return self.vocab_size
 
     def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        head = resolve_mlm_head(self.auto_model) if self.pack_texts else None
+        if head is not None and head.can_pack():
+            hidden = head.hidden_states(self.model_inputs(features), pack=True)  # (B, T, H)
+            features["token_embeddings"] = head.decoder(hidden)  # (B, T, V)
+            return features
         output = self.auto_model(**self.model_inputs(features), return_dict=True)
         features["token_embeddings"] = output.logits  # (B, T, V)
         return features

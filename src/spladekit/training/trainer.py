@@ -207,7 +207,7 @@ class SparseEncoderTrainer(Trainer):
         self.args: SparseEncoderTrainingArguments
         self.can_return_loss = True
         self.model_accepts_loss_kwargs = False
-        self.accum_loss_components: dict[str, dict[str, list[float]]] = {"train": defaultdict(list),
+        self.accum_loss_components: dict[str, dict[str, list[torch.Tensor]]] = {"train": defaultdict(list),
                                                                           "eval": defaultdict(list)}
         if data_collator is None:
             self.data_collator = self.get_data_collator(self.model, self.args, self.processing_class)
@@ -476,8 +476,8 @@ class SparseEncoderTrainer(Trainer):
 
     def track_loss_components(self, terms: dict[str, torch.Tensor]) -> None:
         split = "train" if self.model.training else "eval"
-        for name, value in terms.items():
-            self.accum_loss_components[split][name].append(float(value.detach()))
+        for name, value in terms.items():  # kept as tensors: read (one host sync) when logged, not every step
+            self.accum_loss_components[split][name].append(value.detach())
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Logs ``logs``, adding the mean of each loss term (base loss, regularizers) since the last log."""
@@ -486,9 +486,12 @@ class SparseEncoderTrainer(Trainer):
         # Not the end-of-run summary (its "train_loss" is the run's mean): the terms belong to logged steps.
         if terms and ("loss" in logs if split == "train" else any(key.endswith("_loss") for key in logs)):
             prefix = "" if split == "train" else self._eval_prefix(logs)
-            for name, values in terms.items():
-                if values:
-                    logs[f"{prefix}{name}"] = round(sum(values) / len(values), 6)
+            names = [name for name, values in terms.items() if values]
+            means = [torch.stack([torch.as_tensor(v, dtype=torch.float32).reshape(()) for v in terms[name]]).mean()
+                     for name in names]
+            means = torch.stack([m.to(means[0].device) for m in means]).tolist() if means else []
+            for name, mean in zip(names, means):
+                logs[f"{prefix}{name}"] = round(mean, 6)
             self.accum_loss_components[split] = defaultdict(list)
         if "loss" in logs:
             logs.update(self.regularizer_weights())

@@ -1,6 +1,6 @@
 """SciFact test nDCG@10 of splade-tiny encoded in fp32 and in bf16 (``encode(..., precision="bf16")``).
 
-    python benchmarks/fused_head/ndcg_precision.py [--output ndcg_precision.json]
+    python benchmarks/speed/ndcg_precision.py [--output ndcg_precision.json]
 
 Encodes the 300 test queries and the 5,183 documents (batch 16, max_seq_length 256) once per precision,
 retrieves the top 100 documents per query with an exact inverted index, scores the run with the trec_eval
