@@ -17,7 +17,7 @@ def test_check_int_returns_python_int_and_names_the_argument():
     assert check_int(None, "top_k", allow_none=True) is None
     with pytest.raises(ArgumentError, match=r"top_k must be an integer >= 1 and <= 5, got 6\."):
         check_int(6, "top_k", minimum=1, maximum=5)
-    with pytest.raises(TypeError, match=r"batch_size must be an integer >= 1 \(texts per batch\), got 2\.5 \(float\)"):
+    with pytest.raises(TypeError, match=r"batch_size must be a positive integer \(texts per batch\), got 2\.5 \(float\)"):
         check_positive_int(2.5, "batch_size", "texts per batch")
     with pytest.raises(ValueError, match="got True"):
         check_positive_int(True, "n")
@@ -49,3 +49,16 @@ def test_require_names_the_extra_and_pip_package():
     assert require("json", "none").dumps([1]) == "[1]"
     with pytest.raises(ImportError, match=r"pip install 'spladekit\[seismic\]' \(or pip install 'pyseismic-lsr'\)"):
         require("no_such_package_xyz", "seismic", pip_name="pyseismic-lsr")
+
+
+def test_require_names_the_feature_that_needs_the_package():
+    with pytest.raises(ImportError, match=r"^The Milvus connector needs the 'no_such_pymilvus' package, which is not "
+                                          r"installed: pip install 'spladekit\[milvus\]' \(or pip install "
+                                          r"'pymilvus\[milvus-lite\]'\)\.$"):
+        require("no_such_pymilvus", "milvus", "pymilvus[milvus-lite]", feature="The Milvus connector")
+
+
+def test_parse_enum_names_what_else_is_accepted():
+    with pytest.raises(ArgumentError, match=r"^batch_sampler must be one of \['red', 'dark-blue'\] \(or a sampler "
+                                            r"class/callable\), got 'green'\.$"):
+        parse_enum(Color, "green", "batch_sampler", also="a sampler class/callable")

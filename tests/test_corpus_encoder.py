@@ -166,7 +166,7 @@ def test_a_damaged_shard_is_encoded_again(model, scifact_rows, tmp_path):
 
 
 def test_arguments_are_checked_before_any_work(model, tmp_path):
-    with pytest.raises(ValueError, match="shard_size must be an integer >= 1"):
+    with pytest.raises(ValueError, match="shard_size must be a positive integer"):
         encode_corpus(model, tmp_path / "c.jsonl", tmp_path / "out", shard_size=0)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         encode_corpus(model, tmp_path / "missing.jsonl", tmp_path / "out")

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 from spladekit import sparse_ops
-from spladekit.sparse_ops import SimilarityFunction
+from spladekit.sparse_ops import SimilarityFunction, normalize_csr_rows, pairwise_csr_scores, to_csr
 
 st = pytest.importorskip("sentence_transformers")
 from sentence_transformers import util as st_util  # noqa: E402
@@ -99,3 +100,51 @@ def test_normalized_mean_squared_error_matches_sentence_transformers():
     torch.testing.assert_close(ours(reconstruction, target), theirs(reconstruction, target))
     constant = torch.ones(6, 8)  # no spread: the plain MSE
     torch.testing.assert_close(ours(reconstruction, constant), theirs(reconstruction, constant))
+
+
+# ----- scipy.sparse CSR batches ----------------------------------------------------------------------------
+def _random_dense(seed: int, rows: int, dim: int = 20) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    values = rng.random((rows, dim)) * (rng.random((rows, dim)) < 0.3)
+    values[0] = 0.0  # an all-zero vector
+    return values
+
+
+def test_to_csr_accepts_every_layout_and_drops_zeros():
+    dense = _random_dense(2, 5)
+    tensor = torch.tensor(dense, dtype=torch.float32)
+    for value in (tensor, tensor.to_sparse(), tensor.to_sparse_csr(), sp.coo_matrix(dense), dense):
+        matrix = to_csr(value)
+        assert matrix.dtype == np.float64 and matrix.nnz == int((dense != 0).sum())
+        np.testing.assert_allclose(matrix.toarray(), dense, rtol=1e-6)
+    norms = np.linalg.norm(normalize_csr_rows(to_csr(dense)).toarray(), axis=1)
+    np.testing.assert_allclose(norms, [0.0] + [1.0] * 4)
+
+
+@pytest.mark.parametrize("similarity", list(SimilarityFunction))
+def test_pairwise_scores_equal_dense_numpy(similarity):
+    a, b = _random_dense(3, 9), _random_dense(4, 9)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    expected = {
+        SimilarityFunction.DOT: (a * b).sum(1),
+        SimilarityFunction.COSINE: np.divide((a * b).sum(1), norms, out=np.zeros(9), where=norms > 0),
+        SimilarityFunction.EUCLIDEAN: -np.linalg.norm(a - b, axis=1),
+        SimilarityFunction.MANHATTAN: -np.abs(a - b).sum(1),
+    }[similarity]
+    np.testing.assert_allclose(
+        pairwise_csr_scores(to_csr(a), to_csr(b), similarity), expected, rtol=1e-12, atol=1e-15
+    )
+
+
+def test_normalize_csr_rows_copies_unless_told_not_to():
+    dense = _random_dense(5, 6)
+    matrix = to_csr(dense, dtype=np.float32)
+    expected = np.divide(dense, np.linalg.norm(dense, axis=1, keepdims=True), out=np.zeros_like(dense),
+                         where=np.linalg.norm(dense, axis=1, keepdims=True) > 0)
+    copied = normalize_csr_rows(matrix)
+    assert copied is not matrix and copied.dtype == np.float32
+    np.testing.assert_allclose(matrix.toarray(), dense, rtol=1e-6)  # the input is untouched
+    np.testing.assert_allclose(copied.toarray(), expected, rtol=1e-6)
+    in_place = normalize_csr_rows(matrix, copy=False)
+    assert in_place is matrix
+    np.testing.assert_allclose(matrix.toarray(), expected, rtol=1e-6)

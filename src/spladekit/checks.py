@@ -27,23 +27,48 @@ def is_integer(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def is_number(value: Any) -> bool:
+    """True for finite Python and NumPy real numbers, integers included; False for bools, NaN and infinities."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int | None = None,
               allow_none: bool = False, meaning: str | None = None) -> int | None:
     """``value`` as a Python int, after checking it is an integer within [minimum, maximum]."""
     if value is None and allow_none:
         return None
     if not is_integer(value) or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        bounds = [f">= {minimum}"] if minimum is not None else []
-        bounds += [f"<= {maximum}"] if maximum is not None else []
-        wanted = "an integer" + (" " + " and ".join(bounds) if bounds else "") + (" or None" if allow_none else "")
+        wanted = _integer_wording(minimum, maximum) + (" or None" if allow_none else "")
         raise ArgumentError(f"{name} must be {wanted}{f' ({meaning})' if meaning else ''}, got {value!r}"
                             f"{'' if is_integer(value) or value is None else f' ({type(value).__name__})'}.")
     return int(value)
 
 
+def _integer_wording(minimum: int | None, maximum: int | None) -> str:
+    """"a positive integer", "a non-negative integer" or "an integer >= m and <= n"."""
+    if minimum in (0, 1) and maximum is None:
+        return "a positive integer" if minimum == 1 else "a non-negative integer"
+    bounds = [f">= {minimum}"] if minimum is not None else []
+    bounds += [f"<= {maximum}"] if maximum is not None else []
+    return "an integer" + (" " + " and ".join(bounds) if bounds else "")
+
+
 def check_positive_int(value: Any, name: str, meaning: str | None = None, *, allow_none: bool = False) -> int | None:
     """``value`` as a Python int, after checking it is an integer >= 1."""
     return check_int(value, name, minimum=1, allow_none=allow_none, meaning=meaning)
+
+
+def check_int_list(value: Any, name: str, meaning: str, *, minimum: int = 1) -> list[int]:
+    """``value`` (one integer or an iterable of them) as a list of Python ints, each >= ``minimum``."""
+    values = [value] if is_integer(value) else value
+    try:
+        values = list(values)
+    except TypeError:
+        values = None
+    if values is None or not all(is_integer(v) and v >= minimum for v in values):
+        wording = "positive" if minimum == 1 else f">= {minimum}"
+        raise ArgumentError(f"{name} must hold {wording} integers ({meaning}), got {value!r}.")
+    return [int(v) for v in values]
 
 
 def check_number(value: Any, name: str, *, minimum: float | None = None, maximum: float | None = None,
@@ -52,7 +77,7 @@ def check_number(value: Any, name: str, *, minimum: float | None = None, maximum
     """``value`` as a Python float, after checking it is a finite real number within the bounds."""
     if value is None and allow_none:
         return None
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    ok = is_number(value)
     if ok and minimum is not None:
         ok = value > minimum if exclusive_minimum else value >= minimum
     if ok and maximum is not None:
@@ -65,10 +90,12 @@ def check_number(value: Any, name: str, *, minimum: float | None = None, maximum
     return float(value)
 
 
-def parse_enum(enum_cls: type[E], value: Any, name: str, aliases: dict[str, E] | None = None) -> E:
+def parse_enum(enum_cls: type[E], value: Any, name: str, aliases: dict[str, E] | None = None, *,
+               also: str | None = None) -> E:
     """The member of ``enum_cls`` that ``value`` is or names (its value, or one of ``aliases``).
 
-    Strings are matched on the members' values, then case-insensitively on their values and names.
+    Strings are matched on the members' values, then case-insensitively on their values and names. ``also``
+    names what else the caller accepts, for the error ("a sampler class or callable").
     """
     if isinstance(value, enum_cls):
         return value
@@ -83,16 +110,17 @@ def parse_enum(enum_cls: type[E], value: Any, name: str, aliases: dict[str, E] |
             if value.lower() in (str(member.value).lower(), member.name.lower()):
                 return member
     accepted = [member.value for member in enum_cls] + sorted(aliases or ())
-    raise ArgumentError(f"{name} must be one of {accepted}, got {value!r}.")
+    raise ArgumentError(f"{name} must be one of {accepted}{f' (or {also})' if also else ''}, got {value!r}.")
 
 
-def require(package: str, extra: str, pip_name: str | None = None) -> ModuleType:
+def require(package: str, extra: str, pip_name: str | None = None, *, feature: str = "This") -> ModuleType:
     """Imports the optional ``package``, or raises an ImportError naming the spladekit extra that installs it
-    (and the pip package, where its name differs from the import name)."""
+    (and the pip package, where its name differs from the import name); ``feature`` names what needs it
+    ("The Qdrant connector")."""
     try:
         return importlib.import_module(package)
     except ImportError:
-        raise ImportError(f"This needs the {package!r} package, which is not installed: "
+        raise ImportError(f"{feature} needs the {package!r} package, which is not installed: "
                           f"pip install 'spladekit[{extra}]' (or pip install '{pip_name or package}').") from None
 
 

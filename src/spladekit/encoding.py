@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import trange
 
 from spladekit import sparse_ops
+from spladekit.checks import parse_enum
 from spladekit.sparse_ops import top_k_entries
 
 # Encoding more than this many batches shows a progress bar unless told otherwise.
@@ -56,13 +57,8 @@ class ComputePrecision(str, enum.Enum):
 
     @classmethod
     def parse(cls, value: ComputePrecision | str) -> ComputePrecision:
-        aliases = {"float32": cls.FP32, "bfloat16": cls.BF16, "float16": cls.FP16}
-        if isinstance(value, str) and value in aliases:
-            return aliases[value]
-        try:
-            return cls(value)
-        except ValueError:
-            raise ValueError(f"precision must be one of {[m.value for m in cls]}, got {value!r}.") from None
+        return parse_enum(cls, value, "precision", aliases={"float32": cls.FP32, "bfloat16": cls.BF16,
+                                                             "float16": cls.FP16})
 
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
         if self is ComputePrecision.FP32:

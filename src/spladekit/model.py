@@ -12,12 +12,13 @@ from torch import nn
 
 from spladekit import encoding, saving, sparse_ops
 from spladekit.backends import Backend, load_backend, split_backend_kwargs
-from spladekit.checks import warn_blank_texts
+from spladekit.checks import check_positive_int, warn_blank_texts
 from spladekit.encoding import ComputePrecision, check_texts
+from spladekit.index.search import search
 from spladekit.loading import load_modules, resolve_model_path
 from spladekit.model_card import SparseEncoderModelCardData
-from spladekit.modules.fused_splade_head import run_modules
-from spladekit.modules.module import InputModule, Layout
+from spladekit.modules import fused_splade_head
+from spladekit.modules.module import InputModule, Layout, run_modules
 from spladekit.modules.padding import pad_to_multiple
 from spladekit.modules.pooling import Pooling
 from spladekit.modules.router import Router
@@ -259,7 +260,8 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
                 raise ValueError(f"This model runs on the {self.backend} backend, which cannot be trained; load it "
                                  "with backend='torch' to train.")
             return self._backend(features, **kwargs)
-        return run_modules(list(self), features, kwargs, self.fuse_splade_head)
+        fusion = (fused_splade_head.can_fuse, fused_splade_head.fused_splade_forward) if self.fuse_splade_head else None
+        return run_modules(list(self), features, kwargs, fusion)
 
     def get_model_kwargs(self) -> list[str]:
         """The extra keyword arguments ``encode`` passes on to the modules (those some module declares, e.g.
@@ -409,8 +411,7 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
         module_kwargs = self._module_kwargs(kwargs)
         warn_blank_texts(texts)
         precision = ComputePrecision.parse(precision)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        batch_size = check_positive_int(batch_size, "batch_size", "texts per forward pass")
         max_active_dims = sparse_ops.check_max_active_dims(max_active_dims)
         if max_active_dims is None:
             max_active_dims = self.max_active_dims
@@ -463,8 +464,6 @@ class SparseEncoder(PeftAdapterMixin, nn.Sequential):
     def search(self, queries: str | list[str], corpus: Any, top_k: int = 10, **kwargs: Any) -> list:
         """Ranks ``corpus`` (texts, document embeddings or a spladekit index) for each query by the model's
         similarity; see :func:`spladekit.index.search.search` for the arguments and the result format."""
-        from spladekit.index.search import search  # index/ builds on the model: imported when called
-
         return search(self, queries, corpus, top_k=top_k, **kwargs)
 
     # ----- scoring and inspection ------------------------------------------------------------------------

@@ -42,6 +42,8 @@ import torch
 import torch.multiprocessing as mp
 from tqdm.auto import tqdm
 
+from spladekit.checks import check_positive_int
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["MultiProcessPool", "default_target_devices", "encode_with_pool"]
@@ -253,9 +255,8 @@ class MultiProcessPool:
         if chunk_size is None:
             chunk_size = math.ceil(len(texts) / (_CHUNKS_PER_WORKER * len(self.processes))) if texts else 1
             chunk_size = min(chunk_size, _MAX_DEFAULT_CHUNK)
-        elif isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
-            raise ValueError(f"chunk_size must be a positive integer (texts per worker request) or None, "
-                             f"got {chunk_size!r}.")
+        else:
+            chunk_size = check_positive_int(chunk_size, "chunk_size", "texts per worker request, or None")
         # Chunks are whole batches of the length-sorted texts, the batches a single-process encode forms:
         # each text is padded with the same neighbours, so the vectors equal single-process ones.
         chunk_size = math.ceil(chunk_size / batch_size) * batch_size

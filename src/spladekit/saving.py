@@ -17,6 +17,7 @@ import torch
 import transformers
 
 from spladekit import hub
+from spladekit.checks import parse_enum
 from spladekit.compat import model_format as compat
 from spladekit.model_card import generate_model_card
 from spladekit.modules.module import Layout, Module, write_json
@@ -27,10 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 def parse_layout(layout: Layout | str) -> Layout:
-    try:
-        return Layout(layout)
-    except ValueError:
-        raise ValueError(f"layout must be one of {[m.value for m in Layout]}, got {layout!r}.") from None
+    return parse_enum(Layout, layout, "layout")
 
 
 def versions() -> dict[str, str]:

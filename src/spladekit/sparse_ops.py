@@ -1,4 +1,10 @@
-"""Operations on batches of sparse vectors, given as torch sparse COO tensors or dense tensors."""
+"""Operations on batches of sparse vectors: the one home of conversion, normalisation, similarity and top-k.
+
+Two representations meet here. The model and the losses work on torch tensors (sparse COO or dense, (N, D));
+the index and the evaluators on ``scipy.sparse`` CSR matrices (one row per vector, canonical: sorted column
+indices, no duplicates, no explicit zeros). :func:`to_csr` and :func:`to_torch_sparse` convert between them;
+:class:`SimilarityFunction` names the four scores (dot, cosine, negative Euclidean / Manhattan distance) for both.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import torch
+
+from spladekit.checks import check_int, parse_enum
+
+SparseInput = Any
+"""A (num_vectors, dim) matrix: a torch tensor (sparse COO, sparse CSR or dense), a scipy.sparse matrix or array, or a
+numpy array. A 1-D vector is read as one row."""
 
 
 class SimilarityFunction(str, enum.Enum):
@@ -24,12 +36,13 @@ class SimilarityFunction(str, enum.Enum):
 
     @classmethod
     def parse(cls, value: str | SimilarityFunction, argument: str = "similarity_fn_name") -> SimilarityFunction:
-        if isinstance(value, str) and value == "dot_product":
-            return cls.DOT
-        try:
-            return cls(value)
-        except ValueError:
-            raise ValueError(f"{argument} must be one of {cls.possible_values()}, got {value!r}.") from None
+        """The member ``value`` names (``"dot_product"`` is ``DOT``, sentence-transformers' older name)."""
+        return parse_enum(cls, value, argument, aliases={"dot_product": cls.DOT})
+
+    @property
+    def is_distance(self) -> bool:
+        """Whether the score is a negated distance (the pair evaluators then report distance thresholds)."""
+        return self in (SimilarityFunction.EUCLIDEAN, SimilarityFunction.MANHATTAN)
 
     @staticmethod
     def possible_values() -> list[str]:
@@ -61,9 +74,8 @@ class SimilarityFunction(str, enum.Enum):
 
 
 def check_max_active_dims(value: int | None, argument: str = "max_active_dims") -> int | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-        raise ValueError(f"{argument} must be a positive integer or None, got {value!r}.")
-    return value
+    """``value`` as an int >= 1, or None (keep every active dimension)."""
+    return check_int(value, argument, minimum=1, allow_none=True)
 
 
 def top_k_per_row(embeddings: torch.Tensor, k: int | None) -> torch.Tensor:
@@ -288,8 +300,7 @@ def decode(embeddings: torch.Tensor, tokenizer: Any, top_k: int | None = None
            ) -> list[tuple[str, float]] | list[list[tuple[str, float]]]:
     """The (token, weight) pairs of each vector (a 1-D vector or each row of a batch), heaviest first, ``top_k`` of
     them if given; dimension ``t`` is the tokenizer's token ``t``."""
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
-        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}.")
+    top_k = check_int(top_k, "top_k", minimum=1, allow_none=True)
     batch, single = as_2d(embeddings, "embeddings")
     vocab_size = len(tokenizer)
     if batch.shape[1] > vocab_size:
@@ -354,3 +365,102 @@ def active_dims(embeddings: torch.Tensor) -> torch.Tensor:
         rows = embeddings.indices()[0][embeddings.values() != 0]
         return torch.bincount(rows, minlength=embeddings.shape[0])
     return (embeddings != 0).sum(dim=1)
+
+
+# ----- scipy.sparse CSR batches (the index's and the evaluators' form) -------------------------------------
+def to_csr(x: SparseInput, name: str = "embeddings", dtype: np.dtype | type = np.float64) -> sp.csr_matrix:
+    """Any accepted matrix form as a new canonical CSR matrix of ``dtype`` (sorted, summed duplicates, no explicit
+    zeros, finite weights). Never shares memory with ``x``. float64 by default, so that scores are sums of exact
+    products; the index stores float32."""
+    dtype = np.dtype(dtype)
+    if isinstance(x, torch.Tensor):
+        matrix = _torch_to_csr(x, name, dtype)
+    elif sp.issparse(x):
+        matrix = sp.csr_matrix(x.reshape(1, -1) if x.ndim == 1 else x)
+    else:
+        try:
+            array = np.asarray(x)
+        except Exception as exc:  # noqa: BLE001 - any conversion failure gets the same explanation
+            raise TypeError(f"{name} must be a torch tensor, a scipy.sparse matrix or a numpy array of shape "
+                            f"(num_vectors, vocab_size), got {type(x).__name__} ({exc}).") from None
+        if array.ndim == 1:
+            array = array[None, :]
+        if array.ndim != 2 or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+            raise TypeError(f"{name} must be a numeric matrix of shape (num_vectors, vocab_size), got "
+                            f"{type(x).__name__} with shape {array.shape} and dtype {array.dtype}.")
+        matrix = sp.csr_matrix(array)
+    if matrix.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (num_vectors, vocab_size), got shape {matrix.shape}.")
+    matrix = matrix.astype(dtype, copy=True)  # owns its arrays: the in-place clean-up below and later
+    # merges must never touch the caller's tensor or matrix, which may share memory with `matrix`.
+    matrix.sum_duplicates()  # also sorts the column indices of each row
+    if not np.isfinite(matrix.data).all():
+        bad_rows = np.unique(np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))[
+            ~np.isfinite(matrix.data)])
+        raise ValueError(f"{name} holds NaN or infinite weights in rows {bad_rows[:10].tolist()}"
+                         f"{' ...' if len(bad_rows) > 10 else ''}. Sparse embeddings must be finite; check "
+                         "the model's output (e.g. an overflow in half precision).")
+    matrix.eliminate_zeros()
+    return matrix
+
+
+def _torch_to_csr(x: torch.Tensor, name: str, dtype: np.dtype) -> sp.csr_matrix:
+    x = x.detach().cpu()
+    if x.dim() == 1:
+        x = x.unsqueeze(0)  # works for dense and sparse COO vectors
+    if x.dim() != 2:
+        raise ValueError(f"{name} must be 2-D (num_vectors, vocab_size), got a tensor of shape "
+                         f"{tuple(x.shape)}.")
+    value_type = torch.float64 if dtype == np.float64 else torch.float32
+    if x.layout == torch.sparse_csr:
+        return sp.csr_matrix(
+            (x.values().to(value_type).numpy(), x.col_indices().numpy(), x.crow_indices().numpy()),
+            shape=tuple(x.shape),
+        )
+    if x.layout != torch.strided:
+        x = x.to_sparse_coo().coalesce() if x.layout != torch.sparse_coo else x.coalesce()
+        rows, cols = x.indices().numpy()
+        return sp.csr_matrix((x.values().to(value_type).numpy(), (rows, cols)), shape=tuple(x.shape))
+    return sp.csr_matrix(x.to(value_type).numpy())
+
+
+def to_torch_sparse(matrix: sp.spmatrix, dtype: torch.dtype | None = torch.float32) -> torch.Tensor:
+    """A scipy.sparse matrix as a coalesced torch sparse COO tensor of ``dtype`` (None: the matrix's own)."""
+    coo = matrix.tocoo()
+    indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+    values = torch.from_numpy(coo.data)
+    return torch.sparse_coo_tensor(indices, values if dtype is None else values.to(dtype), coo.shape).coalesce()
+
+
+def csr_row_norms(matrix: sp.csr_matrix) -> np.ndarray:
+    """L2 norm of every row: (N, V) -> (N,), in the matrix's dtype."""
+    return np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+
+
+def normalize_csr_rows(matrix: sp.csr_matrix, *, copy: bool = True) -> sp.csr_matrix:
+    """Each row divided by its L2 norm, in the matrix's dtype; all-zero rows stay zero (cosine similarity 0 with
+    everything). ``copy=False`` scales ``matrix`` itself (for a matrix the caller owns, e.g. fresh from
+    :func:`to_csr`) and returns it, saving a copy of a large corpus."""
+    norms = csr_row_norms(matrix)  # (N,)
+    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(matrix.dtype, copy=False)
+    out = matrix.copy() if copy else matrix
+    out.data *= np.repeat(scale, np.diff(out.indptr))  # (nnz,): row i's entries times scale_i
+    return out
+
+
+def pairwise_csr_scores(a: sp.csr_matrix, b: sp.csr_matrix, similarity: SimilarityFunction) -> np.ndarray:
+    """``s(a_i, b_i)`` for every row ``i`` of two CSR batches: (N, V), (N, V) -> (N,), touching only the non-zero
+    entries: ``sum_v a_iv b_iv``; its cosine (0 when either row is all zeros); ``-||a_i - b_i||_2``;
+    ``-||a_i - b_i||_1``."""
+    if a.shape != b.shape:
+        raise ValueError(f"Pairwise scores need two batches of the same shape, got {a.shape} and {b.shape}.")
+    if similarity in (SimilarityFunction.DOT, SimilarityFunction.COSINE):
+        dots = np.asarray(a.multiply(b).sum(axis=1)).ravel()  # (N,)
+        if similarity is SimilarityFunction.DOT:
+            return dots
+        norms = csr_row_norms(a) * csr_row_norms(b)  # (N,)
+        return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
+    diff = (a - b).tocsr()  # (N, V), non-zero where either vector is
+    if similarity is SimilarityFunction.MANHATTAN:
+        return -np.asarray(abs(diff).sum(axis=1)).ravel()
+    return -np.sqrt(np.asarray(diff.multiply(diff).sum(axis=1)).ravel())

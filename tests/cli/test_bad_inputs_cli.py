@@ -99,7 +99,7 @@ def test_numbers_on_the_command_line_are_checked(argv, message, capsys):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("evaluation.max_queries=-1", "evaluation.max_queries must be an integer >= 1"),
+    ("evaluation.max_queries=-1", "evaluation.max_queries must be a positive integer"),
     ("training=[1, 2]", "training is [1, 2] (list); it must be a dict"),
     ("model=5", "model must be a mapping of keys to values, got 5"),
     ("training.max_steps=true", "training.max_steps is True (bool); it must be a int"),

@@ -167,7 +167,7 @@ def test_train_with_target_sparsity(saved_tiny, beir_folder, tmp_path):
 
 @pytest.mark.parametrize("target, message", [
     ({"document_target": 5}, "loss.target_sparsity does not fit SpladeTargetSparsityCallback"),
-    ({"document_target_active_dims": -1}, "loss.target_sparsity: document_target_active_dims must be a positive"),
+    ({"document_target_active_dims": -1}, "loss.target_sparsity: document_target_active_dims must be a finite number > 0, got -1"),
 ])
 def test_bad_target_sparsity_names_the_key(saved_tiny, beir_folder, tmp_path, capsys, target, message):
     config = write_config(tmp_path, saved_tiny, beir_folder, loss={"target_sparsity": target})

@@ -110,5 +110,5 @@ def test_slicer_checks_its_arguments():
     data = pairs(10, 10)
     with pytest.raises(ValueError, match="multiple of num_processes=3"):
         GlobalBatchSlicer(DefaultBatchSampler(data, batch_size=4, drop_last=False), 3)
-    with pytest.raises(ValueError, match="num_processes >= 1"):
+    with pytest.raises(ValueError, match=r"num_processes must be a positive integer \(of GlobalBatchSlicer\), got 0"):
         GlobalBatchSlicer(DefaultBatchSampler(data, batch_size=4, drop_last=False), 0)

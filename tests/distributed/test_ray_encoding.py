@@ -75,7 +75,7 @@ def test_ray_arguments_are_checked(tiny_splade, tmp_path, capsys):
     from spladekit.cli import main
     from spladekit.distributed import encode_with_ray
 
-    with pytest.raises(ValueError, match="num_workers must be an integer >= 1"):
+    with pytest.raises(ValueError, match="num_workers must be a positive integer"):
         encode_with_ray(tiny_splade, tmp_path / "c.jsonl", tmp_path / "out", num_workers=0)
     with pytest.raises(ValueError, match="gpus_per_worker must be a finite number >= 0"):
         encode_with_ray(tiny_splade, tmp_path / "c.jsonl", tmp_path / "out", gpus_per_worker=-1)

@@ -81,6 +81,27 @@ def test_search_with_a_cosine_model_normalizes_both_sides(tiny_splade):
     assert [[(h["corpus_id"], pytest.approx(h["score"], rel=1e-5)) for h in row] for row in got] == expected
 
 
+def test_search_maps_rows_to_ids_for_every_corpus_form(tiny_splade):
+    """A distance model on embeddings given as a torch tensor, a numpy array and a list of rows: the rows of the
+    same exact ranking, mapped to corpus_ids; the caller's embeddings are not modified (cosine normalises a copy)."""
+    tiny_splade.similarity_fn_name = "manhattan"
+    documents = ["alpha beta", "beta gamma delta", "epsilon", "gamma"]
+    q = tiny_splade.encode_query(["beta"]).to_dense().numpy()
+    d = tiny_splade.encode_document(documents).to_dense()
+    scores = -np.abs(q[0][None, :].astype(np.float64) - d.numpy().astype(np.float64)).sum(1)  # (4,)
+    ids = ["w", "x", "y", "z"]
+    expected = [(ids[j], pytest.approx(float(scores[j]), rel=1e-5)) for j in np.argsort(-scores, kind="stable")]
+    for corpus in (d, d.numpy(), d.numpy().tolist()):
+        got = search(tiny_splade, ["beta"], corpus, top_k=4, corpus_ids=ids)
+        assert [(h["corpus_id"], h["score"]) for h in got[0]] == expected
+    with pytest.raises(ValueError, match="corpus_ids"):
+        search(tiny_splade, ["beta"], d, corpus_ids=ids[:3])
+    tiny_splade.similarity_fn_name = "cosine"
+    before = d.clone()
+    search(tiny_splade, ["beta"], d, top_k=2)
+    assert torch.equal(d, before)
+
+
 @pytest.mark.filterwarnings("ignore:Sparse invariant checks:UserWarning")
 @pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta:UserWarning")
 @pytest.mark.parametrize("score_function", [st_util.cos_sim, st_util.dot_score, st_util.euclidean_sim,
@@ -104,7 +125,7 @@ def test_semantic_search_default_score_is_the_dot_product(data):
     assert by_default == semantic_search(queries, corpus_embeddings_or_index=corpus, top_k=4)
     with pytest.raises(ValueError, match="not both"):
         semantic_search(queries, corpus, score_function="dot", similarity_fn_name="dot")
-    with pytest.raises(ValueError, match="query_chunk_size must be an integer >= 1"):
+    with pytest.raises(ValueError, match="query_chunk_size must be a positive integer"):
         semantic_search(queries, corpus, query_chunk_size=0)
     with pytest.raises(ValueError, match=r"returned shape \(1,\)"):
         semantic_search(queries, corpus, score_function=lambda a, b: torch.zeros(1))

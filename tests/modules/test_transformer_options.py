@@ -74,7 +74,7 @@ def test_legacy_and_processor_argument_names(tiny_mlm_path):
     ({"modality_config": {"image": {"method": "forward", "method_output_name": "x"}}}, "reads text"),
     ({"module_output_name": "scores"}, "'token_embeddings'"),
     ({"query_expansion": {"strategy": "fixed"}}, "ColBERT"),
-    ({"query_length": 0}, "query_length must be an integer >= 1"),
+    ({"query_length": 0}, "query_length must be a positive integer"),
     ({"processing_kwargs": {"image": {"size": 4}}}, "reads text only"),
     ({"processing_kwargs": {"txt": {}}}, "unknown keys"),
 ])

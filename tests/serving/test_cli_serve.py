@@ -81,4 +81,4 @@ def test_serve_command_errors(tmp_path, tiny_model, capsys):
     assert main(["serve", str(model_dir), "--api-key-file", str(tmp_path / "empty.txt")]) == 2
     assert "is empty" in capsys.readouterr().err
     assert main(["serve", str(model_dir), "--max-batch-size", "0"]) == 2
-    assert "max_batch_size must be an integer >= 1" in capsys.readouterr().err
+    assert "max_batch_size must be a positive integer" in capsys.readouterr().err

@@ -94,13 +94,13 @@ def test_default_works_as_dataloader_batch_sampler():
 
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
-    ({"batch_size": 0}, ValueError, "positive integer batch_size, but got 0"),
+    ({"batch_size": 0}, ValueError, "batch_size must be a positive integer .*DefaultBatchSampler.*, got 0"),
     ({"batch_size": 2.5}, ValueError, "got 2.5"),
     ({"batch_size": True}, ValueError, "got True"),
     ({"drop_last": "yes"}, TypeError, "got 'yes'"),
     ({"valid_label_columns": "label"}, TypeError, "pass ['label']"),
     ({"generator": 7}, TypeError, "got int"),
-    ({"seed": "0"}, TypeError, "integer seed"),
+    ({"seed": "0"}, TypeError, "seed must be an integer .*DefaultBatchSampler.*, got '0' .str."),
 ])
 def test_default_rejects_bad_arguments_saying_what_it_got(kwargs, error, message):
     arguments = {"batch_size": 4, "drop_last": False, **kwargs}
@@ -116,9 +116,9 @@ def test_samplers_reject_what_is_not_a_dataset():
         DefaultBatchSampler(dataset.to_iterable_dataset(), 4, False)
     with pytest.raises(TypeError, match="got list"):
         DefaultBatchSampler([1, 2, 3], 4, False)
-    with pytest.raises(TypeError, match=r"integer epoch, but got 1\.5"):
+    with pytest.raises(TypeError, match=r"epoch must be a non-negative integer \(of DefaultBatchSampler\), got 1\.5 \(float\)"):
         DefaultBatchSampler(dataset, 4, False).set_epoch(1.5)
-    with pytest.raises(ValueError, match="epoch >= 0, but got -1"):
+    with pytest.raises(ValueError, match=r"epoch must be a non-negative integer \(of DefaultBatchSampler\), got -1\."):
         DefaultBatchSampler(dataset, 4, False).set_epoch(-1)
 
 
@@ -424,5 +424,5 @@ def test_no_duplicates_hashed_gives_the_batches_of_no_duplicates(num_proc):
         assert len(set(texts)) == sum(per_row)  # no text shared between two rows of a batch
     args = SparseEncoderTrainingArguments(output_dir="unused", batch_sampler="no_duplicates_hashed", report_to=[])
     assert args.batch_sampler is BatchSamplers.NO_DUPLICATES_HASHED
-    with pytest.raises(ValueError, match="precompute_batch_size >= 1"):
+    with pytest.raises(ValueError, match=r"precompute_batch_size must be a positive integer \(of NoDuplicatesBatchSampler\), got 0"):
         NoDuplicatesBatchSampler(dataset, batch_size=4, drop_last=False, precompute_batch_size=0)

@@ -119,7 +119,7 @@ def test_conflicts_and_bad_arguments(tiny_splade, tmp_path):
         SpladeTargetSparsityCallback(splade_loss(tiny_splade, document_weight=0), document_target_active_dims=20)
     with pytest.raises(ValueError, match="without a target"):
         SpladeTargetSparsityCallback(loss)
-    with pytest.raises(ValueError, match="document_target_active_dims must be a positive"):
+    with pytest.raises(ValueError, match="document_target_active_dims must be a finite number > 0, got -3"):
         SpladeTargetSparsityCallback(loss, document_target_active_dims=-3)
     with pytest.raises(ValueError, match="smoothing"):
         SpladeTargetSparsityCallback(loss, document_target_active_dims=3, smoothing=1.0)

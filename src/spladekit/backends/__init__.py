@@ -14,6 +14,7 @@ from typing import Any
 from torch import nn
 
 from spladekit.backends.base import GraphBackend
+from spladekit.checks import parse_enum
 
 
 class Backend(str, enum.Enum):
@@ -25,10 +26,7 @@ class Backend(str, enum.Enum):
 
     @classmethod
     def parse(cls, value: Backend | str) -> Backend:
-        try:
-            return cls(value)
-        except ValueError:
-            raise ValueError(f"backend must be one of {[m.value for m in cls]}, got {value!r}.") from None
+        return parse_enum(cls, value, "backend")
 
 
 # model_kwargs keys each graph backend takes for itself (the rest go to the PyTorch loaders).

@@ -12,8 +12,6 @@ from collections.abc import Callable, Sequence
 
 from spladekit.checks import check_positive_int
 from spladekit.cli.config import ConfigKeyError
-from spladekit.cli.export import add_export_parser
-from spladekit.cli.serve import add_serve_parser
 
 # Only light modules are imported here: each command imports what it needs, so `spladekit --help` and argument
 # errors answer at once instead of after loading torch and transformers.
@@ -110,8 +108,54 @@ def _parser() -> argparse.ArgumentParser:
                           description="Modules, vocabulary, limits and sparsity on sample texts.")
     info.add_argument("model")
     info.add_argument("--text", action="append", default=None, help="a sample text (repeatable)")
-    add_export_parser(sub)
-    add_serve_parser(sub)
+
+    export = sub.add_parser(
+        "export", help="export a model to ONNX / OpenVINO graphs",
+        description="Write graphs from token ids to the pooled sparse vector into OUTPUT/onnx/ (and "
+                    "OUTPUT/openvino/), next to the saved model, so SparseEncoder(OUTPUT, backend='onnx') or any "
+                    "ONNX Runtime client can run them. OUTPUT defaults to MODEL (a local folder).")
+    export.add_argument("model", help="a model folder or Hugging Face Hub id")
+    export.add_argument("output", nargs="?", default=None,
+                        help="the folder to save the model and its graphs in (default: MODEL itself)")
+    export.add_argument("--top-k", type=int, default=None,
+                        help="graphs return only the K heaviest (indices, values) of each vector")
+    export.add_argument("--quantize", action="store_true", help="also write dynamic int8 graphs (model_int8*.onnx)")
+    export.add_argument("--openvino", action="store_true", help="also write OpenVINO IR graphs")
+    export.add_argument("--file-name", default="model", help="graph file stem (default: model)")
+    export.add_argument("--opset", type=int, default=17, help="ONNX opset version (default: 17)")
+    export.add_argument("--dynamo", action="store_true",
+                        help="use torch's torch.export-based ONNX exporter (needs onnxscript)")
+
+    serve = sub.add_parser(
+        "serve", help="serve a model (and an index) over HTTP",
+        description="Serve MODEL over HTTP: text-embeddings-inference's POST /embed_sparse, POST /search (with "
+                    "--index) with the matched terms of every hit, POST /expand, GET /health, /info, /metrics, a "
+                    "search page at / and the OpenAPI docs at /docs. Concurrent requests are merged into encoder "
+                    "batches. Needs the serve extra: pip install 'spladekit[serve]'.")
+    serve.add_argument("model", help="a model folder or Hugging Face Hub id")
+    serve.add_argument("--index", default=None, metavar="DIR",
+                       help="an index folder built by 'spladekit index' (its texts are served with the hits)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for every interface)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    serve.add_argument("--max-batch-size", type=int, default=32,
+                       help="texts per encoder batch; concurrent requests are merged up to it (1: no batching)")
+    serve.add_argument("--max-wait-ms", type=float, default=5.0,
+                       help="how long the first request of a batch waits for others (default 5)")
+    serve.add_argument("--max-client-batch-size", type=int, default=64, help="texts per request (default 64)")
+    serve.add_argument("--max-chars-per-text", type=int, default=20_000, help="characters per text (default 20000)")
+    serve.add_argument("--max-body-bytes", type=int, default=2 * 2**20, help="bytes per request body (default 2 MiB)")
+    serve.add_argument("--request-timeout", type=float, default=30.0,
+                       help="seconds a request may wait for and use the encoder (default 30)")
+    serve.add_argument("--max-concurrent-requests", type=int, default=512,
+                       help="requests queued at once before answering 429 (default 512)")
+    serve.add_argument("--max-top-k", type=int, default=1000, help="largest top_k of /search (default 1000)")
+    serve.add_argument("--no-auto-truncate", action="store_true",
+                       help="refuse (413) texts longer than the model's max_seq_length unless a request sends "
+                            "truncate: true (default: truncate them)")
+    serve.add_argument("--api-key-file", default=None, metavar="FILE",
+                       help="require 'Authorization: Bearer <key>' with the key in FILE (first line)")
+    serve.add_argument("--device", default=None, help="cpu, cuda, ... (default: the best available)")
     return parser
 
 

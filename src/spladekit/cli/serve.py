@@ -4,42 +4,8 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import json
 import os
 import sys
-
-
-def add_serve_parser(sub: argparse._SubParsersAction) -> None:
-    serve = sub.add_parser(
-        "serve", help="serve a model (and an index) over HTTP",
-        description="Serve MODEL over HTTP: text-embeddings-inference's POST /embed_sparse, POST /search (with "
-                    "--index) with the matched terms of every hit, POST /expand, GET /health, /info, /metrics, a "
-                    "search page at / and the OpenAPI docs at /docs. Concurrent requests are merged into encoder "
-                    "batches. Needs the serve extra: pip install 'spladekit[serve]'.")
-    serve.add_argument("model", help="a model folder or Hugging Face Hub id")
-    serve.add_argument("--index", default=None, metavar="DIR",
-                       help="an index folder built by 'spladekit index' (its texts are served with the hits)")
-    serve.add_argument("--host", default="127.0.0.1",
-                       help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for every interface)")
-    serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-    serve.add_argument("--max-batch-size", type=int, default=32,
-                       help="texts per encoder batch; concurrent requests are merged up to it (1: no batching)")
-    serve.add_argument("--max-wait-ms", type=float, default=5.0,
-                       help="how long the first request of a batch waits for others (default 5)")
-    serve.add_argument("--max-client-batch-size", type=int, default=64, help="texts per request (default 64)")
-    serve.add_argument("--max-chars-per-text", type=int, default=20_000, help="characters per text (default 20000)")
-    serve.add_argument("--max-body-bytes", type=int, default=2 * 2**20, help="bytes per request body (default 2 MiB)")
-    serve.add_argument("--request-timeout", type=float, default=30.0,
-                       help="seconds a request may wait for and use the encoder (default 30)")
-    serve.add_argument("--max-concurrent-requests", type=int, default=512,
-                       help="requests queued at once before answering 429 (default 512)")
-    serve.add_argument("--max-top-k", type=int, default=1000, help="largest top_k of /search (default 1000)")
-    serve.add_argument("--no-auto-truncate", action="store_true",
-                       help="refuse (413) texts longer than the model's max_seq_length unless a request sends "
-                            "truncate: true (default: truncate them)")
-    serve.add_argument("--api-key-file", default=None, metavar="FILE",
-                       help="require 'Authorization: Bearer <key>' with the key in FILE (first line)")
-    serve.add_argument("--device", default=None, help="cpu, cuda, ... (default: the best available)")
 
 
 def run_serve(args: argparse.Namespace) -> None:

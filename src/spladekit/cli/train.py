@@ -12,8 +12,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from spladekit import losses as losses_module
-from spladekit.checks import check_positive_int
+from spladekit.checks import ArgumentError, check_positive_int
 from spladekit.cli.config import (
     Architecture,
     ConfigKeyError,
@@ -27,6 +26,7 @@ from spladekit.data import load_beir, load_beir_corpus, load_beir_pairs
 from spladekit.data.lines import iter_lines
 from spladekit.evaluation import SequentialEvaluator, SparseInformationRetrievalEvaluator
 from spladekit.losses import SpladeLoss
+from spladekit.losses.registry import base_losses, loss_spec
 from spladekit.model import SparseEncoder
 from spladekit.modules import (
     MLMTransformer,
@@ -48,13 +48,6 @@ logger = logging.getLogger(__name__)
 # Log every 2% of the run (transformers reads a logging_steps below 1 as a share of the steps): a curve with about
 # 50 points whatever the run's length, where the default of every 500 steps draws a short run as a single dot.
 DEFAULT_LOGGING_STEPS = 0.02
-
-
-def _loss_classes() -> dict[str, type]:
-    return {name: getattr(losses_module, name) for name in dir(losses_module)
-            if isinstance(getattr(losses_module, name), type)
-            and issubclass(getattr(losses_module, name), losses_module.SparseLoss)
-            and getattr(losses_module, name) not in (losses_module.SparseLoss, losses_module.EmbeddingLoss)}
 
 
 def load_training_data(config: DataConfig) -> Dataset:
@@ -179,6 +172,8 @@ def mine_negatives(config: DataConfig, pairs: Dataset, model: SparseEncoder) -> 
         miner = _bm25(mining, pairs, key) if key == "bm25_negatives" else _scorer(mining, pairs, model)
         try:
             mined.append(mine_hard_negatives(pairs, miner, **mining))
+        except ArgumentError as exc:  # a bad value (also a TypeError), not an unknown key
+            raise ConfigKeyError(f"data.{key}: {exc}") from None
         except TypeError as exc:
             raise ConfigKeyError(f"data.{key} does not fit mine_hard_negatives: {exc}.") from None
     if not mined:
@@ -272,26 +267,28 @@ def build_model(config: ModelConfig, corpus: list[str] | None = None) -> SparseE
 
 
 def build_loss(config: LossConfig, model: SparseEncoder) -> Any:
-    classes = _loss_classes()
-    if config.name not in classes:
-        raise ConfigKeyError(f"loss.name is {config.name!r}; the accepted values are {sorted(classes)}.")
-    cls = classes[config.name]
+    """The loss ``config`` names, built on ``model``; what each loss takes is declared in the losses' registry."""
+    try:
+        spec = loss_spec(config.name, "loss.name")
+    except ValueError as exc:
+        raise ConfigKeyError(str(exc)) from None
     kwargs = dict(config.args)
-    wrappers = {"SpladeLoss", "CachedSpladeLoss", "CSRLoss"}
-    if config.name in wrappers and config.base_loss is not None:
-        if config.base_loss not in classes:
+    if spec.wraps_base_loss and config.base_loss is not None:
+        if config.base_loss not in base_losses():
             raise ConfigKeyError(f"loss.base_loss is {config.base_loss!r}; the accepted values are "
-                                 f"{sorted(set(classes) - wrappers)}.")
+                                 f"{base_losses()}.")
         try:
-            kwargs["loss"] = classes[config.base_loss](model, **config.base_loss_args)
+            kwargs["loss"] = loss_spec(config.base_loss).cls(model, **config.base_loss_args)
         except ValueError as exc:  # a value the base loss refuses (its checks' errors are ValueErrors)
             raise ConfigKeyError(f"loss.base_loss_args: {exc}") from None
         except TypeError as exc:  # an argument the base loss does not have
             raise ConfigKeyError(f"loss.base_loss_args do not fit {config.base_loss}: {exc}.") from None
-    if config.name == "CSRLoss" and config.args == LossConfig().args:
+    if not spec.takes_regularizer_weights and spec.wraps_base_loss and config.args == LossConfig().args:
         kwargs = {k: v for k, v in kwargs.items() if k == "loss"}  # the SPLADE default weights do not apply
     try:
-        return cls(model, **kwargs)
+        return spec.cls(model, **kwargs)
+    except ArgumentError as exc:  # a bad value (also a TypeError), not an unknown key
+        raise ConfigKeyError(f"loss.args: {exc}") from None
     except TypeError as exc:
         raise ConfigKeyError(f"loss.args do not fit {config.name}: {exc}.") from None
 
@@ -304,12 +301,12 @@ def build_callbacks(config: LossConfig, loss: Any) -> list[SpladeTargetSparsityC
                              f"is {config.name!r}. Remove loss.target_sparsity or use SpladeLoss.")
     try:
         return [SpladeTargetSparsityCallback(loss, **config.target_sparsity)]
+    except ValueError as exc:  # first: a checks.ArgumentError (a bad value) is a TypeError too
+        raise ConfigKeyError(f"loss.target_sparsity: {exc}") from None
     except TypeError as exc:
         raise ConfigKeyError(f"loss.target_sparsity does not fit SpladeTargetSparsityCallback: {exc}. Its keys are "
                              "query_target_active_dims, document_target_active_dims, adjustment_rate, smoothing, "
                              "start_step, min_weight, max_weight.") from None
-    except ValueError as exc:
-        raise ConfigKeyError(f"loss.target_sparsity: {exc}") from None
 
 
 def build_evaluators(config: TrainConfig) -> SequentialEvaluator | SparseInformationRetrievalEvaluator | None:
@@ -379,6 +376,8 @@ def run_train(config: TrainConfig, overwrite: bool = False, resume: bool | str |
         training.setdefault("eval_strategy", "steps")
     try:
         args = SparseEncoderTrainingArguments(**training)
+    except ArgumentError as exc:  # a bad value (also a TypeError), not an unknown key
+        raise ConfigKeyError(f"training: {exc}") from None
     except TypeError as exc:
         raise ConfigKeyError(f"training: {exc}. The keys of training are SparseEncoderTrainingArguments fields.") \
             from None

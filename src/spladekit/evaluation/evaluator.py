@@ -1,12 +1,48 @@
-"""The evaluator protocol: ``evaluator(model) -> {metric: value}``, with a primary metric for model selection."""
+"""The evaluator protocol: ``evaluator(model) -> {metric: value}``, with a primary metric for model selection,
+and what every sparse evaluator shares: its encoding settings, encoding texts into CSR matrices while counting
+their sparsity, and reporting metrics (prefixed, recorded on the model card)."""
 
 from __future__ import annotations
 
 import csv
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+
+import scipy.sparse as sp
+import torch
+
+from spladekit.checks import check_positive_int
+from spladekit.evaluation.sparsity import SparsityStats
+from spladekit.sparse_ops import check_max_active_dims, to_csr
+
+
+def check_texts(texts: Any, name: str) -> list[str]:
+    """A list of strings, or a TypeError naming the first bad item."""
+    if isinstance(texts, (str, bytes, dict)) or not isinstance(texts, Iterable):
+        raise TypeError(f"{name} must be a list of strings, got {type(texts).__name__}.")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"{name}[{i}] is a {type(text).__name__} ({text!r:.60}), not a string; the "
+                            "evaluators encode texts. Convert or drop that item.")
+    return texts
+
+
+def encode_sparse(encode_fn: Callable[..., Any], texts: Sequence[str], *, batch_size: int, show_progress_bar: bool,
+                  max_active_dims: int | None, **prompt_kwargs: Any) -> torch.Tensor:
+    """Calls ``model.encode`` / ``encode_query`` / ``encode_document`` the way every evaluator does: one
+    sparse COO (N, V) tensor on the CPU. ``prompt_kwargs`` are ``prompt_name=`` / ``prompt=`` when given."""
+    prompt_kwargs = {key: value for key, value in prompt_kwargs.items() if value is not None}
+    embeddings = encode_fn(list(texts), batch_size=batch_size, show_progress_bar=show_progress_bar,
+                           convert_to_tensor=True, convert_to_sparse_tensor=True, save_to_cpu=True,
+                           max_active_dims=max_active_dims, **prompt_kwargs)
+    if not isinstance(embeddings, torch.Tensor):
+        raise TypeError(f"The model's encode returned a {type(embeddings).__name__}; the sparse evaluators "
+                        "need a torch tensor of shape (num_texts, vocab_size), as SparseEncoder.encode "
+                        "returns.")
+    return embeddings
 
 
 class SparseEvaluator:
@@ -21,6 +57,34 @@ class SparseEvaluator:
     name: str = ""
     primary_metric: str | None = None
     greater_is_better: bool = True
+
+    def set_encoding(self, *, name: str, batch_size: int, show_progress_bar: bool, write_csv: bool,
+                     max_active_dims: int | None) -> None:
+        """Checks and stores the settings every sparse evaluator takes (``batch_size``: texts per forward pass;
+        ``max_active_dims``: dimensions kept per vector, None for the model's setting)."""
+        self.name = name
+        self.batch_size = check_positive_int(batch_size, "batch_size", "texts per forward pass")
+        self.show_progress_bar = show_progress_bar
+        self.write_csv = write_csv
+        self.max_active_dims = check_max_active_dims(max_active_dims)
+
+    def encode_csr(self, encode_fn: Callable[..., Any], texts: Sequence[str], stats: SparsityStats | None = None,
+                   show_progress_bar: bool | None = None) -> sp.csr_matrix:
+        """``texts`` encoded by ``encode_fn`` (``model.encode``, ``encode_query`` or ``encode_document``) with this
+        evaluator's settings, as a canonical float64 (N, V) CSR matrix; counted in ``stats`` when given."""
+        matrix = to_csr(encode_sparse(encode_fn, texts, batch_size=self.batch_size,
+                                      show_progress_bar=self.show_progress_bar if show_progress_bar is None
+                                      else show_progress_bar, max_active_dims=self.max_active_dims))
+        if stats is not None:
+            stats.update(matrix)
+        return matrix
+
+    def report(self, model: Any, metrics: dict[str, float], epoch: int, steps: int) -> dict[str, float]:
+        """``metrics`` prefixed with the evaluator's name and recorded on the model's card; what ``__call__``
+        returns."""
+        metrics = self.prefix_name_to_metrics(metrics, self.name)
+        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+        return metrics
 
     def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1,
                  steps: int = -1) -> dict[str, float]:

@@ -46,8 +46,9 @@ from __future__ import annotations
 
 import heapq
 import math
-import numbers
 from collections.abc import Hashable, Iterable, Mapping, Sequence
+
+from spladekit.checks import check_int, check_int_list, is_integer, is_number
 
 ScoredDocs = Mapping[Hashable, float] | Sequence[tuple[Hashable, float]]
 Run = Mapping[Hashable, ScoredDocs]
@@ -71,8 +72,7 @@ def rank_documents(scores: ScoredDocs, top_k: int | None = None) -> list[tuple[H
         >>> rank_documents({"a": 1.0, "b": 1.0, "c": 2.0})
         [('c', 2.0), ('b', 1.0), ('a', 1.0)]
     """
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k <= 0):
-        raise ValueError(f"top_k must be a positive integer or None (keep every document), got {top_k!r}.")
+    top_k = check_int(top_k, "top_k", minimum=1, allow_none=True, meaning="None keeps every document")
     return _rank(scores, top_k, where="the documents to rank")
 
 
@@ -258,7 +258,7 @@ def _scored_pairs(scores: ScoredDocs, where: str) -> list[tuple[Hashable, float]
                         f"(doc_id, score) pairs, got {type(scores).__name__}.")
     pairs = []
     for docid, score in items:
-        if not isinstance(score, numbers.Real) or not math.isfinite(score):
+        if not is_number(score):
             raise ValueError(f"Document {docid!r} of {where} has score {score!r}; scores must be finite real "
                              "numbers. Replace NaN/inf scores (or drop those documents) before evaluating.")
         pairs.append((docid, float(score)))
@@ -268,7 +268,7 @@ def _scored_pairs(scores: ScoredDocs, where: str) -> list[tuple[Hashable, float]
 def _relevance_map(judgments, qid: Hashable) -> dict[Hashable, int]:
     if isinstance(judgments, Mapping):
         for docid, rel in judgments.items():
-            if not isinstance(rel, numbers.Integral):
+            if not (is_integer(rel) or isinstance(rel, bool)):  # True / False read as 1 / 0
                 raise TypeError(f"qrels[{qid!r}][{docid!r}] is {rel!r} ({type(rel).__name__}); relevance "
                                 "must be an integer as in trec_eval (>= 1 relevant, 0 non-relevant). Round "
                                 "graded labels to integers, or pass a set of the relevant ids.")
@@ -280,9 +280,4 @@ def _relevance_map(judgments, qid: Hashable) -> dict[Hashable, int]:
 
 
 def _cutoffs(value: int | Iterable[int], name: str) -> list[int]:
-    values = [value] if isinstance(value, numbers.Integral) else list(value)
-    for k in values:
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k <= 0:
-            raise ValueError(f"{name} must hold positive integers (cut-offs such as 1, 10, 100), "
-                             f"got {value!r}.")
-    return sorted({int(k) for k in values})
+    return sorted(set(check_int_list(value, name, "cut-offs such as 1, 10, 100")))

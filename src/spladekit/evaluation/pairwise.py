@@ -1,6 +1,5 @@
-"""Row-by-row similarity of two batches of sparse vectors, for the pair and triplet evaluators.
-
-For rows ``a_i`` and ``b_i`` of two (N, V) CSR matrices:
+"""The similarity choices of the pair and triplet evaluators: which of :class:`~spladekit.sparse_ops.SimilarityFunction`
+to score row ``a_i`` against row ``b_i`` with (:func:`~spladekit.sparse_ops.pairwise_csr_scores`):
 
 ==============  ======================================  ============================================
 name            score s(a_i, b_i)                       note
@@ -12,70 +11,28 @@ name            score s(a_i, b_i)                       note
 ==============  ======================================  ============================================
 
 The names are sentence-transformers' ``similarity_fn_names``; every score is "higher is more similar".
-Computed with ``scipy.sparse`` in float64, touching only the non-zero entries.
 """
 
 from __future__ import annotations
 
 import enum
 
-import numpy as np
-import scipy.sparse as sp
+from spladekit.sparse_ops import SimilarityFunction, csr_row_norms, pairwise_csr_scores
+
+# The names this module had before the similarity helpers moved to sparse_ops.
+PairSimilarity = SimilarityFunction
+pairwise_scores = pairwise_csr_scores
+row_norms = csr_row_norms
 
 
-class PairSimilarity(str, enum.Enum):
-    """The similarity functions of the pair evaluators (sentence-transformers' ``similarity_fn_names``)."""
-
-    COSINE = "cosine"
-    DOT = "dot"
-    EUCLIDEAN = "euclidean"
-    MANHATTAN = "manhattan"
-
-    @classmethod
-    def parse(cls, value: str | enum.Enum, argument: str) -> PairSimilarity:
-        raw = value.value if isinstance(value, enum.Enum) else value
-        if raw == "dot_product":
-            return cls.DOT
-        try:
-            return cls(raw)
-        except ValueError:
-            raise ValueError(f"{argument} must be one of {[m.value for m in cls]}, got {value!r}.") from None
-
-    @property
-    def is_distance(self) -> bool:
-        """Whether the score is a negated distance (the reported thresholds are then distances)."""
-        return self in (PairSimilarity.EUCLIDEAN, PairSimilarity.MANHATTAN)
-
-
-def parse_similarity_names(names, argument: str) -> list[PairSimilarity] | None:
+def parse_similarity_names(names, argument: str) -> list[SimilarityFunction] | None:
     """``None`` (use the model's similarity) or a non-empty list of distinct similarity names."""
     if names is None:
         return None
     if isinstance(names, (str, enum.Enum)):
         names = [names]
-    parsed = [PairSimilarity.parse(name, argument) for name in names]
+    parsed = [SimilarityFunction.parse(name, argument) for name in names]
     if not parsed:
         raise ValueError(f"{argument} is empty; pass None to use the model's similarity_fn_name, or names "
-                         f"from {[m.value for m in PairSimilarity]}.")
+                         f"from {SimilarityFunction.possible_values()}.")
     return list(dict.fromkeys(parsed))
-
-
-def pairwise_scores(a: sp.csr_matrix, b: sp.csr_matrix, similarity: PairSimilarity) -> np.ndarray:
-    """``s(a_i, b_i)`` for every row ``i``: (N, V), (N, V) -> (N,) float64 (see the module table)."""
-    if a.shape != b.shape:
-        raise ValueError(f"Pairwise scores need two batches of the same shape, got {a.shape} and {b.shape}.")
-    if similarity in (PairSimilarity.DOT, PairSimilarity.COSINE):
-        dots = np.asarray(a.multiply(b).sum(axis=1)).ravel()  # (N,)
-        if similarity is PairSimilarity.DOT:
-            return dots
-        norms = row_norms(a) * row_norms(b)  # (N,)
-        return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
-    diff = (a - b).tocsr()  # (N, V), non-zero where either vector is
-    if similarity is PairSimilarity.MANHATTAN:
-        return -np.asarray(abs(diff).sum(axis=1)).ravel()
-    return -np.sqrt(np.asarray(diff.multiply(diff).sum(axis=1)).ravel())
-
-
-def row_norms(matrix: sp.csr_matrix) -> np.ndarray:
-    """L2 norm of every row: (N, V) -> (N,)."""
-    return np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())

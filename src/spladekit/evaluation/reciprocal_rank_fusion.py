@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from spladekit.checks import check_positive_int
 from spladekit.evaluation.evaluator import SparseEvaluator
 from spladekit.evaluation.rank_metrics import average_precision, ndcg_at_k, reciprocal_rank_at_k
-from spladekit.evaluation.sparsity import check_positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -190,9 +190,7 @@ class ReciprocalRankFusionEvaluator(SparseEvaluator):
                 os.makedirs(output_path, exist_ok=True)
                 with open(os.path.join(output_path, self.predictions_file), "w", encoding="utf-8") as f:
                     f.writelines(json.dumps(record) + "\n" for record in self.last_fused)
-        metrics = self.prefix_name_to_metrics(metrics, self.name)
-        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
-        return metrics
+        return self.report(model, metrics, epoch, steps)
 
     def _list_metrics(self, ranking: list[Hashable], positive: list[Hashable]) -> tuple[float, float, float]:
         """(MRR@k, nDCG@k, AP) of one ranking, the missed relevant documents appended at its end."""

@@ -9,17 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from spladekit.evaluation.evaluator import SparseEvaluator
-from spladekit.evaluation.pairwise import PairSimilarity, pairwise_scores, parse_similarity_names
+from spladekit.evaluation.evaluator import SparseEvaluator, check_texts
+from spladekit.evaluation.pairwise import parse_similarity_names
 from spladekit.evaluation.rank_metrics import average_precision, matthews_corrcoef
-from spladekit.evaluation.sparsity import (
-    SparsityStats,
-    check_max_active_dims,
-    check_positive_int,
-    check_texts,
-    encode_sparse,
-    to_csr,
-)
+from spladekit.evaluation.sparsity import SparsityStats
+from spladekit.sparse_ops import SimilarityFunction, pairwise_csr_scores
 
 logger = logging.getLogger(__name__)
 
@@ -88,11 +82,8 @@ class SparseBinaryClassificationEvaluator(SparseEvaluator):
             raise ValueError(f"labels must be 0 (dissimilar) or 1 (similar), got {sorted(set(bad))[:5]}. Map "
                              "graded scores to binary labels first.")
         self.labels = self.labels.astype(np.int64)
-        self.name = name
-        self.batch_size = check_positive_int(batch_size, "batch_size", "texts per forward pass")
-        self.show_progress_bar = show_progress_bar
-        self.write_csv = write_csv
-        self.max_active_dims = check_max_active_dims(max_active_dims)
+        self.set_encoding(name=name, batch_size=batch_size, show_progress_bar=show_progress_bar,
+                          write_csv=write_csv, max_active_dims=max_active_dims)
         self.similarity_fn_names = parse_similarity_names(similarity_fn_names, "similarity_fn_names")
         self.csv_file = f"binary_classification_evaluation{'_' + name if name else ''}_results.csv"
         self.stats = SparsityStats()
@@ -100,17 +91,14 @@ class SparseBinaryClassificationEvaluator(SparseEvaluator):
     def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1,
                  steps: int = -1) -> dict[str, float]:
         unique = list(dict.fromkeys([*self.sentences1, *self.sentences2]))
-        matrix = to_csr(encode_sparse(model.encode, unique, batch_size=self.batch_size,
-                                      show_progress_bar=self.show_progress_bar,
-                                      max_active_dims=self.max_active_dims))
         self.stats = SparsityStats()
-        self.stats.update(matrix)
+        matrix = self.encode_csr(model.encode, unique, self.stats)
         row_of = {sentence: i for i, sentence in enumerate(unique)}
         left = matrix[[row_of[s] for s in self.sentences1]]
         right = matrix[[row_of[s] for s in self.sentences2]]
-        functions = self.similarity_fn_names or [PairSimilarity.parse(model.similarity_fn_name,
+        functions = self.similarity_fn_names or [SimilarityFunction.parse(model.similarity_fn_name,
                                                                       "similarity_fn_name")]
-        scores = {fn.value: classification_metrics(pairwise_scores(left, right, fn), self.labels,
+        scores = {fn.value: classification_metrics(pairwise_csr_scores(left, right, fn), self.labels,
                                                    fn.is_distance) for fn in functions}
         for fn, values in scores.items():
             logger.info("%s: %s", fn, ", ".join(f"{k}={v:.4f}" for k, v in values.items()))
@@ -128,9 +116,7 @@ class SparseBinaryClassificationEvaluator(SparseEvaluator):
         else:
             self.primary_metric = f"{functions[0].value}_ap"
         metrics.update(self.stats.as_dict())
-        metrics = self.prefix_name_to_metrics(metrics, self.name)
-        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
-        return metrics
+        return self.report(model, metrics, epoch, steps)
 
 
 def classification_metrics(similarities: np.ndarray, labels: np.ndarray,

@@ -9,16 +9,10 @@ from typing import Any
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
 
-from spladekit.evaluation.evaluator import SparseEvaluator
-from spladekit.evaluation.pairwise import PairSimilarity, pairwise_scores, parse_similarity_names
-from spladekit.evaluation.sparsity import (
-    SparsityStats,
-    check_max_active_dims,
-    check_positive_int,
-    check_texts,
-    encode_sparse,
-    to_csr,
-)
+from spladekit.evaluation.evaluator import SparseEvaluator, check_texts
+from spladekit.evaluation.pairwise import parse_similarity_names
+from spladekit.evaluation.sparsity import SparsityStats
+from spladekit.sparse_ops import SimilarityFunction, pairwise_csr_scores
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +57,7 @@ class SparseEmbeddingSimilarityEvaluator(SparseEvaluator):
         sentences2: Sequence[str],
         scores: Sequence[float],
         batch_size: int = 16,
-        main_similarity: str | PairSimilarity | None = None,
+        main_similarity: str | SimilarityFunction | None = None,
         similarity_fn_names: Sequence[str] | None = None,
         name: str = "",
         show_progress_bar: bool = False,
@@ -78,7 +72,7 @@ class SparseEmbeddingSimilarityEvaluator(SparseEvaluator):
                              f"{len(self.scores)} scores; give one score per sentence pair.")
         if len(self.scores) < 2:
             raise ValueError(f"Correlations need at least 2 pairs, got {len(self.scores)}.")
-        self.main_similarity = (PairSimilarity.parse(main_similarity, "main_similarity") if main_similarity
+        self.main_similarity = (SimilarityFunction.parse(main_similarity, "main_similarity") if main_similarity
                                 else None)
         self.similarity_fn_names = parse_similarity_names(similarity_fn_names, "similarity_fn_names")
         if self.similarity_fn_names is None and self.main_similarity is not None:
@@ -86,11 +80,8 @@ class SparseEmbeddingSimilarityEvaluator(SparseEvaluator):
         if self.main_similarity is not None and self.main_similarity not in self.similarity_fn_names:
             raise ValueError(f"main_similarity {self.main_similarity.value!r} is not in similarity_fn_names "
                              f"{[fn.value for fn in self.similarity_fn_names]}; add it there.")
-        self.batch_size = check_positive_int(batch_size, "batch_size", "texts per forward pass")
-        self.name = name
-        self.show_progress_bar = show_progress_bar
-        self.write_csv = write_csv
-        self.max_active_dims = check_max_active_dims(max_active_dims)
+        self.set_encoding(name=name, batch_size=batch_size, show_progress_bar=show_progress_bar,
+                          write_csv=write_csv, max_active_dims=max_active_dims)
         self.csv_file = f"similarity_evaluation{'_' + name if name else ''}_results.csv"
         self.stats = SparsityStats()
 
@@ -101,19 +92,14 @@ class SparseEmbeddingSimilarityEvaluator(SparseEvaluator):
     def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1,
                  steps: int = -1) -> dict[str, float]:
         self.stats = SparsityStats()
-        embeddings = []
-        for sentences in (self.sentences1, self.sentences2):
-            matrix = to_csr(encode_sparse(model.encode, sentences, batch_size=self.batch_size,
-                                          show_progress_bar=self.show_progress_bar,
-                                          max_active_dims=self.max_active_dims))
-            self.stats.update(matrix)
-            embeddings.append(matrix)
-        functions = self.similarity_fn_names or [PairSimilarity.parse(model.similarity_fn_name,
+        embeddings = [self.encode_csr(model.encode, sentences, self.stats)
+                      for sentences in (self.sentences1, self.sentences2)]
+        functions = self.similarity_fn_names or [SimilarityFunction.parse(model.similarity_fn_name,
                                                                       "similarity_fn_name")]
 
         metrics: dict[str, float] = {}
         for fn in functions:
-            predicted = pairwise_scores(embeddings[0], embeddings[1], fn)
+            predicted = pairwise_csr_scores(embeddings[0], embeddings[1], fn)
             metrics[f"pearson_{fn.value}"] = float(pearsonr(self.scores, predicted)[0])
             metrics[f"spearman_{fn.value}"] = float(spearmanr(self.scores, predicted)[0])
             logger.info("%s similarity: Pearson %.4f, Spearman %.4f", fn.value,
@@ -131,6 +117,4 @@ class SparseEmbeddingSimilarityEvaluator(SparseEvaluator):
         else:
             self.primary_metric = "spearman_max" if len(functions) > 1 else f"spearman_{functions[0].value}"
         metrics.update(self.stats.as_dict())
-        metrics = self.prefix_name_to_metrics(metrics, self.name)
-        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
-        return metrics
+        return self.report(model, metrics, epoch, steps)

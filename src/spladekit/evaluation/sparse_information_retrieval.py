@@ -16,19 +16,12 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from spladekit.evaluation.evaluator import SparseEvaluator
+from spladekit.checks import check_int_list, check_positive_int
+from spladekit.evaluation.evaluator import SparseEvaluator, encode_sparse
 from spladekit.evaluation.ir_metrics import compute_ir_metrics
-from spladekit.evaluation.sparsity import (
-    SparsityStats,
-    average_flops,
-    check_max_active_dims,
-    check_positive_int,
-    encode_sparse,
-    normalize_rows,
-    to_csr,
-)
+from spladekit.evaluation.sparsity import SparsityStats, average_flops
 from spladekit.index.sparse_index import SparseIndex
-from spladekit.sparse_ops import SimilarityFunction, exact_index_or_function
+from spladekit.sparse_ops import SimilarityFunction, exact_index_or_function, normalize_csr_rows, to_csr
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +142,8 @@ class SparseInformationRetrievalEvaluator(SparseEvaluator):
 
         self.corpus_chunk_size = check_positive_int(corpus_chunk_size, "corpus_chunk_size",
                                                     "documents per chunk")
-        self.batch_size = check_positive_int(batch_size, "batch_size", "texts per forward pass")
+        self.set_encoding(name=name, batch_size=batch_size, show_progress_bar=show_progress_bar,
+                          write_csv=write_csv, max_active_dims=max_active_dims)
         self.cutoffs = {
             "accuracy": _cutoffs(accuracy_at_k, "accuracy_at_k"),
             "precision_recall": _cutoffs(precision_recall_at_k, "precision_recall_at_k"),
@@ -161,11 +155,7 @@ class SparseInformationRetrievalEvaluator(SparseEvaluator):
         self.map_at_k, self.accuracy_at_k = self.cutoffs["map"], self.cutoffs["accuracy"]
         self.precision_recall_at_k = self.cutoffs["precision_recall"]
         self.max_k = max(k for ks in self.cutoffs.values() for k in ks)
-        self.show_progress_bar = show_progress_bar
-        self.name = name
-        self.write_csv = write_csv
         self.write_predictions = write_predictions
-        self.max_active_dims = check_max_active_dims(max_active_dims)
         self.score_functions = _check_score_functions(score_functions)
         self.main_score_function = _main_name(main_score_function)
         main = self.main_score_function
@@ -261,9 +251,7 @@ class SparseInformationRetrievalEvaluator(SparseEvaluator):
                                [epoch, steps, *self._csv_values(names, scores), *sparsity.values()])
         if output_path is not None and self.write_predictions:
             self._write_predictions(output_path)
-        metrics = self.prefix_name_to_metrics(metrics, self.name)
-        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
-        return metrics
+        return self.report(model, metrics, epoch, steps)
 
     # ----- scoring -----------------------------------------------------------------------------------------
     def _scorers(self, model: Any) -> dict[str, SimilarityFunction | Callable]:
@@ -281,7 +269,7 @@ class SparseInformationRetrievalEvaluator(SparseEvaluator):
     def _prepare(fn: SimilarityFunction | Callable, matrix: sp.csr_matrix, tensor: torch.Tensor):
         """What ``_top_k`` scores: the CSR matrix (L2-normalised for cosine), or the tensor for a callable."""
         if fn is SimilarityFunction.COSINE:
-            return normalize_rows(matrix)
+            return normalize_csr_rows(matrix)
         return matrix if isinstance(fn, SimilarityFunction) else tensor
 
     def _top_k(self, fn, queries, documents, doc_ids: list[Hashable]) -> list[list[tuple[Hashable, float]]]:
@@ -381,12 +369,7 @@ def _text(value: Any, argument: str, key: Hashable) -> str:
 
 
 def _cutoffs(values: Iterable[int], argument: str) -> list[int]:
-    values = [values] if isinstance(values, int) else list(values)
-    for k in values:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-            raise ValueError(f"{argument} must hold positive integers (cut-offs such as 1, 10, 100), got "
-                             f"{values!r}.")
-    return list(dict.fromkeys(int(k) for k in values))
+    return list(dict.fromkeys(check_int_list(values, argument, "cut-offs such as 1, 10, 100")))
 
 
 def _check_score_functions(score_functions) -> dict[str, SimilarityFunction | Callable] | None:

@@ -6,15 +6,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from spladekit.evaluation.evaluator import SparseEvaluator
-from spladekit.evaluation.sparsity import (
-    SparsityStats,
-    check_max_active_dims,
-    check_positive_int,
-    check_texts,
-    encode_sparse,
-    to_csr,
-)
+from spladekit.evaluation.evaluator import SparseEvaluator, check_texts
+from spladekit.evaluation.sparsity import SparsityStats
 
 logger = logging.getLogger(__name__)
 
@@ -68,14 +61,11 @@ class SparseMSEEvaluator(SparseEvaluator):
         if teacher_model is None:
             raise ValueError("SparseMSEEvaluator needs teacher_model, the model whose embeddings of "
                              "source_sentences the evaluated model should reproduce.")
-        self.show_progress_bar = show_progress_bar
-        self.batch_size = check_positive_int(batch_size, "batch_size", "texts per forward pass")
-        self.name = name
-        self.write_csv = write_csv
-        self.max_active_dims = check_max_active_dims(max_active_dims)
+        self.set_encoding(name=name, batch_size=batch_size, show_progress_bar=show_progress_bar,
+                          write_csv=write_csv, max_active_dims=max_active_dims)
         self.primary_metric = "negative_mse"
         self.csv_file = f"mse_evaluation_{name}_results.csv"
-        self.source_embeddings = self._encode(teacher_model, source_sentences)  # (N, V) CSR
+        self.source_embeddings = self.encode_csr(teacher_model.encode, source_sentences)  # (N, V) CSR
         self.stats = SparsityStats()
 
     @property
@@ -84,7 +74,7 @@ class SparseMSEEvaluator(SparseEvaluator):
 
     def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1,
                  steps: int = -1) -> dict[str, float]:
-        targets = self._encode(model, self.target_sentences)
+        targets = self.encode_csr(model.encode, self.target_sentences)
         if targets.shape != self.source_embeddings.shape:
             raise ValueError(f"The model's embeddings have shape {targets.shape} but the teacher's "
                              f"{self.source_embeddings.shape}; the student and the teacher must share the "
@@ -99,12 +89,5 @@ class SparseMSEEvaluator(SparseEvaluator):
             self.write_csv_row(output_path, self.csv_file, header,
                                [epoch, steps, mse, *self.stats.as_dict().values()])
         metrics = {"negative_mse": -mse, **self.stats.as_dict()}
-        metrics = self.prefix_name_to_metrics(metrics, self.name)
-        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
-        return metrics
-
-    def _encode(self, model: Any, sentences: list[str]):
-        return to_csr(encode_sparse(model.encode, sentences, batch_size=self.batch_size,
-                                    show_progress_bar=self.show_progress_bar,
-                                    max_active_dims=self.max_active_dims))
+        return self.report(model, metrics, epoch, steps)
 

@@ -192,8 +192,7 @@ class SparseNanoBEIREvaluator(SparseEvaluator):
                       for family, k in first._csv_columns()]
             self.write_csv_row(output_path, self.csv_file, header,
                                [epoch, steps, *values, *sparsity.values()])
-        summary = self.prefix_name_to_metrics({**aggregated, **sparsity}, self.name)
-        self.store_metrics_in_model_card_data(model, summary, epoch, steps)
+        summary = self.report(model, {**aggregated, **sparsity}, epoch, steps)
         per_dataset.update(summary)
         return per_dataset
 

@@ -11,18 +11,16 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from spladekit.checks import check_positive_int
 from spladekit.evaluation.evaluator import SparseEvaluator
 from spladekit.evaluation.rank_metrics import average_precision, ndcg_at_k, reciprocal_rank_at_k
-from spladekit.evaluation.sparsity import (
-    SparsityStats,
-    check_max_active_dims,
-    check_positive_int,
-    encode_sparse,
-    normalize_rows,
-    to_csr,
+from spladekit.evaluation.sparsity import SparsityStats
+from spladekit.sparse_ops import (
+    SimilarityFunction,
+    exact_index_or_function,
+    normalize_csr_rows,
     to_torch_sparse,
 )
-from spladekit.sparse_ops import SimilarityFunction, exact_index_or_function
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +91,6 @@ class SparseRerankingEvaluator(SparseEvaluator):
             raise ValueError("No sample has both a positive and a negative candidate; reranking needs at "
                              "least one of each per query.")
         self.at_k = check_positive_int(at_k, "at_k", "the cut-off of MRR and nDCG")
-        self.name = name
-        self.write_csv = write_csv
         if isinstance(similarity_fct, (str, enum.Enum)):
             self.similarity_fct = exact_index_or_function(SimilarityFunction.parse(similarity_fct, "similarity_fct"))
         elif callable(similarity_fct):
@@ -102,10 +98,9 @@ class SparseRerankingEvaluator(SparseEvaluator):
         else:
             raise TypeError(f"similarity_fct must be 'cosine', 'dot' or a callable, got "
                             f"{type(similarity_fct).__name__}.")
-        self.batch_size = check_positive_int(batch_size, "batch_size", "texts per forward pass")
-        self.show_progress_bar = show_progress_bar
+        self.set_encoding(name=name, batch_size=batch_size, show_progress_bar=show_progress_bar,
+                          write_csv=write_csv, max_active_dims=max_active_dims)
         self.use_batched_encoding = use_batched_encoding
-        self.max_active_dims = check_max_active_dims(max_active_dims)
         self.primary_metric = f"ndcg@{self.at_k}"
         self.csv_file = f"RerankingEvaluator{'_' + name if name else ''}_results_@{self.at_k}.csv"
         self.query_stats = SparsityStats()
@@ -146,21 +141,15 @@ class SparseRerankingEvaluator(SparseEvaluator):
             self.write_csv_row(output_path, self.csv_file, header,
                                [epoch, steps, *metrics.values(), *sparsity.values()])
         metrics.update(sparsity)
-        metrics = self.prefix_name_to_metrics(metrics, self.name)
-        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
-        return metrics
+        return self.report(model, metrics, epoch, steps)
 
     def _encode(self, encode_fn, texts: list[str], stats: SparsityStats) -> sp.csr_matrix:
-        matrix = to_csr(encode_sparse(encode_fn, texts, batch_size=self.batch_size,
-                                      show_progress_bar=self.show_progress_bar and self.use_batched_encoding,
-                                      max_active_dims=self.max_active_dims))
-        stats.update(matrix)
-        return matrix
+        return self.encode_csr(encode_fn, texts, stats, self.show_progress_bar and self.use_batched_encoding)
 
     def _score(self, query: sp.csr_matrix, candidates: sp.csr_matrix) -> np.ndarray:
         """Similarity of one query (1, V) with its candidates (n, V) -> (n,)."""
         if self.similarity_fct is SimilarityFunction.COSINE:
-            query, candidates = normalize_rows(query), normalize_rows(candidates)
+            query, candidates = normalize_csr_rows(query), normalize_csr_rows(candidates)
         if isinstance(self.similarity_fct, SimilarityFunction):
             return (candidates @ query.T).toarray().ravel()
         scores = self.similarity_fct(to_torch_sparse(query), to_torch_sparse(candidates))

@@ -8,17 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from spladekit.evaluation.evaluator import SparseEvaluator
-from spladekit.evaluation.sparsity import (
-    SparsityStats,
-    check_max_active_dims,
-    check_positive_int,
-    check_texts,
-    encode_sparse,
-    normalize_rows,
-    to_csr,
-)
+from spladekit.evaluation.evaluator import SparseEvaluator, check_texts
+from spladekit.evaluation.sparsity import SparsityStats
 from spladekit.index.sparse_index import SparseIndex
+from spladekit.sparse_ops import normalize_csr_rows
 
 logger = logging.getLogger(__name__)
 
@@ -70,12 +63,9 @@ class SparseTranslationEvaluator(SparseEvaluator):
             raise ValueError(f"Got {len(self.source_sentences)} source and {len(self.target_sentences)} "
                              "target sentences; give at least one aligned pair (the i-th target translates "
                              "the i-th source).")
-        self.show_progress_bar = show_progress_bar
-        self.batch_size = check_positive_int(batch_size, "batch_size", "texts per forward pass")
-        self.name = name
+        self.set_encoding(name=name, batch_size=batch_size, show_progress_bar=show_progress_bar,
+                          write_csv=write_csv, max_active_dims=max_active_dims)
         self.print_wrong_matches = print_wrong_matches
-        self.write_csv = write_csv
-        self.max_active_dims = check_max_active_dims(max_active_dims)
         self.primary_metric = "mean_accuracy"
         self.csv_file = f"translation_evaluation{'_' + name if name else ''}_results.csv"
         self.stats = SparsityStats()
@@ -83,8 +73,8 @@ class SparseTranslationEvaluator(SparseEvaluator):
     def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1,
                  steps: int = -1) -> dict[str, float]:
         self.stats = SparsityStats()
-        sources = self._encode(model, self.source_sentences)
-        targets = self._encode(model, self.target_sentences)
+        sources = normalize_csr_rows(self.encode_csr(model.encode, self.source_sentences, self.stats))
+        targets = normalize_csr_rows(self.encode_csr(model.encode, self.target_sentences, self.stats))
         src2trg = self._accuracy(sources, targets, self.target_sentences, self.source_sentences, "target")
         trg2src = self._accuracy(targets, sources, self.source_sentences, self.target_sentences, "source")
         logger.info("Translation accuracy: src2trg %.2f%%, trg2src %.2f%%", 100 * src2trg, 100 * trg2src)
@@ -94,16 +84,7 @@ class SparseTranslationEvaluator(SparseEvaluator):
                                [epoch, steps, src2trg, trg2src, *self.stats.as_dict().values()])
         metrics = {"src2trg_accuracy": src2trg, "trg2src_accuracy": trg2src,
                    "mean_accuracy": (src2trg + trg2src) / 2, **self.stats.as_dict()}
-        metrics = self.prefix_name_to_metrics(metrics, self.name)
-        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
-        return metrics
-
-    def _encode(self, model: Any, sentences: list[str]):
-        matrix = to_csr(encode_sparse(model.encode, sentences, batch_size=self.batch_size,
-                                      show_progress_bar=self.show_progress_bar,
-                                      max_active_dims=self.max_active_dims))
-        self.stats.update(matrix)
-        return normalize_rows(matrix)
+        return self.report(model, metrics, epoch, steps)
 
     def _accuracy(self, queries, candidates, candidate_texts: list[str], query_texts: list[str],
                   side: str) -> float:

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import logging
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from spladekit.evaluation.evaluator import SparseEvaluator
-from spladekit.evaluation.pairwise import PairSimilarity, pairwise_scores, parse_similarity_names
-from spladekit.evaluation.sparsity import (
-    SparsityStats,
-    check_max_active_dims,
-    check_positive_int,
-    check_texts,
-    encode_sparse,
-    to_csr,
-)
+from spladekit.checks import is_number
+from spladekit.evaluation.evaluator import SparseEvaluator, check_texts
+from spladekit.evaluation.pairwise import parse_similarity_names
+from spladekit.evaluation.sparsity import SparsityStats
+from spladekit.sparse_ops import SimilarityFunction, pairwise_csr_scores
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +52,7 @@ class SparseTripletEvaluator(SparseEvaluator):
         anchors: Sequence[str],
         positives: Sequence[str],
         negatives: Sequence[str],
-        main_similarity_function: str | PairSimilarity | None = None,
+        main_similarity_function: str | SimilarityFunction | None = None,
         margin: float | Mapping[str, float] | None = None,
         name: str = "",
         batch_size: int = 16,
@@ -75,7 +69,7 @@ class SparseTripletEvaluator(SparseEvaluator):
                              f"{len(self.negatives)} negatives; give at least one complete triplet and the "
                              "same number of each.")
         self.main_similarity_function = (
-            PairSimilarity.parse(main_similarity_function, "main_similarity_function")
+            SimilarityFunction.parse(main_similarity_function, "main_similarity_function")
             if main_similarity_function else None)
         self.similarity_fn_names = parse_similarity_names(similarity_fn_names, "similarity_fn_names")
         if self.similarity_fn_names is None and self.main_similarity_function is not None:
@@ -85,11 +79,8 @@ class SparseTripletEvaluator(SparseEvaluator):
             raise ValueError(f"main_similarity_function {main.value!r} is not in similarity_fn_names "
                              f"{[fn.value for fn in self.similarity_fn_names]}; add it there.")
         self.margin = _margins(margin)
-        self.name = name
-        self.batch_size = check_positive_int(batch_size, "batch_size", "texts per forward pass")
-        self.show_progress_bar = show_progress_bar
-        self.write_csv = write_csv
-        self.max_active_dims = check_max_active_dims(max_active_dims)
+        self.set_encoding(name=name, batch_size=batch_size, show_progress_bar=show_progress_bar,
+                          write_csv=write_csv, max_active_dims=max_active_dims)
         self.csv_file = f"triplet_evaluation{'_' + name if name else ''}_results.csv"
         self.stats: dict[str, SparsityStats] = {}
 
@@ -107,18 +98,15 @@ class SparseTripletEvaluator(SparseEvaluator):
         embeddings = {}
         self.stats = {}
         for side, (encode_fn, texts) in sides.items():
-            embeddings[side] = to_csr(encode_sparse(encode_fn, texts, batch_size=self.batch_size,
-                                                    show_progress_bar=self.show_progress_bar,
-                                                    max_active_dims=self.max_active_dims))
             self.stats[side] = SparsityStats()
-            self.stats[side].update(embeddings[side])
-        functions = self.similarity_fn_names or [PairSimilarity.parse(model.similarity_fn_name,
+            embeddings[side] = self.encode_csr(encode_fn, texts, self.stats[side])
+        functions = self.similarity_fn_names or [SimilarityFunction.parse(model.similarity_fn_name,
                                                                       "similarity_fn_name")]
 
         metrics: dict[str, float] = {}
         for fn in functions:
-            positive = pairwise_scores(embeddings["anchor"], embeddings["positive"], fn)  # (N,)
-            negative = pairwise_scores(embeddings["anchor"], embeddings["negative"], fn)  # (N,)
+            positive = pairwise_csr_scores(embeddings["anchor"], embeddings["positive"], fn)  # (N,)
+            negative = pairwise_csr_scores(embeddings["anchor"], embeddings["negative"], fn)  # (N,)
             metrics[f"{fn.value}_accuracy"] = float(np.mean(positive > negative + self.margin[fn]))
             logger.info("Triplet accuracy (%s): %.2f%%", fn.value, 100 * metrics[f"{fn.value}_accuracy"])
         sparsity = {key: value for side, stats in self.stats.items()
@@ -134,20 +122,18 @@ class SparseTripletEvaluator(SparseEvaluator):
         else:
             self.primary_metric = "max_accuracy" if len(functions) > 1 else f"{functions[0].value}_accuracy"
         metrics.update(sparsity)
-        metrics = self.prefix_name_to_metrics(metrics, self.name)
-        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
-        return metrics
+        return self.report(model, metrics, epoch, steps)
 
 
-def _margins(margin: float | Mapping[str, float] | None) -> dict[PairSimilarity, float]:
+def _margins(margin: float | Mapping[str, float] | None) -> dict[SimilarityFunction, float]:
     if margin is None:
-        return dict.fromkeys(PairSimilarity, 0.0)
-    if isinstance(margin, numbers.Real) and not isinstance(margin, bool):
-        return dict.fromkeys(PairSimilarity, float(margin))
+        return dict.fromkeys(SimilarityFunction, 0.0)
+    if is_number(margin):
+        return dict.fromkeys(SimilarityFunction, float(margin))
     if isinstance(margin, Mapping):
-        margins = dict.fromkeys(PairSimilarity, 0.0)
+        margins = dict.fromkeys(SimilarityFunction, 0.0)
         for key, value in margin.items():
-            margins[PairSimilarity.parse(key, "margin keys")] = float(value)
+            margins[SimilarityFunction.parse(key, "margin keys")] = float(value)
         return margins
     raise TypeError(f"margin must be a number or a dict {{similarity name: margin}}, got "
                     f"{type(margin).__name__}.")

@@ -1,7 +1,8 @@
-"""Encoding for evaluation, and the sparsity statistics every sparse evaluator reports.
+"""The sparsity statistics every sparse evaluator reports.
 
-The evaluators encode texts into sparse vectors, move them to ``scipy.sparse`` CSR matrices (rows are
-vectors, columns vocabulary terms) and summarise each side (queries, documents, anchors, ...) with:
+The evaluators encode texts into ``scipy.sparse`` CSR matrices (rows are vectors, columns vocabulary terms;
+:meth:`~spladekit.evaluation.evaluator.SparseEvaluator.encode_csr`) and summarise each side (queries,
+documents, anchors, ...) with:
 
 - ``active_dims``: the mean number of non-zero dimensions per vector, ``(1/N) sum_i |{v : x_iv != 0}|``;
 - ``sparsity_ratio``: ``1 - active_dims / V`` with ``V`` the vocabulary size;
@@ -21,84 +22,9 @@ Reference:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-import torch
-
-from spladekit import sparse_ops
-
-
-def encode_sparse(
-    encode_fn: Callable[..., Any],
-    texts: Sequence[str],
-    *,
-    batch_size: int,
-    show_progress_bar: bool,
-    max_active_dims: int | None,
-    **prompt_kwargs: Any,
-) -> torch.Tensor:
-    """Calls ``model.encode`` / ``encode_query`` / ``encode_document`` the way every evaluator does: one
-    sparse COO (N, V) tensor on the CPU. ``prompt_kwargs`` are ``prompt_name=`` / ``prompt=`` when given."""
-    prompt_kwargs = {key: value for key, value in prompt_kwargs.items() if value is not None}
-    embeddings = encode_fn(
-        list(texts),
-        batch_size=batch_size,
-        show_progress_bar=show_progress_bar,
-        convert_to_tensor=True,
-        convert_to_sparse_tensor=True,
-        save_to_cpu=True,
-        max_active_dims=max_active_dims,
-        **prompt_kwargs,
-    )
-    if not isinstance(embeddings, torch.Tensor):
-        raise TypeError(f"The model's encode returned a {type(embeddings).__name__}; the sparse evaluators "
-                        "need a torch tensor of shape (num_texts, vocab_size), as SparseEncoder.encode "
-                        "returns.")
-    return embeddings
-
-
-def to_csr(embeddings: torch.Tensor | sp.spmatrix | np.ndarray, dtype: type = np.float64) -> sp.csr_matrix:
-    """A (N, V) embedding matrix (torch sparse or dense, scipy.sparse, numpy) as a canonical CSR matrix:
-    sorted indices, no explicit zeros. float64 by default, so that scores are sums of exact products."""
-    if isinstance(embeddings, torch.Tensor):
-        x = embeddings.detach().cpu()
-        if x.ndim == 1:
-            x = x.unsqueeze(0)
-        if x.ndim != 2:
-            raise ValueError(f"embeddings must be 2-D (num_vectors, vocab_size), got shape {tuple(x.shape)}.")
-        if x.layout == torch.strided:
-            matrix = sp.csr_matrix(x.to(torch.float64).numpy())
-        else:
-            x = (x if x.layout == torch.sparse_coo else x.to_sparse_coo()).coalesce()
-            rows, cols = x.indices().numpy()
-            matrix = sp.csr_matrix((x.values().to(torch.float64).numpy(), (rows, cols)), shape=tuple(x.shape))
-    elif sp.issparse(embeddings):
-        matrix = sp.csr_matrix(embeddings)
-    else:
-        array = np.asarray(embeddings)
-        matrix = sp.csr_matrix(array[None, :] if array.ndim == 1 else array)
-    matrix = matrix.astype(dtype, copy=True)
-    matrix.sum_duplicates()
-    matrix.eliminate_zeros()
-    return matrix
-
-
-def to_torch_sparse(matrix: sp.csr_matrix, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """A CSR matrix as a coalesced torch sparse COO tensor (for user-supplied similarity functions)."""
-    coo = matrix.tocoo()
-    indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-    values = torch.from_numpy(coo.data).to(dtype)
-    return torch.sparse_coo_tensor(indices, values, coo.shape).coalesce()
-
-
-def normalize_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
-    """Each row divided by its L2 norm; all-zero rows stay zero (cosine similarity 0 with everything)."""
-    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())  # (N,)
-    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-    return sp.csr_matrix(sp.diags(scale) @ matrix)
 
 
 class SparsityStats:
@@ -181,25 +107,3 @@ def average_flops(queries: SparsityStats, documents: SparsityStats) -> float:
         raise ValueError(f"Query vectors have {queries.dim} dimensions but document vectors {documents.dim}; "
                          "encode both with the same model.")
     return math.fsum(queries.activation_rate * documents.activation_rate)
-
-
-def check_positive_int(value: Any, name: str, meaning: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer ({meaning}), got {value!r}.")
-    return int(value)
-
-
-def check_max_active_dims(value: Any) -> int | None:
-    return sparse_ops.check_max_active_dims(value)
-
-
-def check_texts(texts: Any, name: str) -> list[str]:
-    """A list of strings, or a TypeError naming the first bad item."""
-    if isinstance(texts, (str, bytes, dict)) or not isinstance(texts, Iterable):
-        raise TypeError(f"{name} must be a list of strings, got {type(texts).__name__}.")
-    texts = list(texts)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"{name}[{i}] is a {type(text).__name__} ({text!r:.60}), not a string; the "
-                            "evaluators encode texts. Convert or drop that item.")
-    return texts

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spladekit.checks import check_int
 from spladekit.modules.dense import Dense
 from spladekit.modules.mlm_head import MLMHead, resolve_mlm_head
 from spladekit.modules.normalize import Normalize
@@ -149,8 +150,7 @@ class SparseEncoderGraph(nn.Module):
         if unsupported:
             raise ValueError(f"Graph export supports the modules {sorted(c.__name__ for c in SUPPORTED_MODULES)}, "
                              f"but this model has {unsupported}.")
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
-            raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}.")
+        top_k = check_int(top_k, "top_k", minimum=1, allow_none=True)
         self.steps = nn.ModuleList(modules)
         # An MLMTransformer of a known architecture followed by SpladePooling("max") runs as one step.
         self.heads: dict[int, MLMHead] = {}

@@ -18,6 +18,7 @@ import warnings
 import torch
 from torch import Tensor, nn
 
+from spladekit.checks import check_int
 from spladekit.export.graph import INPUT_NAMES, SparseEncoderGraph, model_routes, route_modules
 from spladekit.export.model_folder import ensure_saved_model
 from spladekit.export.optional import require
@@ -168,8 +169,7 @@ def export_onnx(
         export_onnx(model, "splade-v3")                # splade-v3/ (the model) + splade-v3/onnx/model.onnx
         fast = SparseEncoder("splade-v3", backend="onnx")
     """
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
-        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}.")
+    top_k = check_int(top_k, "top_k", minimum=1, allow_none=True)
     if not isinstance(file_name, str) or not file_name or os.sep in file_name:
         raise ValueError(f"file_name must be a file stem such as 'model', got {file_name!r}.")
     if getattr(model, "backend", "torch") != "torch":

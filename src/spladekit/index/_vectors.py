@@ -2,77 +2,24 @@
 
 Every index of :mod:`spladekit.index` takes sparse vectors in the same forms (torch tensors in any layout,
 scipy.sparse matrices, numpy arrays) and document ids of any hashable type; this module turns them into one
-canonical form, a ``scipy.sparse.csr_matrix`` (one row per vector), and checks ids and sizes with messages
-that say what was received and how to fix it.
+canonical form, a ``scipy.sparse.csr_matrix`` (one row per vector, :func:`spladekit.sparse_ops.to_csr`), and
+checks ids and sizes with messages that say what was received and how to fix it.
 """
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Hashable, Iterable, Iterator
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-SparseInput = Any
-"""A (num_vectors, vocab_size) matrix: a torch tensor (sparse COO, sparse CSR or dense), a scipy.sparse matrix
-or array, or a numpy array. A 1-D vector is read as one row."""
+from spladekit.checks import check_positive_int
+from spladekit.sparse_ops import SparseInput, to_csr
 
-
-def to_csr(x: SparseInput, name: str, dtype: np.dtype) -> sp.csr_matrix:
-    """Converts any accepted matrix form to a new canonical CSR matrix of ``dtype`` (sorted, summed
-    duplicates, no explicit zeros, finite weights). Never shares memory with ``x``."""
-    if isinstance(x, torch.Tensor):
-        matrix = _torch_to_csr(x, name, dtype)
-    elif sp.issparse(x):
-        matrix = sp.csr_matrix(x.reshape(1, -1) if x.ndim == 1 else x)
-    else:
-        try:
-            array = np.asarray(x)
-        except Exception as exc:  # noqa: BLE001 - any conversion failure gets the same explanation
-            raise TypeError(f"{name} must be a torch tensor, a scipy.sparse matrix or a numpy array of shape "
-                            f"(num_vectors, vocab_size), got {type(x).__name__} ({exc}).") from None
-        if array.ndim == 1:
-            array = array[None, :]
-        if array.ndim != 2 or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-            raise TypeError(f"{name} must be a numeric matrix of shape (num_vectors, vocab_size), got "
-                            f"{type(x).__name__} with shape {array.shape} and dtype {array.dtype}.")
-        matrix = sp.csr_matrix(array)
-    if matrix.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (num_vectors, vocab_size), got shape {matrix.shape}.")
-    matrix = matrix.astype(dtype, copy=True)  # owns its arrays: the in-place clean-up below and later
-    # merges must never touch the caller's tensor or matrix, which may share memory with `matrix`.
-    matrix.sum_duplicates()  # also sorts the column indices of each row
-    if not np.isfinite(matrix.data).all():
-        bad_rows = np.unique(np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))[
-            ~np.isfinite(matrix.data)])
-        raise ValueError(f"{name} holds NaN or infinite weights in rows {bad_rows[:10].tolist()}"
-                         f"{' ...' if len(bad_rows) > 10 else ''}. Sparse embeddings must be finite; check "
-                         "the model's output (e.g. an overflow in half precision).")
-    matrix.eliminate_zeros()
-    return matrix
-
-
-def _torch_to_csr(x: torch.Tensor, name: str, dtype: np.dtype) -> sp.csr_matrix:
-    x = x.detach().cpu()
-    if x.dim() == 1:
-        x = x.unsqueeze(0)  # works for dense and sparse COO vectors
-    if x.dim() != 2:
-        raise ValueError(f"{name} must be 2-D (num_vectors, vocab_size), got a tensor of shape "
-                         f"{tuple(x.shape)}.")
-    value_type = torch.float64 if dtype == np.float64 else torch.float32
-    if x.layout == torch.sparse_csr:
-        return sp.csr_matrix(
-            (x.values().to(value_type).numpy(), x.col_indices().numpy(), x.crow_indices().numpy()),
-            shape=tuple(x.shape),
-        )
-    if x.layout != torch.strided:
-        x = x.to_sparse_coo().coalesce() if x.layout != torch.sparse_coo else x.coalesce()
-        rows, cols = x.indices().numpy()
-        return sp.csr_matrix((x.values().to(value_type).numpy(), (rows, cols)), shape=tuple(x.shape))
-    return sp.csr_matrix(x.to(value_type).numpy())
+# SparseInput, to_csr and check_positive_int live in sparse_ops and checks; imported from here by the indexes.
+__all__ = ["SparseInput", "as_id_list", "check_json_ids", "check_non_negative", "check_positive_int",
+           "check_unique", "check_vocab_size", "iter_rows", "resolve_ids", "to_csr"]
 
 
 def check_vocab_size(matrix: sp.csr_matrix, vocab_size: int, name: str) -> None:
@@ -137,11 +84,6 @@ def check_json_ids(ids: list[Hashable], where: str) -> None:
         raise TypeError(f"{where} stores document ids as JSON strings or integers, got {len(bad)} ids of other "
                         f"types, e.g. {bad[0]!r} ({type(bad[0]).__name__}). Convert the ids to str first, "
                         "e.g. ids=[str(i) for i in ids].")
-
-
-def check_positive_int(value: Any, name: str, meaning: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer ({meaning}), got {value!r}.")
 
 
 def check_non_negative(matrix: sp.csr_matrix, name: str, engine: str) -> None:

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from spladekit.checks import parse_enum
 from spladekit.index._vectors import (
     SparseInput,
     check_json_ids,
@@ -260,11 +261,7 @@ class ElasticsearchSparseIndex(FeatureFieldIndex):
     def __init__(self, client: Any, index_name: str, *,
                  field_type: ElasticsearchFieldType | str = ElasticsearchFieldType.RANK_FEATURES,
                  **kwargs: Any) -> None:
-        try:
-            self.field_type = ElasticsearchFieldType(field_type)
-        except ValueError:
-            raise ValueError(f"field_type must be one of {[t.value for t in ElasticsearchFieldType]}, got "
-                             f"{field_type!r}.") from None
+        self.field_type = parse_enum(ElasticsearchFieldType, field_type, "field_type")
         super().__init__(client, index_name, **kwargs)
 
     @property

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from spladekit.checks import require
 from spladekit.index._vectors import (
     SparseInput,
     check_json_ids,
@@ -43,12 +44,8 @@ _MAX_TOP_K = 16384  # Milvus' limit on results per query
 
 
 def _import_pymilvus() -> Any:
-    try:
-        from pymilvus import DataType, MilvusClient
-    except ImportError:
-        raise ImportError("The Milvus connector needs pymilvus: pip install 'spladekit[milvus]' (or pip "
-                          "install 'pymilvus[milvus_lite]').") from None
-    return MilvusClient, DataType
+    pymilvus = require("pymilvus", "milvus", "pymilvus[milvus-lite]", feature="The Milvus connector")
+    return pymilvus.MilvusClient, pymilvus.DataType
 
 
 class MilvusSparseIndex(SparseSearchIndex):

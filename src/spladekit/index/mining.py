@@ -30,7 +30,6 @@ from __future__ import annotations
 import enum
 import hashlib
 import logging
-import numbers
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -38,11 +37,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
-from spladekit.checks import check_positive_int
+from spladekit.checks import check_int, check_number, check_positive_int, parse_enum
 from spladekit.index._vectors import to_csr
 from spladekit.index.search import brute_force_hits
 from spladekit.index.sparse_index import SparseIndex
-from spladekit.sparse_ops import SimilarityFunction
+from spladekit.sparse_ops import SimilarityFunction, normalize_csr_rows, pairwise_csr_scores
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -190,18 +189,15 @@ def mine_hard_negatives(
     check_positive_int(num_negatives, "num_negatives", "the number of negatives per anchor, e.g. 3")
     check_positive_int(batch_size, "batch_size", "texts per forward pass, e.g. 32")
     check_positive_int(faiss_batch_size, "faiss_batch_size", "queries searched at a time, e.g. 16384")
-    if isinstance(range_min, bool) or not isinstance(range_min, numbers.Integral) or range_min < 0:
-        raise ValueError(f"range_min must be a non-negative integer (candidates skipped), got {range_min!r}.")
+    range_min = check_int(range_min, "range_min", minimum=0, meaning="candidates skipped")
     for name, value in (("absolute_margin", absolute_margin), ("relative_margin", relative_margin),
                         ("max_score", max_score), ("min_score", min_score)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
-                                  or not np.isfinite(value)):
-            raise ValueError(f"{name} must be a finite number or None, got {value!r}.")
+        check_number(value, name, allow_none=True)
     filtering = any(value is not None for value in (absolute_margin, relative_margin, max_score, min_score))
     if range_max is None:
         range_max = range_min + num_negatives * (10 if filtering else 1)
-    elif isinstance(range_max, bool) or not isinstance(range_max, numbers.Integral) or range_max <= range_min:
-        raise ValueError(f"range_max must be an integer above range_min={range_min}, got {range_max!r}.")
+    else:
+        range_max = check_int(range_max, "range_max", minimum=range_min + 1, meaning=f"above range_min={range_min}")
     if num_negatives > range_max - range_min:
         raise ValueError(f"Cannot mine {num_negatives} negatives per anchor from the {range_max - range_min} "
                          f"candidates that range_min={range_min} and range_max={range_max} leave. Lower "
@@ -306,13 +302,11 @@ def _report(verbose: bool, message: str) -> None:
 
 
 def _pair_scores(queries: sp.csr_matrix, documents: sp.csr_matrix, similarity: SimilarityFunction) -> list[float]:
-    """Score of row i of ``queries`` with row i of ``documents`` (cosine rows are already normalized)."""
-    if similarity in (SimilarityFunction.DOT, SimilarityFunction.COSINE):
-        return np.asarray(queries.multiply(documents).sum(axis=1)).ravel().tolist()
-    difference = (queries - documents).tocsr()
-    if similarity is SimilarityFunction.EUCLIDEAN:
-        return (-np.sqrt(np.asarray(difference.multiply(difference).sum(axis=1)).ravel())).tolist()
-    return (-np.asarray(abs(difference).sum(axis=1)).ravel()).tolist()
+    """Score of row i of ``queries`` with row i of ``documents``; cosine rows are already normalized, so their
+    cosine is their dot product."""
+    if similarity is SimilarityFunction.COSINE:
+        similarity = SimilarityFunction.DOT
+    return pairwise_csr_scores(queries, documents, similarity).tolist()
 
 
 def _rescore(cross_encoder: Any, query_texts: list[str], queries: dict[str, list[str]], documents: list[str],
@@ -384,9 +378,8 @@ class _Encoder:
                 tmp = f"{path}.{os.getpid()}.tmp.npz"
                 sp.save_npz(tmp, matrix)
                 os.replace(tmp, path)
-        if self.similarity is SimilarityFunction.COSINE:
-            norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-            matrix = sp.csr_matrix(sp.diags(1.0 / np.maximum(norms, 1e-12)).astype(np.float32) @ matrix)
+        if self.similarity is SimilarityFunction.COSINE:  # the matrix is this function's own (loaded or converted)
+            matrix = normalize_csr_rows(matrix, copy=False)
         return matrix
 
     def _cache_path(self, role: str, texts: list[str], prompt_name: str | None, prompt: str | None) -> str | None:
@@ -522,7 +515,4 @@ def _texts(values: Any, where: str) -> list[str]:
 
 
 def _parse_enum(kind: type[enum.Enum], value: Any, name: str) -> Any:
-    try:
-        return kind(value)
-    except ValueError:
-        raise ValueError(f"{name} must be one of {[m.value for m in kind]}, got {value!r}.") from None
+    return parse_enum(kind, value, name)

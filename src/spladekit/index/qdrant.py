@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from spladekit.checks import require
 from spladekit.index._vectors import (
     SparseInput,
     check_json_ids,
@@ -35,12 +36,8 @@ __all__ = ["QdrantSparseIndex"]
 
 
 def _import_qdrant() -> Any:
-    try:
-        from qdrant_client import QdrantClient, models
-    except ImportError:
-        raise ImportError("The Qdrant connector needs the qdrant-client package: pip install "
-                          "'spladekit[qdrant]' (or pip install qdrant-client).") from None
-    return QdrantClient, models
+    qdrant_client = require("qdrant_client", "qdrant", "qdrant-client", feature="The Qdrant connector")
+    return qdrant_client.QdrantClient, require("qdrant_client.models", "qdrant", "qdrant-client")
 
 
 class QdrantSparseIndex(SparseSearchIndex):

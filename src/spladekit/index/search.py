@@ -14,14 +14,13 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from spladekit.checks import check_positive_int
-from spladekit.index._vectors import SparseInput, to_csr
+from spladekit.index._vectors import resolve_ids
 from spladekit.index.base import Hits, SparseSearchIndex
 from spladekit.index.sparse_index import SparseIndex
-from spladekit.sparse_ops import SimilarityFunction
+from spladekit.sparse_ops import SimilarityFunction, SparseInput, normalize_csr_rows, to_csr, to_torch_sparse
 
 __all__ = ["brute_force_hits", "search", "semantic_search"]
 
@@ -90,13 +89,13 @@ def semantic_search(
                              "scores by dot product. Build the index from L2-normalized embeddings and search by dot "
                              "product (for cosine), or pass the embeddings.")
         hits = _search_index(corpus_embeddings, query_embeddings, top_k, query_chunk_size)
-    elif isinstance(scorer, SimilarityFunction) and scorer in (SimilarityFunction.DOT, SimilarityFunction.COSINE):
-        corpus = to_csr(corpus_embeddings, "corpus_embeddings", _dtype_of(corpus_embeddings))
-        queries = query_embeddings
-        if scorer is SimilarityFunction.COSINE:
-            corpus = _normalize_rows(corpus)
-            queries = _normalize_rows(to_csr(query_embeddings, "query_embeddings", _dtype_of(query_embeddings)))
-        index = SparseIndex.from_embeddings(corpus, dtype=corpus.dtype)
+    elif isinstance(scorer, SimilarityFunction) and not scorer.is_distance:
+        queries, corpus = query_embeddings, corpus_embeddings
+        if scorer is SimilarityFunction.COSINE:  # then the dot product of L2-normalized rows
+            queries, corpus = _normalized(queries, "query_embeddings"), _normalized(corpus, "corpus_embeddings")
+        # The corpus is converted and copied once, by the index (to_csr); with cosine, once before that into its
+        # normalized rows.
+        index = SparseIndex.from_embeddings(corpus, dtype=_dtype_of(corpus))
         hits = _search_index(index, queries, top_k, query_chunk_size)
     else:
         function = SimilarityFunction.to_similarity_fn(scorer) if isinstance(scorer, SimilarityFunction) else scorer
@@ -136,9 +135,7 @@ def _as_torch(x: SparseInput, name: str) -> torch.Tensor:
     sparse COO."""
     if isinstance(x, torch.Tensor):
         return x.unsqueeze(0) if x.ndim == 1 else x
-    matrix = to_csr(x, name, _dtype_of(x)).tocoo()
-    indices = torch.from_numpy(np.vstack([matrix.row, matrix.col]).astype(np.int64))
-    return torch.sparse_coo_tensor(indices, torch.from_numpy(matrix.data), matrix.shape).coalesce()
+    return to_torch_sparse(to_csr(x, name, _dtype_of(x)), dtype=None)
 
 
 def brute_force_hits(query_embeddings: SparseInput, corpus_embeddings: SparseInput, function: ScoreFunction,
@@ -215,32 +212,25 @@ def search(
     single = isinstance(queries, str)
     query_texts = [queries] if single else list(queries)
     similarity = SimilarityFunction.parse(getattr(model, "similarity_fn_name", SimilarityFunction.DOT))
-    exact = similarity in (SimilarityFunction.DOT, SimilarityFunction.COSINE)
     if isinstance(corpus, SparseSearchIndex):
         if corpus_ids is not None:
             raise ValueError("corpus_ids was given with an index, which holds its own document ids; drop "
                              "corpus_ids or pass the corpus texts or embeddings instead.")
-        if not exact:
+        if similarity.is_distance:
             raise ValueError(f"This model scores by {similarity.value} distance, which an index (dot products) "
                              "cannot rank; pass the corpus texts or embeddings instead.")
-        index = corpus
-    else:
-        if _is_text_list(corpus):
-            corpus = model.encode_document(list(corpus), batch_size=batch_size, show_progress_bar=show_progress_bar)
-        matrix = to_csr(corpus, "corpus", _dtype_of(corpus))
-        if similarity is SimilarityFunction.COSINE:
-            matrix = _normalize_rows(matrix)
-        index = SparseIndex.from_embeddings(matrix, ids=corpus_ids, dtype=matrix.dtype) if exact else None
+    elif _is_text_list(corpus):
+        corpus = model.encode_document(list(corpus), batch_size=batch_size, show_progress_bar=show_progress_bar)
     query_embeddings = model.encode_query(query_texts, batch_size=batch_size, show_progress_bar=show_progress_bar)
-    if index is None:  # a distance: scored block by block, rows mapped to the given ids
-        results = semantic_search(query_embeddings, matrix, top_k=top_k, similarity_fn_name=similarity)
-        ids = list(corpus_ids) if corpus_ids is not None else None
-        if ids is not None:
+    if isinstance(corpus, SparseSearchIndex):
+        if similarity is SimilarityFunction.COSINE:  # the index holds L2-normalized documents
+            query_embeddings = _normalized(query_embeddings, "query_embeddings")
+        results = semantic_search(query_embeddings, corpus, top_k=top_k)
+    else:
+        ids = None if corpus_ids is None else resolve_ids(corpus_ids, _num_rows(corpus), 0, "corpus_ids")
+        results = semantic_search(query_embeddings, corpus, top_k=top_k, similarity_fn_name=similarity)
+        if ids is not None:  # rows -> the given ids
             results = [[{**hit, "corpus_id": ids[hit["corpus_id"]]} for hit in row] for row in results]
-        return results[0] if single else results
-    if similarity is SimilarityFunction.COSINE:  # the corpus side was normalized when indexed
-        query_embeddings = _normalize_rows(to_csr(query_embeddings, "query_embeddings", _dtype_of(query_embeddings)))
-    results = semantic_search(query_embeddings, index, top_k=top_k)
     return results[0] if single else results
 
 
@@ -260,8 +250,15 @@ def _dtype_of(x: Any) -> np.dtype:
     return np.dtype(np.float32)
 
 
-def _normalize_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
-    """Each row divided by its L2 norm (zero rows stay zero)."""
-    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-    scale = 1.0 / np.maximum(norms, 1e-12)
-    return sp.csr_matrix(sp.diags(scale.astype(matrix.dtype)) @ matrix)
+def _normalized(x: SparseInput, name: str) -> Any:
+    """The rows of ``x`` divided by their L2 norms, as CSR (zero rows stay zero); one copy of ``x``, the
+    conversion's, scaled in place."""
+    return normalize_csr_rows(to_csr(x, name, _dtype_of(x)), copy=False)
+
+
+def _num_rows(x: SparseInput) -> int:
+    """The number of vectors in a corpus matrix, without converting it (a 1-D vector is one row)."""
+    shape = getattr(x, "shape", None)
+    if shape is not None and len(shape) in (1, 2):
+        return 1 if len(shape) == 1 else int(shape[0])
+    return len(x)

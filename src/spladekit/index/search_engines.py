@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from spladekit.checks import require
 from spladekit.index._vectors import SparseInput
 from spladekit.index.base import Hits
 
@@ -176,12 +177,8 @@ def semantic_search_elasticsearch(query_embeddings_decoded: Decoded, corpus_embe
     from spladekit.index.elasticsearch import ElasticsearchSparseIndex
 
     def client() -> Any:
-        try:
-            from elasticsearch import Elasticsearch
-        except ImportError:
-            raise ImportError("semantic_search_elasticsearch needs the elasticsearch package: pip install "
-                              "elasticsearch.") from None
-        return Elasticsearch(**{"hosts": ["http://localhost:9200"], **kwargs})
+        elasticsearch = require("elasticsearch", "elasticsearch", feature="semantic_search_elasticsearch")
+        return elasticsearch.Elasticsearch(**{"hosts": ["http://localhost:9200"], **kwargs})
 
     return _search_feature_engine(ElasticsearchSparseIndex, client, query_embeddings_decoded,
                                   corpus_embeddings_decoded, corpus_index, top_k, output_index)
@@ -198,12 +195,8 @@ def semantic_search_opensearch(query_embeddings_decoded: Decoded, corpus_embeddi
     from spladekit.index.opensearch import OpenSearchSparseIndex
 
     def client() -> Any:
-        try:
-            from opensearchpy import OpenSearch
-        except ImportError:
-            raise ImportError("semantic_search_opensearch needs the opensearch-py package: pip install "
-                              "opensearch-py.") from None
-        return OpenSearch(**{"hosts": ["http://localhost:9200"], **kwargs})
+        opensearchpy = require("opensearchpy", "opensearch", "opensearch-py", feature="semantic_search_opensearch")
+        return opensearchpy.OpenSearch(**{"hosts": ["http://localhost:9200"], **kwargs})
 
     return _search_feature_engine(OpenSearchSparseIndex, client, query_embeddings_decoded,
                                   corpus_embeddings_decoded, corpus_index, top_k, output_index)

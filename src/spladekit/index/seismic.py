@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from spladekit.checks import require
 from spladekit.index._vectors import (
     SparseInput,
     check_non_negative,
@@ -43,12 +44,7 @@ __all__ = ["SeismicSparseIndex"]
 
 
 def _import_seismic() -> Any:
-    try:
-        import seismic
-    except ImportError:
-        raise ImportError("The Seismic connector needs the pyseismic-lsr package: pip install "
-                          "'spladekit[seismic]' (or pip install pyseismic-lsr).") from None
-    return seismic
+    return require("seismic", "seismic", "pyseismic-lsr", feature="The Seismic connector")
 
 
 class SeismicSparseIndex(SparseSearchIndex):

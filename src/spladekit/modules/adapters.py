@@ -19,6 +19,8 @@ from typing import Any
 
 from torch import nn
 
+from spladekit.checks import require
+
 ADAPTER_CONFIG_NAME = "adapter_config.json"
 ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"
 # PEFT saves adapter weights under the key paths of a PeftModel, which wraps the backbone twice.
@@ -26,12 +28,7 @@ _PEFT_KEY_PREFIX = "base_model.model."
 
 
 def _peft() -> Any:
-    try:
-        import peft
-    except ImportError:
-        raise ImportError("Adapters need the 'peft' package, which is not installed: pip install 'spladekit[peft]' "
-                          "(or pip install peft).") from None
-    return peft
+    return require("peft", "peft", feature="Adapters")
 
 
 def _tuner_layers(model: nn.Module) -> list[Any]:

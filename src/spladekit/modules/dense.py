@@ -9,6 +9,7 @@ import torch
 import torch.nn.modules.activation as torch_activations
 from torch import nn
 
+from spladekit.checks import check_positive_int
 from spladekit.modules.module import ConfigError, Layout, Module
 
 DEFAULT_ACTIVATION = "torch.nn.modules.activation.Tanh"
@@ -109,9 +110,8 @@ class Dense(Module):
                  module_input_name: str = "sentence_embedding", module_output_name: str | None = None,
                  use_residual: bool = False) -> None:
         super().__init__()
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        in_features = check_positive_int(in_features, "`in_features`")
+        out_features = check_positive_int(out_features, "`out_features`")
         for name, value in (("bias", bias), ("use_residual", use_residual)):
             if not isinstance(value, bool):
                 raise ValueError(f"`{name}` must be True or False, got {value!r}.")

@@ -57,6 +57,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from spladekit.modules.mlm_head import head_builders, resolve_mlm_head
+from spladekit.modules.module import run_modules  # noqa: F401 - moved to module.py, importable from here
 from spladekit.modules.splade_pooling import PoolingStrategy, SpladeActivation, SpladePooling
 from spladekit.modules.transformer import MLMTransformer
 
@@ -115,27 +116,6 @@ def fused_splade_forward(mlm: MLMTransformer, pooling: SpladePooling, features: 
     if pooling.embedding_dimension is None:
         pooling.embedding_dimension = pooled.shape[1]
     features["sentence_embedding"] = pooled
-    return features
-
-
-def run_modules(modules: list[nn.Module], features: dict[str, Any], kwargs: dict[str, Any],
-                fuse: bool = True) -> dict[str, Any]:
-    """Runs ``modules`` in order on ``features``; each gets only the keyword arguments it declares
-    (``forward_kwargs``). With ``fuse``, each MLMTransformer directly followed by SpladePooling("max") (see
-    :func:`can_fuse`) runs as one :func:`fused_splade_forward` step. Used by SparseEncoder and by each route of
-    a Router, so an inference-free model's document route is fused too."""
-    index = 0
-    while index < len(modules):
-        module = modules[index]
-        # Fusing skips the two modules' own forward, so not when a keyword argument is meant for one of them.
-        if fuse and index + 1 < len(modules) and can_fuse(module, modules[index + 1]) and not any(
-                key in getattr(m, "forward_kwargs", ()) for m in modules[index:index + 2] for key in kwargs):
-            features = fused_splade_forward(module, modules[index + 1], features)
-            index += 2
-            continue
-        accepted = getattr(module, "forward_kwargs", frozenset())
-        features = module(features, **{key: value for key, value in kwargs.items() if key in accepted})
-        index += 1
     return features
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import json
 import os
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -192,3 +193,29 @@ class InputModule(Module):
     @property
     def max_seq_length(self) -> int | None:
         raise NotImplementedError
+
+
+Fusion = tuple[Callable[[nn.Module, nn.Module], bool], Callable[[nn.Module, nn.Module, dict[str, Any]], dict[str, Any]]]
+"""``(can_fuse, fused_forward)``: which two consecutive modules run as one step, and that step."""
+
+
+def run_modules(modules: list[nn.Module], features: dict[str, Any], kwargs: dict[str, Any],
+                fusion: Fusion | None = None) -> dict[str, Any]:
+    """Runs ``modules`` in order on ``features``; each gets only the keyword arguments it declares
+    (``forward_kwargs``). With ``fusion = (can_fuse, fused_forward)``, two consecutive modules that ``can_fuse``
+    accepts run as one ``fused_forward(first, second, features)`` step: SparseEncoder and each route of a Router
+    pass the fused SPLADE head's pair (:mod:`spladekit.modules.fused_splade_head`), so an inference-free model's
+    document route is fused too."""
+    index = 0
+    while index < len(modules):
+        module = modules[index]
+        # Fusing skips the two modules' own forward, so not when a keyword argument is meant for one of them.
+        if fusion is not None and index + 1 < len(modules) and fusion[0](module, modules[index + 1]) and not any(
+                key in getattr(m, "forward_kwargs", ()) for m in modules[index:index + 2] for key in kwargs):
+            features = fusion[1](module, modules[index + 1], features)
+            index += 2
+            continue
+        accepted = getattr(module, "forward_kwargs", frozenset())
+        features = module(features, **{key: value for key, value in kwargs.items() if key in accepted})
+        index += 1
+    return features

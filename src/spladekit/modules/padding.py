@@ -12,11 +12,12 @@ from typing import Any
 
 import torch
 
+from spladekit.checks import check_int
+
 
 def check_pad_to_multiple_of(multiple: object) -> None:
     """Raises a ValueError naming ``pad_to_multiple_of`` unless ``multiple`` is a positive integer or None."""
-    if multiple is not None and (isinstance(multiple, bool) or not isinstance(multiple, int) or multiple <= 0):
-        raise ValueError(f"pad_to_multiple_of must be a positive integer or None, got {multiple!r}.")
+    check_int(multiple, "pad_to_multiple_of", minimum=1, allow_none=True)
 
 
 def padded_length(length: int, multiple: int, max_length: int | None) -> int:

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from spladekit.checks import check_positive_int
 from spladekit.modules.module import Layout, Module
 
 POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
@@ -86,10 +87,8 @@ class Pooling(Module):
     def __init__(self, embedding_dimension: int, pooling_mode: str | tuple[str, ...] | list[str] = "mean",
                  include_prompt: bool = True) -> None:
         super().__init__()
-        if isinstance(embedding_dimension, bool) or not isinstance(embedding_dimension, int) \
-                or embedding_dimension < 1:
-            raise ValueError(f"`embedding_dimension` must be a positive integer (the token embedding size), "
-                             f"got {embedding_dimension!r}.")
+        embedding_dimension = check_positive_int(embedding_dimension, "`embedding_dimension`",
+                                                 "the token embedding size")
         if isinstance(pooling_mode, (list, tuple)):
             if len(pooling_mode) == 0:
                 raise ValueError(f"`pooling_mode` must name at least one mode of {POOLING_MODES}, got an "

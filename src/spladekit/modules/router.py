@@ -7,8 +7,16 @@ from typing import Any, Callable, ClassVar
 
 from torch import nn
 
-from spladekit.modules.fused_splade_head import run_modules
-from spladekit.modules.module import ConfigError, InputModule, Layout, Module, read_json, write_json
+from spladekit.modules import fused_splade_head
+from spladekit.modules.module import (
+    ConfigError,
+    InputModule,
+    Layout,
+    Module,
+    read_json,
+    run_modules,
+    write_json,
+)
 from spladekit.modules.transformer import Transformer
 
 
@@ -113,7 +121,9 @@ class Router(Module):
 
     def forward(self, features: dict[str, Any], task: str | None = None, **kwargs: Any) -> dict[str, Any]:
         route = self.resolve_route(task if task is not None else features.get("task"))
-        return run_modules(list(self.sub_modules[route]), features, kwargs, self.fuse_splade_head)
+        # Looked up on each call, so the fused step is the kernel module's current one.
+        fusion = (fused_splade_head.can_fuse, fused_splade_head.fused_splade_forward) if self.fuse_splade_head else None
+        return run_modules(list(self.sub_modules[route]), features, kwargs, fusion)
 
     # ----- properties shared across routes ----------------------------------------------------------
     @property

@@ -13,12 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spladekit.checks import check_int
 from spladekit.modules.module import Module
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
 
 
 class TiedTranspose(nn.Module):
@@ -101,14 +97,14 @@ class SparseAutoEncoder(Module):
     def __init__(self, input_dim: int, hidden_dim: int = 512, k: int = 8, k_aux: int = 512,
                  normalize: bool = False, dead_threshold: int = 30) -> None:
         super().__init__()
-        _check_int("input_dim", input_dim, 1)
-        _check_int("hidden_dim", hidden_dim, 1)
-        _check_int("k", k, 1)
+        input_dim = check_int(input_dim, "`input_dim`", minimum=1)
+        hidden_dim = check_int(hidden_dim, "`hidden_dim`", minimum=1)
+        k = check_int(k, "`k`", minimum=1)
         if k > hidden_dim:
             raise ValueError(f"`k` must be at most `hidden_dim` ({hidden_dim}): it is the number of latents "
                              f"kept out of hidden_dim, got k={k}. Lower k or raise hidden_dim.")
-        _check_int("k_aux", k_aux, 0)
-        _check_int("dead_threshold", dead_threshold, 0)
+        k_aux = check_int(k_aux, "`k_aux`", minimum=0)
+        dead_threshold = check_int(dead_threshold, "`dead_threshold`", minimum=0)
         if not isinstance(normalize, bool):
             raise ValueError(f"`normalize` must be True or False, got {normalize!r}.")
         self.input_dim = input_dim
@@ -174,10 +170,9 @@ class SparseAutoEncoder(Module):
         return reconstruction
 
     def forward(self, features: dict[str, Any], max_active_dims: int | None = None) -> dict[str, Any]:
-        k = self.k if max_active_dims is None else max_active_dims
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.hidden_dim:
-            raise ValueError(f"`max_active_dims` must be an integer between 1 and hidden_dim "
-                             f"({self.hidden_dim}), got {max_active_dims!r}.")
+        k = self.k if max_active_dims is None else check_int(
+            max_active_dims, "`max_active_dims`", minimum=1, maximum=self.hidden_dim,
+            meaning=f"latents kept out of hidden_dim={self.hidden_dim}")
         x = features["sentence_embedding"]  # (B, D)
         x_prepared, info = self._prepare(x)
         latents = self.encode_pre_act(x_prepared)  # (B, H)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from spladekit.checks import check_positive_int, is_number
 from spladekit.hub import resolve_folder
 from spladekit.modules.module import InputModule, Layout, read_json
 
@@ -185,9 +186,7 @@ class SparseStaticEmbedding(InputModule):
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`max_seq_length` must be a positive integer, got {value!r}.")
-        self.tokenizer.model_max_length = value
+        self.tokenizer.model_max_length = check_positive_int(value, "`max_seq_length`")
 
     def tokenize(self, texts: list[str], task: str | None = None) -> dict[str, torch.Tensor]:
         """Tokenizes without special tokens, padded to the longest text, truncated to ``max_seq_length`` (for
@@ -246,7 +245,7 @@ class SparseStaticEmbedding(InputModule):
         weight = torch.zeros(len(vocab))  # (V,)
         unknown: list[str] = []
         for token, value in idf.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if not is_number(value):
                 raise ValueError(f"`idf` weights must be finite numbers, but token {token!r} has {value!r}.")
             token_id = vocab.get(token)
             if token_id is None:

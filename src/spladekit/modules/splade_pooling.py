@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from spladekit.checks import check_int, parse_enum
 from spladekit.modules.module import Layout, Module
 
 
@@ -21,11 +22,7 @@ class SpladeActivation(str, enum.Enum):
 
 
 def _enum_arg(enum_cls: type[enum.Enum], value: Any, name: str) -> Any:
-    try:
-        return enum_cls(value)
-    except ValueError:
-        allowed = [member.value for member in enum_cls]
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}.") from None
+    return parse_enum(enum_cls, value, name)
 
 
 class SpladePooling(Module):
@@ -67,11 +64,8 @@ class SpladePooling(Module):
         super().__init__()
         self.strategy = _enum_arg(PoolingStrategy, pooling_strategy, "pooling_strategy")
         self.activation = _enum_arg(SpladeActivation, activation_function, "activation_function")
-        for name, value in (("embedding_dimension", embedding_dimension), ("chunk_size", chunk_size)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-                raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")
-        self.embedding_dimension = embedding_dimension
-        self.chunk_size = chunk_size
+        self.embedding_dimension = check_int(embedding_dimension, "embedding_dimension", minimum=1, allow_none=True)
+        self.chunk_size = check_int(chunk_size, "chunk_size", minimum=1, allow_none=True)
 
     @property
     def pooling_strategy(self) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from spladekit.checks import check_positive_int
+from spladekit.checks import check_positive_int, parse_enum
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +39,7 @@ def parse_task(value: Any) -> TransformerTask:
         raise ValueError(f"transformer_task={value!r} builds a {value} model, which a SparseEncoder cannot use; "
                          "use 'fill-mask' (SPLADE: MLM logits) or 'feature-extraction' (hidden states, e.g. for "
                          "CSR).")
-    try:
-        return TransformerTask(value)
-    except ValueError:
-        raise ValueError(f"transformer_task must be one of {[t.value for t in TransformerTask]}, got "
-                         f"{value!r}.") from None
+    return parse_enum(TransformerTask, value, "transformer_task")
 
 
 def merge_kwargs(name: str, *sources: tuple[str, Mapping[str, Any] | None]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from spladekit.checks import check_number, parse_enum
 from spladekit.losses import SpladeLoss
 
 logger = logging.getLogger(__name__)
@@ -39,15 +40,10 @@ class SpladeRegularizerWeightSchedulerCallback(TrainerCallback):
         super().__init__()
         if not isinstance(loss, SpladeLoss):
             raise ValueError(f"SpladeRegularizerWeightSchedulerCallback needs a SpladeLoss, got {type(loss).__name__}.")
-        try:
-            self.scheduler_type = SchedulerType(scheduler_type)
-        except ValueError:
-            raise ValueError(f"scheduler_type must be one of {[m.value for m in SchedulerType]}, got "
-                             f"{scheduler_type!r}.") from None
-        if isinstance(warmup_ratio, bool) or not isinstance(warmup_ratio, (int, float)) or not 0 < warmup_ratio <= 1:
-            raise ValueError(f"warmup_ratio must be in (0, 1], got {warmup_ratio!r}.")
+        self.scheduler_type = parse_enum(SchedulerType, scheduler_type, "scheduler_type")
         self.loss = loss
-        self.warmup_ratio = float(warmup_ratio)
+        self.warmup_ratio = check_number(warmup_ratio, "warmup_ratio", minimum=0, exclusive_minimum=True, maximum=1,
+                                         meaning="the share of training over which the weights rise")
         self.max_document_regularizer_weight = loss.document_regularizer_weight
         self.max_query_regularizer_weight = loss.query_regularizer_weight
         self.warmup_steps: int | None = None

@@ -6,10 +6,9 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 from torch.utils.data import Sampler
 
-from spladekit.training.samplers import _check_int
+from spladekit.checks import check_positive_int, is_integer
 
 __all__ = ["GlobalBatchSlicer"]
 
@@ -50,9 +49,9 @@ class GlobalBatchSlicer(Sampler[list[int]]):
 
     def __init__(self, batch_sampler: Any, num_processes: int) -> None:
         super().__init__()
-        _check_int(num_processes, "num_processes", type(self).__name__, minimum=1)
+        check_positive_int(num_processes, "num_processes", f"of {type(self).__name__}")
         global_size = getattr(batch_sampler, "batch_size", None)
-        if not isinstance(global_size, (int, np.integer)) or global_size % num_processes:
+        if not is_integer(global_size) or global_size % num_processes:
             raise ValueError(f"GlobalBatchSlicer needs a batch sampler whose batch_size (the global batch) is a "
                              f"multiple of num_processes={num_processes}, got batch_size={global_size!r}.")
         self.batch_sampler = batch_sampler

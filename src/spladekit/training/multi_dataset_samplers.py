@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch.utils.data import ConcatDataset, Sampler
 
-from spladekit.training.samplers import _check_generator, _check_int
+from spladekit.checks import check_int
+from spladekit.training.samplers import _check_generator
 
 __all__ = [
     "MultiDatasetBatchSamplers",
@@ -84,7 +85,7 @@ class MultiDatasetDefaultBatchSampler(Sampler[list[int]], ABC):
                                  f"but dataset {number} of the ConcatDataset has {len(part)}; give the "
                                  "samplers in the order of the datasets.")
         _check_generator(generator, who)
-        _check_int(seed, "seed", who)
+        check_int(seed, "seed", meaning=f"of {who}")
         self.dataset = dataset
         self.batch_samplers = batch_samplers
         self.offsets = [0, *dataset.cumulative_sizes[:-1]]
@@ -97,7 +98,7 @@ class MultiDatasetDefaultBatchSampler(Sampler[list[int]], ABC):
 
     def set_epoch(self, epoch: int) -> None:
         """Selects the epoch, here and in every part sampler that has ``set_epoch``."""
-        _check_int(epoch, "epoch", type(self).__name__, minimum=0)
+        check_int(epoch, "epoch", minimum=0, meaning=f"of {type(self).__name__}")
         self.epoch = int(epoch)
         for sampler in self.batch_samplers:
             if hasattr(sampler, "set_epoch"):

@@ -36,7 +36,7 @@ import torch
 from datasets import Dataset, DatasetDict, IterableDataset, IterableDatasetDict
 from torch.utils.data import Sampler
 
-from spladekit.checks import require
+from spladekit.checks import check_int, check_positive_int, require
 from spladekit.training.data_collator import DATASET_NAME_COLUMN, DEFAULT_LABEL_COLUMNS
 
 logger = logging.getLogger(__name__)
@@ -92,18 +92,6 @@ def _check_dataset(dataset: Any, who: str) -> None:
     if not isinstance(dataset, Dataset):
         raise TypeError(f"{who} expects a datasets.Dataset, but got {type(dataset).__name__}. "
                         "Build one with datasets.Dataset.from_dict({column: values, ...}).")
-
-
-def _check_batch_size(batch_size: Any, who: str) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"{who} needs a positive integer batch_size, but got {batch_size!r}.")
-
-
-def _check_int(value: Any, name: str, who: str, minimum: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{who} needs an integer {name}, but got {value!r} ({type(value).__name__}).")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{who} needs {name} >= {minimum}, but got {value}.")
 
 
 def _check_generator(generator: Any, who: str) -> None:
@@ -164,11 +152,11 @@ class DefaultBatchSampler(Sampler[list[int]]):
         super().__init__()
         who = type(self).__name__
         _check_dataset(dataset, who)
-        _check_batch_size(batch_size, who)
+        check_positive_int(batch_size, "batch_size", f"texts per batch of {who}")
         if not isinstance(drop_last, bool):
             raise TypeError(f"{who} needs drop_last to be True or False, but got {drop_last!r}.")
         _check_generator(generator, who)
-        _check_int(seed, "seed", who)
+        check_int(seed, "seed", meaning=f"of {who}")
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.drop_last = drop_last
@@ -179,7 +167,7 @@ class DefaultBatchSampler(Sampler[list[int]]):
 
     def set_epoch(self, epoch: int) -> None:
         """Selects the epoch whose batches the next iteration yields (the shuffle uses ``seed + epoch``)."""
-        _check_int(epoch, "epoch", type(self).__name__, minimum=0)
+        check_int(epoch, "epoch", minimum=0, meaning=f"of {type(self).__name__}")
         self.epoch = int(epoch)
 
     def epoch_generator(self) -> torch.Generator:
@@ -387,8 +375,8 @@ class NoDuplicatesBatchSampler(_PlannedBatchSampler):
         if not isinstance(precompute_hashes, bool):
             raise TypeError(f"{who} needs precompute_hashes to be True or False, but got {precompute_hashes!r}.")
         if precompute_num_proc is not None:
-            _check_int(precompute_num_proc, "precompute_num_proc", who, minimum=1)
-        _check_int(precompute_batch_size, "precompute_batch_size", who, minimum=1)
+            check_positive_int(precompute_num_proc, "precompute_num_proc", f"of {who}")
+        check_positive_int(precompute_batch_size, "precompute_batch_size", f"of {who}")
         excluded = set(self.valid_label_columns) | {DATASET_NAME_COLUMN}
         self.text_columns = [column for column in dataset.column_names if column not in excluded]
         self.precompute_hashes = precompute_hashes

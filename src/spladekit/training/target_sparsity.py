@@ -10,6 +10,7 @@ import torch
 import torch.distributed as dist
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from spladekit.checks import check_int, check_number, is_number
 from spladekit.losses import SpladeLoss
 
 __all__ = ["SpladeTargetSparsityCallback"]
@@ -21,9 +22,7 @@ _STATE_KEY = "spladekit.SpladeTargetSparsityCallback"  # not a class name: trans
 
 
 def _positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
-    return float(value)
+    return check_number(value, name, minimum=0, exclusive_minimum=True)
 
 
 class SpladeTargetSparsityCallback(TrainerCallback):
@@ -91,12 +90,10 @@ class SpladeTargetSparsityCallback(TrainerCallback):
                                  f"it, so it needs a positive starting value (e.g. 5e-5 for queries, 3e-5 for "
                                  "documents).")
         self.adjustment_rate = _positive("adjustment_rate", adjustment_rate)
-        if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0 <= smoothing < 1:
+        if not is_number(smoothing) or not 0 <= smoothing < 1:
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}.")
         self.smoothing = float(smoothing)
-        if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 0:
-            raise ValueError(f"start_step must be a non-negative integer, got {start_step!r}.")
-        self.start_step = start_step
+        self.start_step = check_int(start_step, "start_step", minimum=0)
         self.min_weight = _positive("min_weight", min_weight)
         self.max_weight = _positive("max_weight", max_weight)
         if self.min_weight > self.max_weight:

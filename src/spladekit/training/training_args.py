@@ -11,7 +11,7 @@ from typing import Any, Callable, Union
 import torch
 from transformers import TrainingArguments
 
-from spladekit.checks import ArgumentError, check_number
+from spladekit.checks import ArgumentError, check_number, parse_enum
 from spladekit.hardware import bf16_support
 from spladekit.modules.padding import check_pad_to_multiple_of
 from spladekit.training.multi_dataset_samplers import MultiDatasetBatchSamplers
@@ -36,11 +36,7 @@ def _parse_json_dict(value: Any, name: str, what: str) -> Any:
 
 def _parse_enum(value: Any, enum_cls: type, name: str) -> Any:
     if isinstance(value, str):
-        try:
-            return enum_cls(value)
-        except ValueError:
-            raise ValueError(f"{name} must be one of {[m.value for m in enum_cls]} (or a sampler class/callable), "
-                             f"got {value!r}.") from None
+        return parse_enum(enum_cls, value, name, also="a sampler class/callable")
     return value
 
 
@@ -147,8 +143,7 @@ class SparseEncoderTrainingArguments(TrainingArguments):
             except re.error as exc:
                 raise ValueError(f"learning_rate_mapping key {pattern!r} is not a valid regular expression: {exc}.") \
                     from None
-            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 0:
-                raise ValueError(f"learning_rate_mapping[{pattern!r}] must be a non-negative number, got {rate!r}.")
+            check_number(rate, f"learning_rate_mapping[{pattern!r}]", minimum=0)
         # Losses return only a loss; there are no logits to gather during evaluation.
         self.prediction_loss_only = True
         # BERT-style buffers (position ids) must not be re-broadcast in DDP between forward passes of one step.
