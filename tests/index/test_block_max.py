@@ -264,8 +264,8 @@ def test_without_numba_exact_mode_scans_with_the_same_results(monkeypatch):
 
 
 def test_queries_that_keep_giving_up_back_off_to_the_scan(monkeypatch):
-    """After 8 give-ups in a row only one query in 32 tries pruning (the rest are scanned at once); a query that
-    prunes again resets it. The results stay the scan's."""
+    """After 8 give-ups in a row the gap between tries doubles with every give-up (2, 4, 8, ... queries scanned
+    at once); a query that prunes again resets it. The results stay the scan's."""
     monkeypatch.undo()  # the real Backoff and thresholds
     rng = np.random.default_rng(14)
     index = SparseIndex.from_embeddings(splade_like(rng, 3000, 400, 25, topics=4))
@@ -277,9 +277,13 @@ def test_queries_that_keep_giving_up_back_off_to_the_scan(monkeypatch):
     monkeypatch.setattr(block_max, "MAX_CANDIDATE_SHARE", 0.0)  # every attempt gives up
     exact, exhaustive = both(index, queries, 10)
     assert exact == exhaustive
-    assert len(tries) == 8 + 72 // 32  # 8 attempts, then queries 32 and 64 of the remaining 72
+    # 8 attempts (queries 0-7), then queries 10, 15, 24, 41 and 74: gaps of 2, 4, 8, 16, 32 scanned queries
+    assert len(tries) == 8 + 5
+    assert index._backoff.misses == 13 and index._backoff.wait == 64 - (80 - 75)
     monkeypatch.setattr(block_max, "MAX_CANDIDATE_SHARE", 1.0)  # attempts prune again
     tries.clear()
     exact, exhaustive = both(index, queries, 10)
     assert exact == exhaustive
-    assert index._backoff.misses == 0 and len(tries) > 40  # the first attempt that pruned reset the count
+    # the 59 queries left of the gap are scanned; the next attempt prunes, resets the count, and every later
+    # query tries
+    assert index._backoff.misses == 0 and len(tries) == 80 - 59

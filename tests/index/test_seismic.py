@@ -79,3 +79,19 @@ def test_sparse_index_approximate_mode_is_seismic_through_the_same_api(vectors, 
         np.testing.assert_allclose([s for _, s in row], [scores[q, int(d[1:])] for d, _ in row], rtol=1e-3)
     index.add(100 * queries[:1], ids=["late"])  # the best match of query 0 by far
     assert index.search(queries[:1], top_k=1, mode="approximate")[0][0][0] == "late"
+
+
+def test_approximate_recall_is_reported_through_the_index(vectors):
+    """SparseIndex.approximate_recall is the recall@k of mode="approximate" against the exhaustive top k: computed
+    here from the two searches' ids, for a careful and a crude Seismic setting."""
+    docs, queries = vectors
+    index = SparseIndex.from_embeddings(docs, ids=[f"d{i}" for i in range(2000)])
+    exact = index.search(queries, top_k=10, mode="exhaustive")
+    index.build_approximate(num_threads=1)
+    careful = index.approximate_recall(queries, top_k=10)
+    assert careful == pytest.approx(recall(index.search(queries, top_k=10, mode="approximate"), exact))
+    assert careful >= 0.95
+    index.build_approximate(num_threads=1, query_cut=1, heap_factor=0.1, n_postings=20)  # one term, few postings
+    crude = index.approximate_recall(queries, top_k=10)
+    assert crude == pytest.approx(recall(index.search(queries, top_k=10, mode="approximate"), exact))
+    assert crude < 0.7
