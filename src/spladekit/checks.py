@@ -12,8 +12,11 @@ import importlib
 import math
 import numbers
 import warnings
+from collections.abc import Iterable
 from types import ModuleType
 from typing import Any, TypeVar
+
+import numpy as np
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -111,6 +114,30 @@ def parse_enum(enum_cls: type[E], value: Any, name: str, aliases: dict[str, E] |
                 return member
     accepted = [member.value for member in enum_cls] + sorted(aliases or ())
     raise ArgumentError(f"{name} must be one of {accepted}{f' (or {also})' if also else ''}, got {value!r}.")
+
+
+def check_texts(value: Any, name: str, *, accept_string: bool = False) -> list[str]:
+    """``value`` (a list, tuple, NumPy array or other iterable of strings) as a list of Python strings.
+
+    A single string is an error naming the fix (wrap it in a list), or with ``accept_string`` one text, returned
+    as a one-item list. Anything else that is not a string is an error naming ``name``, the row and its type.
+    """
+    if isinstance(value, str):
+        if accept_string:
+            return [value]
+        raise ArgumentError(f"{name} must be a list of strings, got one string ({value!r:.60}); wrap it in a list: "
+                            f"[{name}].")
+    if isinstance(value, np.ndarray):
+        value = value.tolist()  # NumPy strings become Python strings
+    if isinstance(value, (bytes, dict)) or not isinstance(value, Iterable):
+        wanted = "a string or a list of strings" if accept_string else "a list of strings"
+        raise ArgumentError(f"{name} must be {wanted}, got {type(value).__name__}.")
+    texts = list(value)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ArgumentError(f"{name}[{i}] is a {type(text).__name__} ({text!r:.60}), not a string. Only texts "
+                                "are accepted: convert or drop that item (None is not an empty string).")
+    return texts
 
 
 def require(package: str, extra: str, pip_name: str | None = None, *, feature: str = "This") -> ModuleType:
