@@ -84,3 +84,20 @@ def test_check_texts_returns_python_strings_and_names_the_bad_row():
             check_texts(bad, "texts")
     with pytest.raises(ArgumentError, match=r"inputs must be a string or a list of strings, got int\."):
         check_texts(42, "inputs", accept_string=True)
+
+
+def test_choice_enum_accepts_names_in_any_case_and_lists_the_values():
+    from spladekit.checks import Choice
+
+    class Colour(Choice):
+        DARK_BLUE = "dark-blue"
+        RED = "red"
+
+        __noun__ = "colour"
+
+    assert [Colour("dark-blue"), Colour("Dark_Blue"), Colour("RED")] == [Colour.DARK_BLUE, Colour.DARK_BLUE, Colour.RED]
+    assert list(Colour) == [Colour.DARK_BLUE, Colour.RED] and Colour.RED == "red"
+    with pytest.raises(ArgumentError, match=r"^'green' is not a colour; choose one of \['dark-blue', 'red'\]\.$"):
+        Colour("green")
+    with pytest.raises(ArgumentError, match=r"^paint must be one of \['dark-blue', 'red'\], got 'green'\.$"):
+        parse_enum(Colour, "green", "paint")

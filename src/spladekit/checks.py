@@ -108,10 +108,9 @@ def parse_enum(enum_cls: type[E], value: Any, name: str, aliases: dict[str, E] |
         return enum_cls(value)
     except (ValueError, TypeError):
         pass
-    if isinstance(value, str):
-        for member in enum_cls:
-            if value.lower() in (str(member.value).lower(), member.name.lower()):
-                return member
+    member = _member_named(enum_cls, value)
+    if member is not None:
+        return member
     accepted = [member.value for member in enum_cls] + sorted(aliases or ())
     raise ArgumentError(f"{name} must be one of {accepted}{f' (or {also})' if also else ''}, got {value!r}.")
 
@@ -138,6 +137,30 @@ def check_texts(value: Any, name: str, *, accept_string: bool = False) -> list[s
             raise ArgumentError(f"{name}[{i}] is a {type(text).__name__} ({text!r:.60}), not a string. Only texts "
                                 "are accepted: convert or drop that item (None is not an empty string).")
     return texts
+
+
+def _member_named(enum_cls: type[E], value: Any) -> E | None:
+    """The member whose value or name is the string ``value``, in any case; None if there is none."""
+    if isinstance(value, str):
+        for member in enum_cls:
+            if value.lower() in (str(member.value).lower(), member.name.lower()):
+                return member
+    return None
+
+
+class Choice(str, enum.Enum):
+    """A string enum that can be built from a member's value or name in any case (``Kind("No_Duplicates")``), and
+    whose error for any other value lists the accepted ones. ``__noun__`` names what a member is, for that error
+    ("a batch sampler"). Where the argument's name is known, :func:`parse_enum` gives the better error."""
+
+    __noun__ = "value"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Choice:
+        member = _member_named(cls, value)
+        if member is None:
+            raise ArgumentError(f"{value!r} is not a {cls.__noun__}; choose one of {[m.value for m in cls]}.")
+        return member
 
 
 def require(package: str, extra: str, pip_name: str | None = None, *, feature: str = "This") -> ModuleType:

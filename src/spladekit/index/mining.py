@@ -180,8 +180,8 @@ def mine_hard_negatives(
             raise ValueError(f"margin={margin!r} and absolute_margin={absolute_margin!r} disagree; margin is the "
                              "deprecated name of absolute_margin, give only absolute_margin.")
         absolute_margin = margin
-    sampling = _parse_enum(SamplingStrategy, sampling_strategy, "sampling_strategy")
-    layout = _parse_enum(OutputFormat, output_format, "output_format")
+    sampling = parse_enum(SamplingStrategy, sampling_strategy, "sampling_strategy")
+    layout = parse_enum(OutputFormat, output_format, "output_format")
     if include_positives and layout is not OutputFormat.N_TUPLE:
         logger.warning("include_positives=True keeps the ranking in n-tuple rows: output_format is set to "
                        "'n-tuple' (was %r).", layout.value)
@@ -503,5 +503,3 @@ def _columns(columns: list[str], anchor: str | None, positive: str | None) -> tu
     return anchor, positive
 
 
-def _parse_enum(kind: type[enum.Enum], value: Any, name: str) -> Any:
-    return parse_enum(kind, value, name)
