@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from spladekit.checks import parse_enum
+from spladekit.checks import check_number, parse_enum
 from spladekit.losses.base import EmbeddingLoss, LabelKind, callable_name
 from spladekit.losses.similarity import dot_score
 
@@ -150,8 +150,7 @@ class SparseMultipleNegativesRankingLoss(EmbeddingLoss):
             )
         self.hardness_mode = None if hardness_mode is None else parse_enum(HardnessMode, hardness_mode,
                                                                          "hardness_mode")
-        if not hardness_strength >= 0:
-            raise ValueError(f"hardness_strength must be non-negative, got {hardness_strength!r}.")
+        check_number(hardness_strength, "hardness_strength", minimum=0)
         self.hardness_strength = hardness_strength
         if self.hardness_mode is not None and hardness_strength == 0:
             logger.warning("hardness_mode=%r has no effect with hardness_strength=0; set a positive strength.",
