@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -17,7 +16,7 @@ from datasets import Dataset, DatasetDict, IterableDataset, IterableDatasetDict
 from torch import nn
 from torch.utils.data import BatchSampler, ConcatDataset, DataLoader
 from transformers import Trainer, TrainerCallback
-from transformers.trainer import TRAINING_ARGS_NAME, rotate_checkpoints
+from transformers.trainer import TRAINING_ARGS_NAME
 
 from spladekit.evaluation.evaluator import SequentialEvaluator, SparseEvaluator
 from spladekit.losses import (
@@ -30,9 +29,9 @@ from spladekit.model import SparseEncoder
 from spladekit.model_card import generate_model_card
 from spladekit.modules.router import Router
 from spladekit.modules.sparse_auto_encoder import SparseAutoEncoder
-from spladekit.staging import as_os_error, write_into
+from spladekit.staging import write_into
 from spladekit.training.callbacks import SpladeRegularizerWeightSchedulerCallback
-from spladekit.training.checkpoints import last_complete_checkpoint, mark_complete
+from spladekit.training.checkpoints import load_weights, resume_checkpoint, save_checkpoint
 from spladekit.training.data_collator import (
     DATASET_NAME_COLUMN,
     SparseEncoderDataCollator,
@@ -60,6 +59,7 @@ from spladekit.training.validation import (
     as_dataset,
     check_loss_columns,
     check_output_dir,
+    removed_on_failure,
     validate_training_inputs,
 )
 
@@ -148,74 +148,71 @@ class SparseEncoderTrainer(Trainer):
         check_output_dir(args.output_dir)
         default_args_dict = self.default_args_dict()
         self._loss_spec = loss
-        output_existed = os.path.exists(args.output_dir)
-        try:
-            self._setup(model, args, train_dataset, eval_dataset, loss, evaluator, data_collator, model_init,
-                        compute_metrics, callbacks, optimizers, optimizer_cls_and_kwargs,
-                        preprocess_logits_for_metrics, processing_class, default_args_dict)
-        except Exception:
-            # A setting or dataset that fails its checks leaves no trace in the output folder.
-            if not output_existed and os.path.isdir(args.output_dir):
-                shutil.rmtree(args.output_dir, ignore_errors=True)
-            raise
+        with removed_on_failure(args.output_dir):  # a setting or dataset that fails leaves no trace there
+            super().__init__(
+                model=model,
+                args=args,
+                data_collator=data_collator,
+                train_dataset=train_dataset,
+                # transformers requires an eval dataset for periodic evaluation; an evaluator alone is enough here.
+                eval_dataset=eval_dataset if eval_dataset is not None or evaluator is None else "evaluator-only",
+                processing_class=processing_class,
+                model_init=model_init,
+                compute_metrics=compute_metrics,
+                callbacks=callbacks,
+                optimizers=optimizers,
+                optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
+                preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+            )
+            if isinstance(self.eval_dataset, str):
+                self.eval_dataset = None
+            self._set_up_training(data_collator is None, loss, evaluator)
+            self._check_and_prepare_datasets()
+            self._add_trainer_callbacks(default_args_dict)
 
     @classmethod
     def default_args_dict(cls) -> dict[str, Any]:
         """``to_dict()`` of the training arguments with their defaults (the model card lists what differs).
 
-        Building ``TrainingArguments`` resets accelerate's process-wide state to that object's device settings;
-        with defaults on CPU under ``torchrun`` that state says "not distributed", and the trainer would then
-        train every process on its own. The state of the user's arguments is put back afterwards."""
-        from accelerate.state import AcceleratorState, PartialState
-
-        saved = [(state, dict(state._shared_state)) for state in (PartialState, AcceleratorState)]
+        Building ``TrainingArguments`` normally resets accelerate's process-wide state to that object's device
+        settings; with defaults on CPU under ``torchrun`` that state would say "not distributed", and the trainer
+        would then train every process on its own. So the defaults are built with transformers' documented
+        ``accelerator_config={"use_configured_state": True}``, which keeps the state the user's arguments set
+        up (the option is popped during set-up, so ``to_dict()`` is that of the defaults). Before any state
+        exists there is nothing to keep, and the defaults are built plainly."""
         args_logger = logging.getLogger("transformers.training_args")
-        # Its "not distributed" warning is about this throw-away object. A filter, not a higher level: the
-        # default of disable_tqdm is read from the logger's level.
+        # Its warnings are about this throw-away object. A filter, not a higher level: the default of
+        # disable_tqdm is read from the logger's level.
         quiet = _DropWarnings()
         args_logger.addFilter(quiet)
         try:
-            return cls.training_args_class(output_dir="unused").to_dict()
+            try:
+                defaults = cls.training_args_class(output_dir="unused",
+                                                   accelerator_config={"use_configured_state": True})
+            except ValueError:  # no accelerate state configured yet
+                defaults = cls.training_args_class(output_dir="unused")
+            return defaults.to_dict()
         finally:
             args_logger.removeFilter(quiet)
-            for state, values in saved:
-                state._shared_state.clear()  # in place: the shared dict is a descriptor (see accelerate.state)
-                state._shared_state.update(values)
 
-    def _setup(self, model: Any, args: Any, train_dataset: Any, eval_dataset: Any, loss: Any, evaluator: Any,
-               data_collator: Any, model_init: Any, compute_metrics: Any, callbacks: Any, optimizers: Any,
-               optimizer_cls_and_kwargs: Any, preprocess_logits_for_metrics: Any, processing_class: Any,
-               default_args_dict: dict[str, Any]) -> None:
-        super().__init__(
-            model=model,
-            args=args,
-            data_collator=data_collator,
-            train_dataset=train_dataset,
-            # transformers requires an eval dataset for periodic evaluation; an evaluator alone is enough here.
-            eval_dataset=eval_dataset if eval_dataset is not None or evaluator is None else "evaluator-only",
-            processing_class=processing_class,
-            model_init=model_init,
-            compute_metrics=compute_metrics,
-            callbacks=callbacks,
-            optimizers=optimizers,
-            optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
-            preprocess_logits_for_metrics=preprocess_logits_for_metrics,
-        )
-        if isinstance(self.eval_dataset, str):
-            self.eval_dataset = None
+    def _set_up_training(self, default_collator: bool, loss: Any, evaluator: Any) -> None:
+        """After transformers' set-up: the collator, the loss and the evaluator, and the per-term loss logs."""
         self.model: SparseEncoder
         self.args: SparseEncoderTrainingArguments
         self.can_return_loss = True
         self.model_accepts_loss_kwargs = False
         self.accum_loss_components: dict[str, dict[str, list[torch.Tensor]]] = {"train": defaultdict(list),
                                                                           "eval": defaultdict(list)}
-        if data_collator is None:
+        if default_collator:
             self.data_collator = self.get_data_collator(self.model, self.args, self.processing_class)
         self.loss = self.build_loss(loss, self.model)
         if isinstance(evaluator, (list, tuple)):
             evaluator = SequentialEvaluator(evaluator)
         self.evaluator = evaluator
         self._evaluating_loss = False
+
+    def _check_and_prepare_datasets(self) -> None:
+        """Checks the settings and datasets against each other and the losses' columns, then prepares them."""
         validate_training_inputs(self)
         if self.train_dataset is not None:
             check_loss_columns(self.train_dataset, self.loss_for, "train_dataset")
@@ -223,6 +220,9 @@ class SparseEncoderTrainer(Trainer):
         if self.eval_dataset is not None:
             check_loss_columns(self.eval_dataset, self.loss_for, "eval_dataset")
             self.eval_dataset = self.preprocess_dataset(self.eval_dataset, dataset_name="eval")
+
+    def _add_trainer_callbacks(self, default_args_dict: dict[str, Any]) -> None:
+        """The model-card recorder and the divergence guard."""
         self.add_model_card_callback(default_args_dict)
         self.divergence_guard = DivergenceGuardCallback()
         self.add_callback(self.divergence_guard)
@@ -586,59 +586,27 @@ class SparseEncoderTrainer(Trainer):
             self.processing_class.save_pretrained(output_dir)
         torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
 
+    # transformers has no public hooks for the three below; each hands over to training/checkpoints.py.
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
         """Writes the checkpoint, marks it complete, and only then deletes checkpoints beyond the limit."""
-        limit = self.args.save_total_limit
-        self.args.save_total_limit = None  # transformers would rotate before we can mark the new checkpoint
-        run_dir = self._get_output_dir(trial=trial)
-        try:
-            super()._save_checkpoint(model, trial)
-        except Exception as exc:
-            os_error = as_os_error(exc, os.path.join(run_dir, f"checkpoint-{self.state.global_step}"))
-            if os_error is not None:  # a full disk, reported by torch.save without saying so
-                raise os_error from exc
-            raise
-        finally:
-            self.args.save_total_limit = limit
-        newest = os.path.join(run_dir, f"checkpoint-{self.state.global_step}")
-        # Every process writes part of a checkpoint (its RNG state; its optimizer shard under ZeRO / FSDP):
-        # it is complete once all of them are done.
-        self.accelerator.wait_for_everyone()
-        if self.args.should_save and os.path.isdir(newest):
-            mark_complete(newest)
-            if limit is not None:
-                rotate_checkpoints(output_dir=run_dir, save_total_limit=limit,
-                                   best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+        save_checkpoint(self, lambda: super(SparseEncoderTrainer, self)._save_checkpoint(model, trial), trial)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        load_weights(self.model, resume_from_checkpoint)  # the checkpoint is in sentence-transformers' format
+
+    def _load_best_model(self) -> None:
+        logger.info(f"Loading the best model from {self.state.best_model_checkpoint} (score {self.state.best_metric}).")
+        load_weights(self.model, self.state.best_model_checkpoint)
 
     def train(self, resume_from_checkpoint: bool | str | None = None, trial: Any = None,
               ignore_keys_for_eval: list[str] | None = None, **kwargs: Any) -> Any:
         """Trains; ``resume_from_checkpoint=True`` continues from the newest *complete* checkpoint in
         ``output_dir`` (one a crash left half-written is set aside), a path from that checkpoint."""
-        if resume_from_checkpoint is True:
-            resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir,
-                                                              set_aside_incomplete=self.args.should_save)
-            if resume_from_checkpoint is None:
-                raise ValueError(f"resume_from_checkpoint=True, but {self.args.output_dir!r} holds no complete "
-                                 "checkpoint to resume from. Start without resume_from_checkpoint.")
-        elif isinstance(resume_from_checkpoint, str) and not os.path.isdir(resume_from_checkpoint):
-            raise ValueError(f"resume_from_checkpoint {resume_from_checkpoint!r} does not exist.")
+        resume_from_checkpoint = resume_checkpoint(resume_from_checkpoint, self.args.output_dir,
+                                                   self.args.should_save)
         self._resolve_weight_controllers()
         return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial,
                              ignore_keys_for_eval=ignore_keys_for_eval, **kwargs)
-
-    def _copy_weights_from(self, path: str) -> None:
-        loaded = SparseEncoder(path, device="cpu")
-        missing, unexpected = self.model.load_state_dict(loaded.state_dict(), strict=False)
-        if missing or unexpected:
-            raise ValueError(f"The model saved at {path!r} does not fit the model being trained: missing "
-                             f"{sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}.")
-
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
-        self._copy_weights_from(resume_from_checkpoint)
-
-    def _load_best_model(self) -> None:
-        logger.info(f"Loading the best model from {self.state.best_model_checkpoint} (score {self.state.best_metric}).")
-        self._copy_weights_from(self.state.best_model_checkpoint)
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         """Saves the model (main process only) so that ``SparseEncoder(output_dir)`` reloads it."""
