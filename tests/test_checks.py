@@ -3,7 +3,8 @@ import enum
 import numpy as np
 import pytest
 
-from spladekit.checks import ArgumentError, check_int, check_number, check_positive_int, is_integer, parse_enum, require
+from spladekit.checks import (ArgumentError, check_int, check_number, check_positive_int, check_texts, is_integer,
+                              parse_enum, require)
 
 
 def test_is_integer_accepts_numpy_and_rejects_bool_and_float():
@@ -62,3 +63,41 @@ def test_parse_enum_names_what_else_is_accepted():
     with pytest.raises(ArgumentError, match=r"^batch_sampler must be one of \['red', 'dark-blue'\] \(or a sampler "
                                             r"class/callable\), got 'green'\.$"):
         parse_enum(Color, "green", "batch_sampler", also="a sampler class/callable")
+
+
+def test_check_texts_returns_python_strings_and_names_the_bad_row():
+    texts = check_texts(np.array(["a", "b"]), "corpus")
+    assert texts == ["a", "b"] and all(type(t) is str for t in texts)
+    assert check_texts(("x", "y"), "corpus") == ["x", "y"]
+    assert check_texts(iter(["z"]), "corpus") == ["z"]
+    assert check_texts("one text", "inputs", accept_string=True) == ["one text"]
+    with pytest.raises(ArgumentError, match=r"corpus must be a list of strings, got one string \('abc'\); wrap it "
+                                            r"in a list: \[corpus\]\."):
+        check_texts("abc", "corpus")
+    with pytest.raises(ArgumentError, match=r"corpus\[2\] is a NoneType \(None\), not a string.*None is not an "
+                                            "empty string"):
+        check_texts(["a", "b", None], "corpus")
+    with pytest.raises(ArgumentError, match=r"inputs\[0\] is a bytes \(b'x'\)"):
+        check_texts([b"x"], "inputs", accept_string=True)
+    for bad, kind in ((42, "int"), ({"a": "b"}, "dict"), (b"ab", "bytes")):
+        with pytest.raises(ArgumentError, match=rf"texts must be a list of strings, got {kind}\."):
+            check_texts(bad, "texts")
+    with pytest.raises(ArgumentError, match=r"inputs must be a string or a list of strings, got int\."):
+        check_texts(42, "inputs", accept_string=True)
+
+
+def test_choice_enum_accepts_names_in_any_case_and_lists_the_values():
+    from spladekit.checks import Choice
+
+    class Colour(Choice):
+        DARK_BLUE = "dark-blue"
+        RED = "red"
+
+        __noun__ = "colour"
+
+    assert [Colour("dark-blue"), Colour("Dark_Blue"), Colour("RED")] == [Colour.DARK_BLUE, Colour.DARK_BLUE, Colour.RED]
+    assert list(Colour) == [Colour.DARK_BLUE, Colour.RED] and Colour.RED == "red"
+    with pytest.raises(ArgumentError, match=r"^'green' is not a colour; choose one of \['dark-blue', 'red'\]\.$"):
+        Colour("green")
+    with pytest.raises(ArgumentError, match=r"^paint must be one of \['dark-blue', 'red'\], got 'green'\.$"):
+        parse_enum(Colour, "green", "paint")

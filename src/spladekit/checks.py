@@ -12,8 +12,11 @@ import importlib
 import math
 import numbers
 import warnings
+from collections.abc import Iterable
 from types import ModuleType
 from typing import Any, TypeVar
+
+import numpy as np
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -105,12 +108,59 @@ def parse_enum(enum_cls: type[E], value: Any, name: str, aliases: dict[str, E] |
         return enum_cls(value)
     except (ValueError, TypeError):
         pass
+    member = _member_named(enum_cls, value)
+    if member is not None:
+        return member
+    accepted = [member.value for member in enum_cls] + sorted(aliases or ())
+    raise ArgumentError(f"{name} must be one of {accepted}{f' (or {also})' if also else ''}, got {value!r}.")
+
+
+def check_texts(value: Any, name: str, *, accept_string: bool = False) -> list[str]:
+    """``value`` (a list, tuple, NumPy array or other iterable of strings) as a list of Python strings.
+
+    A single string is an error naming the fix (wrap it in a list), or with ``accept_string`` one text, returned
+    as a one-item list. Anything else that is not a string is an error naming ``name``, the row and its type.
+    """
+    if isinstance(value, str):
+        if accept_string:
+            return [value]
+        raise ArgumentError(f"{name} must be a list of strings, got one string ({value!r:.60}); wrap it in a list: "
+                            f"[{name}].")
+    if isinstance(value, np.ndarray):
+        value = value.tolist()  # NumPy strings become Python strings
+    if isinstance(value, (bytes, dict)) or not isinstance(value, Iterable):
+        wanted = "a string or a list of strings" if accept_string else "a list of strings"
+        raise ArgumentError(f"{name} must be {wanted}, got {type(value).__name__}.")
+    texts = list(value)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ArgumentError(f"{name}[{i}] is a {type(text).__name__} ({text!r:.60}), not a string. Only texts "
+                                "are accepted: convert or drop that item (None is not an empty string).")
+    return texts
+
+
+def _member_named(enum_cls: type[E], value: Any) -> E | None:
+    """The member whose value or name is the string ``value``, in any case; None if there is none."""
     if isinstance(value, str):
         for member in enum_cls:
             if value.lower() in (str(member.value).lower(), member.name.lower()):
                 return member
-    accepted = [member.value for member in enum_cls] + sorted(aliases or ())
-    raise ArgumentError(f"{name} must be one of {accepted}{f' (or {also})' if also else ''}, got {value!r}.")
+    return None
+
+
+class Choice(str, enum.Enum):
+    """A string enum that can be built from a member's value or name in any case (``Kind("No_Duplicates")``), and
+    whose error for any other value lists the accepted ones. ``__noun__`` names what a member is, for that error
+    ("a batch sampler"). Where the argument's name is known, :func:`parse_enum` gives the better error."""
+
+    __noun__ = "value"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Choice:
+        member = _member_named(cls, value)
+        if member is None:
+            raise ArgumentError(f"{value!r} is not a {cls.__noun__}; choose one of {[m.value for m in cls]}.")
+        return member
 
 
 def require(package: str, extra: str, pip_name: str | None = None, *, feature: str = "This") -> ModuleType:

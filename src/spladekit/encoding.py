@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import enum
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import trange
 
-from spladekit import sparse_ops
+from spladekit import checks, sparse_ops
 from spladekit.checks import parse_enum
 from spladekit.sparse_ops import top_k_entries
 
@@ -34,18 +33,7 @@ def texts_argument(inputs: Any, sentences: Any, method: str) -> Any:
 
 def check_texts(inputs: Any, argument: str = "inputs") -> tuple[list[str], bool]:
     """(texts, whether a single string was given); any non-string is an error naming its position."""
-    if isinstance(inputs, str):
-        return [inputs], True
-    if isinstance(inputs, np.ndarray):
-        inputs = inputs.tolist()
-    if not isinstance(inputs, Iterable) or isinstance(inputs, (bytes, dict)):
-        raise TypeError(f"{argument} must be a string or a list of strings, got {type(inputs).__name__}.")
-    texts = list(inputs)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"{argument}[{i}] is a {type(text).__name__} ({text!r:.60}), not a string. encode takes "
-                            "strings only: convert or drop that item (None is not an empty string).")
-    return texts, False
+    return checks.check_texts(inputs, argument, accept_string=True), isinstance(inputs, str)
 
 
 class ComputePrecision(str, enum.Enum):

@@ -138,6 +138,21 @@ def test_engine_search_equals_the_embedded_index(vectors, connector, style, opti
 
 
 @pytest.mark.parametrize("connector, style, options", CONNECTORS)
+def test_from_embeddings_replaces_an_index_of_that_name(vectors, connector, style, options):
+    docs, queries = vectors
+    engine = FakeEngine(style)
+    old = connector(engine, "docs", **options)
+    old.add(docs[:5], ids=["stale-0", "stale-1", "stale-2", "stale-3", "stale-4"])
+    index = connector.from_embeddings(docs, ids=list(range(300)), client=engine, index_name="docs", **options)
+    assert type(index) is connector and len(index) == 300 and index.vocab_size == 2000
+    expected = positive_hits(SparseIndex.from_embeddings(docs).search(queries, top_k=10))
+    assert_same_ranking(index.search(queries, top_k=10), expected)  # the stale documents are gone
+    kept = connector.from_embeddings(docs[:2], ids=["x", "y"], client=engine, index_name="docs", recreate=False,
+                                     **options)
+    assert len(kept) == 302  # recreate=False given: added to the existing index
+
+
+@pytest.mark.parametrize("connector, style, options", CONNECTORS)
 def test_token_names_from_the_vocabulary_survive_the_engine(splade_tiny_path, connector, style, options):
     from transformers import AutoTokenizer
 

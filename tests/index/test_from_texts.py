@@ -37,7 +37,7 @@ def test_from_texts_checks_ids_before_encoding_and_handles_no_texts():
     model = CountingModel()
     with pytest.raises(ValueError, match=r"duplicated values, e.g. \['x'\]"):
         SparseIndex.from_texts(model, ["a", "b"], ids=["x", "x"])
-    with pytest.raises(TypeError, match="a single string: wrap it in a list"):
+    with pytest.raises(TypeError, match="texts must be a list of strings, got one string .*wrap it in a list"):
         SparseIndex.from_texts(model, "a text")
     assert model.calls == 0
     empty = SparseIndex.from_texts(model, [])

@@ -123,8 +123,8 @@ def test_tiny_weights_vanish_under_quantization_instead_of_becoming_wrong():
     [
         ({"quantization": "int4"}, r"quantization must be one of \['fp16', 'int8'\]"),
         ({"max_active_dims": 0}, "max_active_dims must be a positive integer"),
-        ({"min_weight": -1.0}, "min_weight must be a non-negative number"),
-        ({"min_weight": float("nan")}, "min_weight must be a non-negative number"),
+        ({"min_weight": -1.0}, "min_weight must be a finite number >= 0 or None"),
+        ({"min_weight": float("nan")}, "min_weight must be a finite number >= 0 or None"),
     ],
 )
 def test_invalid_pruning_and_quantization_settings(kwargs, match):

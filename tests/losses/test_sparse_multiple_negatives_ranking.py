@@ -163,7 +163,7 @@ def test_string_arguments_become_enums_and_config(tiny_model):
         ({"partition_mode": "average"}, "partition_mode must be one of"),
         ({"directions": ("query_to_doc", "doc_to_doc"), "partition_mode": "per_direction"}, "Use partition_mode='joint'"),
         ({"hardness_mode": "hardest"}, "hardness_mode must be one of"),
-        ({"hardness_strength": -1.0}, "hardness_strength must be non-negative"),
+        ({"hardness_strength": -1.0}, "hardness_strength must be a finite number >= 0"),
     ],
 )
 def test_invalid_arguments(tiny_model, kwargs, message):

@@ -137,3 +137,20 @@ def test_wrappers_check_their_base_loss(tiny_model):
 )
 def test_label_kind_of(value, kind):
     assert label_kind_of(value) is kind
+
+
+def test_a_loss_takes_over_another_loss_contract_in_its_class_statement(tiny_model):
+    from spladekit.losses import SparseContrastiveDistillLoss
+    from spladekit.losses.base import COLUMN_CONTRACT, EmbeddingLoss
+
+    class Borrowing(EmbeddingLoss, contract_from=SparseTripletLoss):
+        def compute_loss_from_embeddings(self, embeddings, labels):
+            return embeddings[0].sum()
+
+    for name in COLUMN_CONTRACT:
+        assert getattr(Borrowing, name) == getattr(SparseTripletLoss, name)
+        assert getattr(SparseContrastiveDistillLoss, name) == getattr(SparseDistillKLDivLoss, name)
+    assert Borrowing.min_text_columns == Borrowing.max_text_columns == 3
+    message = _error(Borrowing(tiny_model), ["anchor", "positive"], None)
+    assert message.startswith("Borrowing expects exactly 3 text columns (anchor, positive, negative), got columns")
+    assert not issubclass(SparseContrastiveDistillLoss, SparseDistillKLDivLoss)  # the contract only, not the class

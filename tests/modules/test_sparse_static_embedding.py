@@ -189,8 +189,10 @@ def test_bad_arguments_elsewhere(tokenizer, tmp_path):
         SparseStaticEmbedding(tokenizer).max_seq_length = 0
     with pytest.raises(ValueError, match="`corpus`"):
         compute_idf([], tokenizer)
-    with pytest.raises(ValueError, match="`corpus`"):
+    with pytest.raises(ValueError, match=r"corpus must be a list of strings, got one string .*wrap it in a list"):
         compute_idf("the cat", tokenizer)
+    with pytest.raises(ValueError, match=r"corpus\[1\] is a NoneType"):
+        compute_idf(["the cat", None], tokenizer)
     with pytest.raises(ValueError, match="`idf`"):
         SparseStaticEmbedding.from_idf(tokenizer, {"zzzqqq!!": 1.0, "qqqzzz!!": 2.0})
     with pytest.raises(ValueError, match="`idf`"):

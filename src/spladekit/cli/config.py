@@ -32,6 +32,8 @@ from typing import Any
 
 import yaml
 
+from spladekit.checks import ArgumentError, parse_enum
+
 
 class _Loader(yaml.SafeLoader):
     """YAML 1.1 reads ``1e-4`` (no dot) as a string; learning rates are written that way, so read it as a float."""
@@ -165,8 +167,8 @@ def _convert(annotation: str, value: Any, key: str) -> Any:
             return _build(_NESTED[kind], value, key)
         if kind == "Architecture":
             try:
-                return Architecture(value)
-            except ValueError:
+                return parse_enum(Architecture, value, key)
+            except ArgumentError:
                 raise ConfigKeyError(f"{key} is {value!r}; the accepted values are "
                                      f"{[a.value for a in Architecture]}.") from None
     checks = {"str": str, "int": int, "float": (int, float), "bool": bool}

@@ -17,11 +17,10 @@ Reference:
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 
-from spladekit.data.lines import iter_lines
+from spladekit.data.lines import iter_lines, parse_json_object
 
 PathLike = str | os.PathLike[str]
 
@@ -218,15 +217,8 @@ def _read_jsonl(file_path: str) -> Iterator[tuple[int, dict]]:
     for line_number, line in iter_lines(file_path, BeirFormatError):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BeirFormatError(f"{file_path}, line {line_number}: not valid JSON ({exc.msg} at column "
-                                  f"{exc.colno}). Each line must be one JSON object.") from None
-        if not isinstance(record, dict):
-            raise BeirFormatError(f"{file_path}, line {line_number}: expected a JSON object with '_id' "
-                                  f"and 'text', got a {type(record).__name__}.")
-        yield line_number, record
+        yield line_number, parse_json_object(line, file_path, line_number, BeirFormatError,
+                                             "a JSON object with '_id' and 'text'")
 
 
 def _record_id(record: dict, file_path: str, line_number: int, first_line: dict[str, int]) -> str:

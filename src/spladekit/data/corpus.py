@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import enum
 import gzip
-import json
 import os
 import zlib
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from spladekit.data.beir import document_text
-from spladekit.data.lines import decode_line, unreadable
+from spladekit.data.lines import decode_line, parse_json_object, unreadable
 
 __all__ = ["CorpusFormat", "CorpusFormatError", "CorpusSource", "SeekPoint", "count_documents", "iter_corpus",
            "open_corpus", "scan_corpus"]
@@ -177,14 +176,7 @@ def _parse_line(source: CorpusSource, raw: bytes, line_number: int) -> tuple[str
     line = decode_line(raw, source.path, line_number, CorpusFormatError)
     if source.format is CorpusFormat.TEXT:
         return str(line_number - 1), line.rstrip("\r\n")
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise CorpusFormatError(f"{source.path}, line {line_number}: not valid JSON ({exc.msg} at column "
-                                f"{exc.colno}). Each line must be one JSON object.") from None
-    if not isinstance(record, dict):
-        raise CorpusFormatError(f"{source.path}, line {line_number}: expected a JSON object with 'text', got a "
-                                f"{type(record).__name__}.")
+    record = parse_json_object(line, source.path, line_number, CorpusFormatError, "a JSON object with 'text'")
     return _document(record, line_number - 1, f"{source.path}, line {line_number}")
 
 

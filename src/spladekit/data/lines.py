@@ -9,8 +9,10 @@ is an error naming the file and the last complete line.
 from __future__ import annotations
 
 import gzip
+import json
 import zlib
 from collections.abc import Iterator
+from typing import Any
 
 
 def iter_lines(path: str, error: type[Exception] = ValueError) -> Iterator[tuple[int, str]]:
@@ -42,3 +44,17 @@ def decode_line(raw: bytes, path: str, number: int, error: type[Exception] = Val
 def unreadable(path: str, number: int, exc: BaseException, error: type[Exception] = ValueError) -> Exception:
     """The error for a (gzipped) file that stops being readable after line ``number``: truncated or corrupt."""
     return error(f"{path}: not a complete gzip file after line {number} ({exc}). Re-create or re-download it.")
+
+
+def parse_json_object(line: str, path: str, number: int, error: type[Exception] = ValueError,
+                      expected: str = "a JSON object") -> dict[str, Any]:
+    """The JSON object on line ``number`` of ``path`` (a JSON-lines file), or ``error`` naming the file and the line:
+    for text that is not JSON (with the column), or for JSON that is not an object (``expected`` says what is)."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}, line {number}: not valid JSON ({exc.msg} at column {exc.colno}). Each line must be "
+                    "one JSON object.") from None
+    if not isinstance(record, dict):
+        raise error(f"{path}, line {number}: expected {expected}, got a {type(record).__name__}.")
+    return record

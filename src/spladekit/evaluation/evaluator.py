@@ -7,27 +7,16 @@ from __future__ import annotations
 import csv
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import scipy.sparse as sp
 import torch
 
 from spladekit.checks import check_positive_int
+from spladekit.checks import check_texts as check_texts  # re-exported: its home was here
 from spladekit.evaluation.sparsity import SparsityStats
 from spladekit.sparse_ops import check_max_active_dims, to_csr
-
-
-def check_texts(texts: Any, name: str) -> list[str]:
-    """A list of strings, or a TypeError naming the first bad item."""
-    if isinstance(texts, (str, bytes, dict)) or not isinstance(texts, Iterable):
-        raise TypeError(f"{name} must be a list of strings, got {type(texts).__name__}.")
-    texts = list(texts)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"{name}[{i}] is a {type(text).__name__} ({text!r:.60}), not a string; the "
-                            "evaluators encode texts. Convert or drop that item.")
-    return texts
 
 
 def encode_sparse(encode_fn: Callable[..., Any], texts: Sequence[str], *, batch_size: int, show_progress_bar: bool,

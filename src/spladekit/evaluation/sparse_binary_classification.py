@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from spladekit.evaluation.evaluator import SparseEvaluator, check_texts
+from spladekit.checks import check_texts
+from spladekit.evaluation.evaluator import SparseEvaluator
 from spladekit.evaluation.pairwise import parse_similarity_names
 from spladekit.evaluation.rank_metrics import average_precision, matthews_corrcoef
 from spladekit.evaluation.sparsity import SparsityStats

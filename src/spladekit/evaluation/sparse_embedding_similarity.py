@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
 
-from spladekit.evaluation.evaluator import SparseEvaluator, check_texts
+from spladekit.checks import check_texts
+from spladekit.evaluation.evaluator import SparseEvaluator
 from spladekit.evaluation.pairwise import parse_similarity_names
 from spladekit.evaluation.sparsity import SparsityStats
 from spladekit.sparse_ops import SimilarityFunction, pairwise_csr_scores

@@ -6,7 +6,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from spladekit.evaluation.evaluator import SparseEvaluator, check_texts
+from spladekit.checks import check_texts
+from spladekit.evaluation.evaluator import SparseEvaluator
 from spladekit.evaluation.sparsity import SparsityStats
 
 logger = logging.getLogger(__name__)

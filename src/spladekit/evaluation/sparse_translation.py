@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from spladekit.evaluation.evaluator import SparseEvaluator, check_texts
+from spladekit.checks import check_texts
+from spladekit.evaluation.evaluator import SparseEvaluator
 from spladekit.evaluation.sparsity import SparsityStats
 from spladekit.index.sparse_index import SparseIndex
 from spladekit.sparse_ops import normalize_csr_rows

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from spladekit.checks import is_number
-from spladekit.evaluation.evaluator import SparseEvaluator, check_texts
+from spladekit.checks import check_texts, is_number
+from spladekit.evaluation.evaluator import SparseEvaluator
 from spladekit.evaluation.pairwise import parse_similarity_names
 from spladekit.evaluation.sparsity import SparsityStats
 from spladekit.sparse_ops import SimilarityFunction, pairwise_csr_scores

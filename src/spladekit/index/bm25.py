@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from spladekit.checks import check_number, require
+from spladekit.checks import check_number, check_texts, require
 
 __all__ = ["BM25"]
 
@@ -66,7 +66,7 @@ class BM25:
             except KeyError:
                 raise ValueError(f"stemmer {stemmer!r} is not a Snowball language; use one of "
                                  f"{sorted(stemming.algorithms())} or None.") from None
-        texts = _texts(corpus, "corpus")
+        texts = check_texts(corpus, "corpus")
         if not texts:
             raise ValueError("corpus is empty; BM25 needs documents to take its statistics from.")
         tokens = self.tokenize(texts)
@@ -116,7 +116,7 @@ class BM25:
         """(len(texts), V) float32 BM25 document weights; a text's length counts all its tokens (as in bm25s,
         where every token of a fitted document is in the vocabulary). Keyword arguments of a model's
         ``encode_document`` (``batch_size``, prompts, ...) are accepted and ignored."""
-        tokens = self.tokenize(_texts(texts, "texts"))
+        tokens = self.tokenize(check_texts(texts, "texts"))
         counts = self._counts(tokens)
         lengths = np.array([len(document) for document in tokens], dtype=np.float64)
         norm = self.k1 * (1 - self.b + self.b * lengths / self.average_length)  # (n,)
@@ -128,14 +128,6 @@ class BM25:
 
     def encode_query(self, texts: Sequence[str], **_: Any) -> sp.csr_matrix:
         """(len(texts), V) float32 term counts of each query (terms outside the fitted vocabulary dropped)."""
-        return self._counts(self.tokenize(_texts(texts, "texts"))).astype(np.float32)
+        return self._counts(self.tokenize(check_texts(texts, "texts"))).astype(np.float32)
 
 
-def _texts(values: Any, name: str) -> list[str]:
-    if isinstance(values, str):
-        raise TypeError(f"{name} must be a list of strings, got one string; wrap it in a list: [{name}].")
-    texts = list(values)
-    bad = [i for i, text in enumerate(texts) if not isinstance(text, str)]
-    if bad:
-        raise TypeError(f"{name} must hold strings only; item {bad[0]} is {type(texts[bad[0]]).__name__}.")
-    return texts

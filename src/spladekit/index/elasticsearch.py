@@ -31,9 +31,8 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Hashable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
-import numpy as np
 
 from spladekit.checks import parse_enum
 from spladekit.index._vectors import (
@@ -41,12 +40,11 @@ from spladekit.index._vectors import (
     check_json_ids,
     check_non_negative,
     check_positive_int,
-    check_vocab_size,
     iter_rows,
     resolve_ids,
-    to_csr,
 )
-from spladekit.index.base import Hits, SparseSearchIndex
+from spladekit.index.base import Hits
+from spladekit.index.connector import ConnectorIndex
 from spladekit.index.vocabulary import feature_names
 
 __all__ = ["ElasticsearchFieldType", "ElasticsearchSparseIndex", "escape_feature_name", "unescape_feature_name"]
@@ -67,13 +65,14 @@ def unescape_feature_name(name: str) -> str:
     return name.replace("%2E", ".").replace("%25", "%")
 
 
-class FeatureFieldIndex(SparseSearchIndex):
+class FeatureFieldIndex(ConnectorIndex):
     """Shared part of the Elasticsearch and OpenSearch connectors: documents as ``{token: weight}`` features.
 
     Subclasses define the field type, the query body and the client calls.
     """
 
     engine = "a search engine"
+    from_embeddings_defaults: ClassVar[dict[str, Any]] = {"recreate": True}
 
     def __init__(
         self,
@@ -226,9 +225,7 @@ class FeatureFieldIndex(SparseSearchIndex):
 
     def _to_csr(self, x: SparseInput, name: str) -> Any:
         """The rows as canonical CSR, checked: dimension (once known) and positive weights."""
-        matrix = to_csr(x, name, np.dtype(np.float32))
-        if self.vocab_size is not None:
-            check_vocab_size(matrix, self.vocab_size, name)
+        matrix = super()._to_csr(x, name)
         check_non_negative(matrix, name, self.engine)
         return matrix
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from spladekit.checks import check_texts
 from spladekit.index._vectors import SparseInput, check_positive_int, resolve_ids, to_csr
 from spladekit.index.encoding_progress import encode_with_progress
 from spladekit.index.index_files import FORMAT
@@ -88,9 +89,7 @@ class IndexBuilders:
             >>> index.search(model.encode_query(["what ages skin"]), top_k=1)  # doctest: +SKIP
             [[(0, 12.7)]]
         """
-        if isinstance(texts, str) or not isinstance(texts, Sequence):
-            raise TypeError(f"texts must be a list of strings, got {type(texts).__name__}"
-                            f"{' (a single string: wrap it in a list)' if isinstance(texts, str) else ''}.")
+        texts = check_texts(texts, "texts")  # before encoding: a bad row must not cost an encoding run
         check_positive_int(chunk_size, "chunk_size", "the number of texts encoded per call, e.g. 4096")
         doc_ids = resolve_ids(ids, len(texts), 0)  # before encoding: a bad id must not cost an encoding run
         if show_progress_bar is None:

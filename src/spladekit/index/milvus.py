@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Hashable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
-import numpy as np
 
 from spladekit.checks import require
 from spladekit.index._vectors import (
@@ -28,12 +27,11 @@ from spladekit.index._vectors import (
     check_json_ids,
     check_non_negative,
     check_positive_int,
-    check_vocab_size,
     iter_rows,
     resolve_ids,
-    to_csr,
 )
-from spladekit.index.base import Hits, SparseSearchIndex
+from spladekit.index.base import Hits
+from spladekit.index.connector import ConnectorIndex
 
 __all__ = ["MilvusSparseIndex"]
 
@@ -48,7 +46,7 @@ def _import_pymilvus() -> Any:
     return pymilvus.MilvusClient, pymilvus.DataType
 
 
-class MilvusSparseIndex(SparseSearchIndex):
+class MilvusSparseIndex(ConnectorIndex):
     """A Milvus collection of sparse vectors with the :class:`~spladekit.index.SparseSearchIndex` interface.
 
     Args:
@@ -66,6 +64,8 @@ class MilvusSparseIndex(SparseSearchIndex):
         >>> index.add(model.encode_document(texts), ids=doc_ids)  # doctest: +SKIP
         >>> index.search(model.encode_query(["what ages skin"]), top_k=10)  # doctest: +SKIP
     """
+
+    from_embeddings_defaults: ClassVar[dict[str, Any]] = {"recreate": True}
 
     def __init__(
         self,
@@ -110,16 +110,6 @@ class MilvusSparseIndex(SparseSearchIndex):
                                  "vector_field=, or recreate=True to replace it.")
             self._id_type = str if fields[id_field]["type"] == data_type.VARCHAR else int
             self.client.load_collection(collection_name)
-
-    @classmethod
-    def from_embeddings(cls, embeddings: SparseInput, ids: Iterable[Hashable] | None = None,
-                        **kwargs: Any) -> MilvusSparseIndex:
-        """A new collection (``recreate=True`` unless given) holding ``embeddings``; ``kwargs`` go to the
-        constructor."""
-        kwargs.setdefault("recreate", True)
-        index = cls(**kwargs)
-        index.add(embeddings, ids)
-        return index
 
     def add(self, embeddings: SparseInput, ids: Iterable[Hashable] | None = None) -> None:
         """Inserts documents; ids must be all strings or all integers (default: running numbers)."""
@@ -205,8 +195,3 @@ class MilvusSparseIndex(SparseSearchIndex):
         self.client.load_collection(self.collection_name)
         self._id_type = id_type
 
-    def _to_csr(self, x: SparseInput, name: str) -> Any:
-        matrix = to_csr(x, name, np.dtype(np.float32))
-        if self.vocab_size is not None:  # else fixed by the first successful add
-            check_vocab_size(matrix, self.vocab_size, name)
-        return matrix

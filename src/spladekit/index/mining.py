@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
-from spladekit.checks import check_int, check_number, check_positive_int, parse_enum
+from spladekit.checks import check_int, check_number, check_positive_int, check_texts, parse_enum
 from spladekit.index._vectors import to_csr
 from spladekit.index.search import brute_force_hits
 from spladekit.index.sparse_index import SparseIndex
@@ -180,8 +180,8 @@ def mine_hard_negatives(
             raise ValueError(f"margin={margin!r} and absolute_margin={absolute_margin!r} disagree; margin is the "
                              "deprecated name of absolute_margin, give only absolute_margin.")
         absolute_margin = margin
-    sampling = _parse_enum(SamplingStrategy, sampling_strategy, "sampling_strategy")
-    layout = _parse_enum(OutputFormat, output_format, "output_format")
+    sampling = parse_enum(SamplingStrategy, sampling_strategy, "sampling_strategy")
+    layout = parse_enum(OutputFormat, output_format, "output_format")
     if include_positives and layout is not OutputFormat.N_TUPLE:
         logger.warning("include_positives=True keeps the ranking in n-tuple rows: output_format is set to "
                        "'n-tuple' (was %r).", layout.value)
@@ -206,9 +206,9 @@ def mine_hard_negatives(
         logger.warning("use_faiss has no effect: spladekit searches sparse vectors with its exact inverted index.")
 
     anchor_column, positive_column = _columns(dataset.column_names, anchor_column_name, positive_column_name)
-    anchors = _texts(dataset[anchor_column], f"column {anchor_column!r}")
-    positives = _texts(dataset[positive_column], f"column {positive_column!r}")
-    extra = [] if corpus is None else _texts(corpus, "corpus")
+    anchors = check_texts(dataset[anchor_column], f"column {anchor_column!r}")
+    positives = check_texts(dataset[positive_column], f"column {positive_column!r}")
+    extra = [] if corpus is None else check_texts(corpus, "corpus")
 
     # Anchors in order of first appearance, each with its distinct positives in order of first appearance.
     queries: dict[str, list[str]] = {}
@@ -503,16 +503,3 @@ def _columns(columns: list[str], anchor: str | None, positive: str | None) -> tu
     return anchor, positive
 
 
-def _texts(values: Any, where: str) -> list[str]:
-    if isinstance(values, str):
-        raise TypeError(f"{where} must be a list of texts, got a single string. Wrap it in a list.")
-    texts = list(values)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"{where}[{i}] is a {type(text).__name__} ({text!r:.60}), not a string. Mining takes "
-                            "texts only: convert or drop that row.")
-    return texts
-
-
-def _parse_enum(kind: type[enum.Enum], value: Any, name: str) -> Any:
-    return parse_enum(kind, value, name)

@@ -16,21 +16,19 @@ Install the client with ``pip install "spladekit[qdrant]"``.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
-import numpy as np
 
 from spladekit.checks import require
 from spladekit.index._vectors import (
     SparseInput,
     check_json_ids,
     check_positive_int,
-    check_vocab_size,
     iter_rows,
     resolve_ids,
-    to_csr,
 )
-from spladekit.index.base import Hits, SparseSearchIndex
+from spladekit.index.base import Hits
+from spladekit.index.connector import ConnectorIndex
 
 __all__ = ["QdrantSparseIndex"]
 
@@ -40,7 +38,7 @@ def _import_qdrant() -> Any:
     return qdrant_client.QdrantClient, require("qdrant_client.models", "qdrant", "qdrant-client")
 
 
-class QdrantSparseIndex(SparseSearchIndex):
+class QdrantSparseIndex(ConnectorIndex):
     """A Qdrant collection of sparse vectors with the :class:`~spladekit.index.SparseSearchIndex` interface.
 
     Args:
@@ -57,6 +55,8 @@ class QdrantSparseIndex(SparseSearchIndex):
         >>> index.add(model.encode_document(texts), ids=doc_ids)  # doctest: +SKIP
         >>> index.search(model.encode_query(["what ages skin"]), top_k=10)  # doctest: +SKIP
     """
+
+    from_embeddings_defaults: ClassVar[dict[str, Any]] = {"recreate": True}
 
     def __init__(
         self,
@@ -85,16 +85,6 @@ class QdrantSparseIndex(SparseSearchIndex):
                 sparse_vectors_config={vector_name: models.SparseVectorParams()},
             )
         self._count = self.client.count(collection_name, exact=True).count
-
-    @classmethod
-    def from_embeddings(cls, embeddings: SparseInput, ids: Iterable[Hashable] | None = None,
-                        **kwargs: Any) -> QdrantSparseIndex:
-        """A new collection (``recreate=True`` unless given) holding ``embeddings``; ``kwargs`` go to the
-        constructor."""
-        kwargs.setdefault("recreate", True)
-        index = cls(**kwargs)
-        index.add(embeddings, ids)
-        return index
 
     def add(self, embeddings: SparseInput, ids: Iterable[Hashable] | None = None) -> None:
         """Uploads documents as points; ids must be strings or integers (default: running numbers)."""
@@ -145,8 +135,3 @@ class QdrantSparseIndex(SparseSearchIndex):
     def __len__(self) -> int:
         return self._count
 
-    def _to_csr(self, x: SparseInput, name: str) -> Any:
-        matrix = to_csr(x, name, np.dtype(np.float32))
-        if self.vocab_size is not None:  # else fixed by the first successful add
-            check_vocab_size(matrix, self.vocab_size, name)
-        return matrix

@@ -33,12 +33,11 @@ from spladekit.index._vectors import (
     SparseInput,
     check_non_negative,
     check_positive_int,
-    check_vocab_size,
     iter_rows,
     resolve_ids,
-    to_csr,
 )
-from spladekit.index.base import Hits, SparseSearchIndex
+from spladekit.index.base import Hits
+from spladekit.index.connector import ConnectorIndex
 
 __all__ = ["SeismicSparseIndex"]
 
@@ -47,7 +46,7 @@ def _import_seismic() -> Any:
     return require("seismic", "seismic", "pyseismic-lsr", feature="The Seismic connector")
 
 
-class SeismicSparseIndex(SparseSearchIndex):
+class SeismicSparseIndex(ConnectorIndex):
     """An in-process Seismic index with the :class:`~spladekit.index.SparseSearchIndex` interface.
 
     Args:
@@ -92,14 +91,9 @@ class SeismicSparseIndex(SparseSearchIndex):
         self._position: dict[Hashable, int] = {}
         self._string = self._seismic.get_seismic_string()
 
-    @classmethod
-    def from_embeddings(cls, embeddings: SparseInput, ids: Iterable[Hashable] | None = None,
-                        **kwargs: Any) -> SeismicSparseIndex:
-        """A new index of ``embeddings``, built now; ``kwargs`` go to the constructor."""
-        index = cls(**kwargs)
-        index.add(embeddings, ids)
-        index.build()
-        return index
+    def finish_bulk_load(self) -> None:
+        """:meth:`from_embeddings` builds the index at once."""
+        self.build()
 
     def add(self, embeddings: SparseInput, ids: Iterable[Hashable] | None = None) -> None:
         """Adds documents (any hashable ids); the index is (re)built at the next search or :meth:`build`."""
@@ -162,8 +156,3 @@ class SeismicSparseIndex(SparseSearchIndex):
     def __len__(self) -> int:
         return len(self._ids)
 
-    def _to_csr(self, x: SparseInput, name: str) -> Any:
-        matrix = to_csr(x, name, np.dtype(np.float32))
-        if self.vocab_size is not None:  # else fixed by the first successful add
-            check_vocab_size(matrix, self.vocab_size, name)
-        return matrix

@@ -44,14 +44,13 @@ References:
 from __future__ import annotations
 
 import enum
-import numbers
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from spladekit.checks import parse_enum
+from spladekit.checks import check_number, parse_enum
 from spladekit.index import block_max, exhaustive, storage
 from spladekit.index._vectors import (
     SparseInput,
@@ -135,9 +134,7 @@ class SparseIndex(IndexBuilders, SparseSearchIndex):
         min_weight: float | None = None,
         quantization: Quantization | str | None = None,
     ) -> None:
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, numbers.Integral) or vocab_size <= 0:
-            raise ValueError(f"vocab_size must be a positive integer (the number of vocabulary terms, e.g. "
-                             f"model.vocab_size), got {vocab_size!r}.")
+        check_positive_int(vocab_size, "vocab_size", "the number of vocabulary terms, e.g. model.vocab_size")
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be numpy.float32 or numpy.float64, got {dtype}. Use float32 to "
@@ -145,16 +142,10 @@ class SparseIndex(IndexBuilders, SparseSearchIndex):
         if max_active_dims is not None:
             check_positive_int(max_active_dims, "max_active_dims",
                                "the number of heaviest terms kept per document, or None to keep all")
-        if min_weight is not None and (isinstance(min_weight, bool) or not isinstance(min_weight, numbers.Real)
-                                       or not np.isfinite(min_weight) or min_weight < 0):
-            raise ValueError(f"min_weight must be a non-negative number (document weights with |w| below it "
-                             f"are dropped) or None, got {min_weight!r}.")
+        check_number(min_weight, "min_weight", minimum=0, allow_none=True,
+                     meaning="document weights with |w| below it are dropped")
         if quantization is not None:
-            try:
-                quantization = Quantization(quantization)
-            except ValueError:
-                raise ValueError(f"quantization must be one of {[q.value for q in Quantization]} or None, got "
-                                 f"{quantization!r}.") from None
+            quantization = parse_enum(Quantization, quantization, "quantization", also="None")
         self._vocab_size = int(vocab_size)
         self._dtype = dtype
         self._max_active_dims = None if max_active_dims is None else int(max_active_dims)

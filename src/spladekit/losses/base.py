@@ -101,6 +101,11 @@ def embed_columns(model: nn.Module, sentence_features: Sequence[dict[str, Any]])
     return [model(features)["sentence_embedding"] for features in sentence_features]
 
 
+COLUMN_CONTRACT = ("column_roles", "min_text_columns", "max_text_columns", "label_kinds", "label_description",
+                   "text_roles", "repeated_role")
+"""The class attributes of :class:`SparseLoss` that state which dataset columns and labels a loss takes."""
+
+
 class SparseLoss(nn.Module, metaclass=abc.ABCMeta):
     """Base class of every spladekit loss.
 
@@ -116,6 +121,9 @@ class SparseLoss(nn.Module, metaclass=abc.ABCMeta):
       those (e.g. ``("anchor", "positive")`` then ``"negative"``), which the trainer logs once before training
       (:meth:`column_usage`).
 
+    A loss whose contract is another loss's takes it over in its class statement instead of repeating it:
+    ``class MyLoss(EmbeddingLoss, contract_from=SparseDistillKLDivLoss)``.
+
     Args:
         model: the SparseEncoder being trained; ``model(features)`` must return a dict with
             ``"sentence_embedding"`` (B, V).
@@ -129,6 +137,12 @@ class SparseLoss(nn.Module, metaclass=abc.ABCMeta):
     text_roles: ClassVar[tuple[str, ...]] = ()
     repeated_role: ClassVar[str | None] = "text"
     citation: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, contract_from: type[SparseLoss] | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if contract_from is not None:
+            for name in COLUMN_CONTRACT:
+                setattr(cls, name, getattr(contract_from, name))
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()

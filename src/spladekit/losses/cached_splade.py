@@ -13,6 +13,7 @@ import tqdm
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from spladekit.checks import check_positive_int
 from spladekit.losses.base import EmbeddingLoss, SparsityRegularizer
 from spladekit.losses.splade import SpladeLoss
 
@@ -145,16 +146,9 @@ class CachedSpladeLoss(SpladeLoss):
             query_regularizer_threshold=query_regularizer_threshold,
             use_document_regularizer_only=use_document_regularizer_only,
         )
-        if isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, int) or mini_batch_size < 1:
-            raise ValueError(f"mini_batch_size must be a positive integer, got {mini_batch_size!r}.")
-        if mini_batch_num_tokens is not None and (
-            isinstance(mini_batch_num_tokens, bool) or not isinstance(mini_batch_num_tokens, int)
-            or mini_batch_num_tokens < 1
-        ):
-            raise ValueError(f"mini_batch_num_tokens must be a positive integer or None, got "
-                             f"{mini_batch_num_tokens!r}.")
-        self.mini_batch_size = mini_batch_size
-        self.mini_batch_num_tokens = mini_batch_num_tokens
+        self.mini_batch_size = check_positive_int(mini_batch_size, "mini_batch_size")
+        self.mini_batch_num_tokens = check_positive_int(mini_batch_num_tokens, "mini_batch_num_tokens",
+                                                        allow_none=True)
         self.show_progress_bar = show_progress_bar
 
     def _ranges(self, features: dict[str, Any]) -> list[tuple[int, int]]:

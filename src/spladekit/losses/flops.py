@@ -8,6 +8,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from spladekit.checks import check_number
 from spladekit.losses.base import SparsityRegularizer
 
 __all__ = ["FlopsLoss"]
@@ -65,9 +66,7 @@ class FlopsLoss(SparsityRegularizer):
 
     def __init__(self, model: nn.Module, threshold: float | None = None, gather_across_devices: bool = False) -> None:
         super().__init__(model)
-        if threshold is not None and not threshold >= 0:
-            raise ValueError(f"threshold must be a non-negative number of active dimensions or None, got "
-                             f"{threshold!r}.")
+        check_number(threshold, "threshold", minimum=0, allow_none=True, meaning="a number of active dimensions")
         self.threshold = threshold
         self.gather_across_devices = gather_across_devices
 

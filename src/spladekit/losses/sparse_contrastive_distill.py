@@ -8,14 +8,14 @@ from typing import Any
 from torch import Tensor, nn
 
 from spladekit.checks import check_number
-from spladekit.losses.base import EmbeddingLoss, LabelKind, SparseLoss
+from spladekit.losses.base import EmbeddingLoss, SparseLoss
 from spladekit.losses.sparse_distill_kl_div import SparseDistillKLDivLoss
 from spladekit.losses.sparse_multiple_negatives_ranking import SparseMultipleNegativesRankingLoss
 
 __all__ = ["SparseContrastiveDistillLoss"]
 
 
-class SparseContrastiveDistillLoss(EmbeddingLoss):
+class SparseContrastiveDistillLoss(EmbeddingLoss, contract_from=SparseDistillKLDivLoss):
     """A weighted sum of a contrastive loss (no labels) and a distillation loss (teacher scores as labels).
 
     For a batch of ``B`` rows with columns ``(q, d^0 = positive, d^1, ..., d^n = hard negatives)``, each a (B, V)
@@ -75,13 +75,8 @@ class SparseContrastiveDistillLoss(EmbeddingLoss):
         and pairwise distillation signals.
     """
 
-    # the default parts' contract (column_contract() gives the distillation part's, whichever it is)
-    column_roles = "(query, positive, negative_1[, ..., negative_n])"
-    text_roles = ("query", "positive")
-    repeated_role = "negative"
-    min_text_columns = 3
-    label_kinds = frozenset({LabelKind.VECTOR})
-    label_description = "the teacher's scores [t(q, pos), t(q, neg_1), ..., t(q, neg_n)], one per candidate"
+    # The class's contract (contract_from) is the default distillation part's; column_contract() gives the
+    # distillation part's, whichever it is.
     citation = SparseDistillKLDivLoss.citation
 
     def __init__(

@@ -11,6 +11,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from spladekit.checks import check_number, parse_enum
 from spladekit.losses.base import EmbeddingLoss, LabelKind, callable_name
 from spladekit.losses.similarity import dot_score
 
@@ -41,14 +42,6 @@ class HardnessMode(str, enum.Enum):
     IN_BATCH_NEGATIVES = "in_batch_negatives"  # other queries' documents
     HARD_NEGATIVES = "hard_negatives"  # q_i's own hard-negative columns
     ALL_NEGATIVES = "all_negatives"  # both
-
-
-def _to_enum(enum_cls: type[enum.Enum], value: Any, argument: str) -> Any:
-    try:
-        return enum_cls(value)
-    except ValueError:
-        allowed = [member.value for member in enum_cls]
-        raise ValueError(f"{argument} must be one of {allowed}, got {value!r}.") from None
 
 
 def _gather_with_grad(tensor: Tensor) -> Tensor:
@@ -142,12 +135,12 @@ class SparseMultipleNegativesRankingLoss(EmbeddingLoss):
         self.similarity_fct = similarity_fct
         self.gather_across_devices = gather_across_devices
 
-        directions = tuple(dict.fromkeys(_to_enum(Direction, d, "each direction") for d in directions))
+        directions = tuple(dict.fromkeys(parse_enum(Direction, d, "each direction") for d in directions))
         if Direction.QUERY_TO_DOC not in directions:
             raise ValueError(f"directions must include 'query_to_doc' (it holds the positive pair), got "
                              f"{[d.value for d in directions]}. Add 'query_to_doc'.")
         self.directions = directions
-        self.partition_mode = _to_enum(PartitionMode, partition_mode, "partition_mode")
+        self.partition_mode = parse_enum(PartitionMode, partition_mode, "partition_mode")
         same_type = {Direction.QUERY_TO_QUERY, Direction.DOC_TO_DOC} & set(directions)
         if self.partition_mode is PartitionMode.PER_DIRECTION and same_type:
             raise ValueError(
@@ -155,10 +148,9 @@ class SparseMultipleNegativesRankingLoss(EmbeddingLoss):
                 f"but {sorted(d.value for d in same_type)} never contain it (their separate loss would be "
                 "negative and ill-defined). Use partition_mode='joint' with these directions."
             )
-        self.hardness_mode = None if hardness_mode is None else _to_enum(HardnessMode, hardness_mode,
+        self.hardness_mode = None if hardness_mode is None else parse_enum(HardnessMode, hardness_mode,
                                                                          "hardness_mode")
-        if not hardness_strength >= 0:
-            raise ValueError(f"hardness_strength must be non-negative, got {hardness_strength!r}.")
+        check_number(hardness_strength, "hardness_strength", minimum=0)
         self.hardness_strength = hardness_strength
         if self.hardness_mode is not None and hardness_strength == 0:
             logger.warning("hardness_mode=%r has no effect with hardness_strength=0; set a positive strength.",

@@ -9,6 +9,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spladekit.checks import parse_enum
 from spladekit.losses.base import EmbeddingLoss, LabelKind, callable_name
 from spladekit.losses.similarity import pairwise_cos_sim
 
@@ -82,12 +83,7 @@ class SparseTripletLoss(EmbeddingLoss):
     ) -> None:
         super().__init__(model)
         if isinstance(distance_metric, str):
-            try:
-                distance_metric = TripletDistanceMetric(distance_metric)
-            except ValueError:
-                allowed = [metric.value for metric in TripletDistanceMetric]
-                raise ValueError(f"distance_metric must be one of {allowed} or a callable, got "
-                                 f"{distance_metric!r}.") from None
+            distance_metric = parse_enum(TripletDistanceMetric, distance_metric, "distance_metric", also="a callable")
         self.distance_metric = distance_metric
         self.triplet_margin = triplet_margin
 

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from spladekit.checks import check_number
 from spladekit.losses.base import (
     EmbeddingLoss,
     SparseLoss,
@@ -20,11 +21,6 @@ from spladekit.losses.flops import FlopsLoss
 __all__ = ["SpladeLoss"]
 
 logger = logging.getLogger(__name__)
-
-
-def _check_weight(name: str, value: float | None) -> None:
-    if value is not None and not value >= 0:
-        raise ValueError(f"{name} must be a non-negative number or None, got {value!r}.")
 
 
 class SpladeLoss(SparseLoss):
@@ -117,8 +113,8 @@ class SpladeLoss(SparseLoss):
             if regularizer is not None and not isinstance(regularizer, SparsityRegularizer):
                 raise TypeError(f"{role} must be a spladekit.losses.SparsityRegularizer (e.g. FlopsLoss), got "
                                 f"{type(regularizer).__name__}.")
-        _check_weight("document_regularizer_weight", document_regularizer_weight)
-        _check_weight("query_regularizer_weight", query_regularizer_weight)
+        check_number(document_regularizer_weight, "document_regularizer_weight", minimum=0, allow_none=True)
+        check_number(query_regularizer_weight, "query_regularizer_weight", minimum=0, allow_none=True)
         if document_regularizer_weight is None:
             raise ValueError("document_regularizer_weight is required (a number >= 0); use 0 to disable it.")
 

@@ -56,6 +56,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from spladekit.checks import check_positive_int
 from spladekit.modules.mlm_head import head_builders, resolve_mlm_head
 from spladekit.modules.module import run_modules  # noqa: F401 - moved to module.py, importable from here
 from spladekit.modules.splade_pooling import PoolingStrategy, SpladeActivation, SpladePooling
@@ -152,8 +153,7 @@ def splade_max_pool(
     activation = SpladeActivation(activation)
     if chunk_tokens is None and weight.ndim == 2:
         chunk_tokens = default_chunk_tokens(weight.shape[0], _compute_dtype(hidden, weight))
-    if isinstance(chunk_tokens, bool) or not isinstance(chunk_tokens, int) or chunk_tokens <= 0:
-        raise ValueError(f"chunk_tokens must be a positive integer, got {chunk_tokens!r}.")
+    chunk_tokens = check_positive_int(chunk_tokens, "chunk_tokens")
     if hidden.ndim != 3 or weight.ndim != 2 or hidden.shape[-1] != weight.shape[-1]:
         raise ValueError(f"hidden must be (B, T, H) and weight (V, H), got {tuple(hidden.shape)} and "
                          f"{tuple(weight.shape)}.")

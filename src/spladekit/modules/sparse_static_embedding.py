@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from spladekit.checks import check_positive_int, is_number
+from spladekit.checks import check_positive_int, check_texts, is_number
 from spladekit.hub import resolve_folder
 from spladekit.modules.module import InputModule, Layout, read_json
 
@@ -72,15 +72,9 @@ def compute_idf(corpus: Sequence[str], tokenizer: PreTrainedTokenizerBase,
     Reference: Robertson and Zaragoza, "The Probabilistic Relevance Framework: BM25 and Beyond" (2009).
     """
     tokenizer = _check_tokenizer(tokenizer)
-    if isinstance(corpus, str) or not isinstance(corpus, Sequence):
-        raise ValueError(f"`corpus` must be a list of document strings, got {type(corpus).__name__}. Wrap a "
-                         "single document in a list: compute_idf([text], tokenizer).")
+    corpus = check_texts(corpus, "corpus")
     if len(corpus) == 0:
         raise ValueError("`corpus` is empty: document frequencies need at least one document.")
-    bad = [i for i, doc in enumerate(corpus) if not isinstance(doc, str)]
-    if bad:
-        raise ValueError(f"`corpus` must hold only strings, but item {bad[0]} is "
-                         f"{type(corpus[bad[0]]).__name__} ({len(bad)} non-string item(s) in total).")
     if not isinstance(smooth, bool):
         raise ValueError(f"`smooth` must be True or False, got {smooth!r}.")
 

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel
 
+from spladekit.checks import check_positive_int
 from spladekit.modules.adapters import adapter_base_model, has_adapters, load_adapter, save_adapter
 from spladekit.modules.lean_attention import use_lean_attention
 from spladekit.modules.lean_dropout import use_lean_dropout
@@ -161,9 +162,7 @@ class Transformer(InputModule):
             document_length=document_length, query_expansion=query_expansion)
         if max_seq_length is None and "model_max_length" in tokenizer_kwargs:
             max_seq_length = tokenizer_kwargs["model_max_length"]
-        if max_seq_length is not None and (isinstance(max_seq_length, bool) or not isinstance(max_seq_length, int)
-                                           or max_seq_length <= 0):
-            raise ValueError(f"max_seq_length must be a positive integer or None, got {max_seq_length!r}.")
+        max_seq_length = check_positive_int(max_seq_length, "max_seq_length", allow_none=True)
         hub = dict(cache_dir=cache_folder, revision=revision, token=token, local_files_only=local_files_only,
                    trust_remote_code=trust_remote_code)
         # A folder saved with a PEFT adapter holds only the adapter: load its base model, then the adapter.
@@ -212,9 +211,7 @@ class Transformer(InputModule):
 
     @max_seq_length.setter
     def max_seq_length(self, value: int | None) -> None:
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-            raise ValueError(f"max_seq_length must be a positive integer or None, got {value!r}.")
-        self._max_seq_length = value
+        self._max_seq_length = check_positive_int(value, "max_seq_length", allow_none=True)
 
     @property
     def vocab_size(self) -> int:

@@ -158,3 +158,19 @@ class SparseEncoderDataCollator:
             if prompt and self.prompt_length_fn is not None:
                 batch[f"{column}_prompt_length"] = self.prompt_length_fn(prompt, task)
         return batch
+
+
+_INPUT_SUFFIX = "_input_ids"
+
+
+def split_columns(inputs: dict[str, Any]) -> tuple[list[dict[str, Any]], torch.Tensor | None]:
+    """Splits a collated batch (``{column}_{feature}`` keys) into one feature dict per text column, in column
+    order, and the labels."""
+    columns = [key[: -len(_INPUT_SUFFIX)] for key in inputs if key.endswith(_INPUT_SUFFIX)]
+    features: dict[str, dict[str, Any]] = {column: {} for column in columns}
+    by_length = sorted(columns, key=len, reverse=True)  # "query_a" before "query" when both are columns
+    for key, value in inputs.items():
+        owner = next((c for c in by_length if key.startswith(c + "_")), None)
+        if owner is not None:
+            features[owner][key[len(owner) + 1:]] = value
+    return [features[column] for column in columns], inputs.get("label")

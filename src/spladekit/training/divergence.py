@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from spladekit.training.checkpoints import last_complete_checkpoint
+from spladekit.training.checkpoints import last_complete_checkpoint, load_weights
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class DivergenceGuardCallback(TrainerCallback):
         if self.rollback and self.trainer is not None:
             checkpoint = last_complete_checkpoint(self.trainer.args.output_dir, set_aside_incomplete=False)
             if checkpoint is not None:
-                self.trainer._copy_weights_from(checkpoint)
+                load_weights(self.trainer.model, checkpoint)
                 message += f" The model's weights were rolled back to {checkpoint}."
             else:
                 message += " There is no complete checkpoint to roll back to."

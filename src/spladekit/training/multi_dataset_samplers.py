@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from enum import Enum
 from typing import Any
 
 import torch
 from torch.utils.data import ConcatDataset, Sampler
 
-from spladekit.checks import check_int
+from spladekit.checks import Choice, check_int
 from spladekit.training.samplers import _check_generator
 
 __all__ = [
@@ -28,7 +27,7 @@ __all__ = [
 ]
 
 
-class MultiDatasetBatchSamplers(str, Enum):
+class MultiDatasetBatchSamplers(Choice):
     """How batches of several datasets are interleaved.
 
     - ``ROUND_ROBIN``: :class:`RoundRobinBatchSampler`, one batch of each dataset in turn, until the smallest
@@ -39,10 +38,7 @@ class MultiDatasetBatchSamplers(str, Enum):
     ROUND_ROBIN = "round_robin"
     PROPORTIONAL = "proportional"
 
-    @classmethod
-    def _missing_(cls, value: object) -> None:
-        raise ValueError(f"{value!r} is not a multi-dataset batch sampler; "
-                         f"choose one of {[m.value for m in cls]}.")
+    __noun__ = "multi-dataset batch sampler"
 
 
 # ----------------------------------------------------------------------------------------------------------

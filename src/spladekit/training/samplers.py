@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -36,7 +35,7 @@ import torch
 from datasets import Dataset, DatasetDict, IterableDataset, IterableDatasetDict
 from torch.utils.data import Sampler
 
-from spladekit.checks import check_int, check_positive_int, require
+from spladekit.checks import Choice, check_int, check_positive_int, require
 from spladekit.training.data_collator import DATASET_NAME_COLUMN, DEFAULT_LABEL_COLUMNS
 
 logger = logging.getLogger(__name__)
@@ -51,7 +50,7 @@ __all__ = [
 ]
 
 
-class BatchSamplers(str, Enum):
+class BatchSamplers(Choice):
     """How the rows of one dataset are grouped into batches.
 
     - ``BATCH_SAMPLER`` (default): :class:`DefaultBatchSampler`, random batches.
@@ -67,9 +66,7 @@ class BatchSamplers(str, Enum):
     NO_DUPLICATES_HASHED = "no_duplicates_hashed"
     GROUP_BY_LABEL = "group_by_label"
 
-    @classmethod
-    def _missing_(cls, value: object) -> None:
-        raise ValueError(f"{value!r} is not a batch sampler; choose one of {[m.value for m in cls]}.")
+    __noun__ = "batch sampler"
 
 
 # ----------------------------------------------------------------------------------------------------------

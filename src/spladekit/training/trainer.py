@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import shutil
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -17,26 +14,17 @@ from datasets import Dataset, DatasetDict, IterableDataset, IterableDatasetDict
 from torch import nn
 from torch.utils.data import BatchSampler, ConcatDataset, DataLoader
 from transformers import Trainer, TrainerCallback
-from transformers.trainer import TRAINING_ARGS_NAME, rotate_checkpoints
+from transformers.trainer import TRAINING_ARGS_NAME
 
 from spladekit.evaluation.evaluator import SequentialEvaluator, SparseEvaluator
-from spladekit.losses import (
-    CSRLoss,
-    EmbeddingLoss,
-    SparseMultipleNegativesRankingLoss,
-    SpladeLoss,
-)
+from spladekit.losses import SpladeLoss
 from spladekit.model import SparseEncoder
 from spladekit.model_card import generate_model_card
 from spladekit.modules.router import Router
-from spladekit.modules.sparse_auto_encoder import SparseAutoEncoder
-from spladekit.staging import as_os_error, write_into
+from spladekit.staging import write_into
 from spladekit.training.callbacks import SpladeRegularizerWeightSchedulerCallback
-from spladekit.training.checkpoints import last_complete_checkpoint, mark_complete
-from spladekit.training.data_collator import (
-    DATASET_NAME_COLUMN,
-    SparseEncoderDataCollator,
-)
+from spladekit.training.checkpoints import load_weights, resume_checkpoint, save_checkpoint
+from spladekit.training.data_collator import DATASET_NAME_COLUMN, SparseEncoderDataCollator, split_columns
 from spladekit.training.dataloaders import build_dataloader
 from spladekit.training.dataset_names import (
     add_dataset_name_column,
@@ -47,31 +35,32 @@ from spladekit.training.dataset_names import (
 from spladekit.training.divergence import DivergenceGuardCallback
 from spladekit.training.hyperparameter_search import default_objective
 from spladekit.training.learning_rate_mapping import parameter_groups
+from spladekit.training.loss_setup import (
+    check_losses_per_dataset,
+    default_loss,
+    default_warmup,
+    displaced_warmups,
+    forward_through,
+    instantiate_loss,
+)
+from spladekit.training.loss_terms import TermStore, add_term_means, new_term_store, regularizer_weights
 from spladekit.training.model_card_callback import SparseEncoderModelCardCallback, update_card_data
 from spladekit.training.multi_dataset_samplers import (
     MultiDatasetBatchSamplers,
     multi_dataset_batch_sampler_class,
 )
 from spladekit.training.samplers import BatchSamplers, batch_sampler_class
-from spladekit.training.target_sparsity import SpladeTargetSparsityCallback
 from spladekit.training.trainer_arguments import check_optimizer_settings, resolve_processing_class
-from spladekit.training.training_args import SparseEncoderTrainingArguments
+from spladekit.training.training_args import SparseEncoderTrainingArguments, default_args_dict
 from spladekit.training.validation import (
     as_dataset,
     check_loss_columns,
     check_output_dir,
+    removed_on_failure,
     validate_training_inputs,
 )
 
 logger = logging.getLogger(__name__)
-
-_INPUT_SUFFIX = "_input_ids"
-
-
-class _DropWarnings(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno < logging.WARNING
-
 
 class SparseEncoderTrainer(Trainer):
     """Trains a :class:`~spladekit.SparseEncoder` with the 🤗 Transformers ``Trainer`` loop.
@@ -148,74 +137,51 @@ class SparseEncoderTrainer(Trainer):
         check_output_dir(args.output_dir)
         default_args_dict = self.default_args_dict()
         self._loss_spec = loss
-        output_existed = os.path.exists(args.output_dir)
-        try:
-            self._setup(model, args, train_dataset, eval_dataset, loss, evaluator, data_collator, model_init,
-                        compute_metrics, callbacks, optimizers, optimizer_cls_and_kwargs,
-                        preprocess_logits_for_metrics, processing_class, default_args_dict)
-        except Exception:
-            # A setting or dataset that fails its checks leaves no trace in the output folder.
-            if not output_existed and os.path.isdir(args.output_dir):
-                shutil.rmtree(args.output_dir, ignore_errors=True)
-            raise
+        with removed_on_failure(args.output_dir):  # a setting or dataset that fails leaves no trace there
+            super().__init__(
+                model=model,
+                args=args,
+                data_collator=data_collator,
+                train_dataset=train_dataset,
+                # transformers requires an eval dataset for periodic evaluation; an evaluator alone is enough here.
+                eval_dataset=eval_dataset if eval_dataset is not None or evaluator is None else "evaluator-only",
+                processing_class=processing_class,
+                model_init=model_init,
+                compute_metrics=compute_metrics,
+                callbacks=callbacks,
+                optimizers=optimizers,
+                optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
+                preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+            )
+            if isinstance(self.eval_dataset, str):
+                self.eval_dataset = None
+            self._set_up_training(data_collator is None, loss, evaluator)
+            self._check_and_prepare_datasets()
+            self._add_trainer_callbacks(default_args_dict)
 
     @classmethod
     def default_args_dict(cls) -> dict[str, Any]:
-        """``to_dict()`` of the training arguments with their defaults (the model card lists what differs).
+        """``to_dict()`` of ``training_args_class`` with its defaults (the model card lists what differs), built
+        without disturbing accelerate's state (see :func:`~spladekit.training.training_args.default_args_dict`)."""
+        return default_args_dict(cls.training_args_class)
 
-        Building ``TrainingArguments`` resets accelerate's process-wide state to that object's device settings;
-        with defaults on CPU under ``torchrun`` that state says "not distributed", and the trainer would then
-        train every process on its own. The state of the user's arguments is put back afterwards."""
-        from accelerate.state import AcceleratorState, PartialState
-
-        saved = [(state, dict(state._shared_state)) for state in (PartialState, AcceleratorState)]
-        args_logger = logging.getLogger("transformers.training_args")
-        # Its "not distributed" warning is about this throw-away object. A filter, not a higher level: the
-        # default of disable_tqdm is read from the logger's level.
-        quiet = _DropWarnings()
-        args_logger.addFilter(quiet)
-        try:
-            return cls.training_args_class(output_dir="unused").to_dict()
-        finally:
-            args_logger.removeFilter(quiet)
-            for state, values in saved:
-                state._shared_state.clear()  # in place: the shared dict is a descriptor (see accelerate.state)
-                state._shared_state.update(values)
-
-    def _setup(self, model: Any, args: Any, train_dataset: Any, eval_dataset: Any, loss: Any, evaluator: Any,
-               data_collator: Any, model_init: Any, compute_metrics: Any, callbacks: Any, optimizers: Any,
-               optimizer_cls_and_kwargs: Any, preprocess_logits_for_metrics: Any, processing_class: Any,
-               default_args_dict: dict[str, Any]) -> None:
-        super().__init__(
-            model=model,
-            args=args,
-            data_collator=data_collator,
-            train_dataset=train_dataset,
-            # transformers requires an eval dataset for periodic evaluation; an evaluator alone is enough here.
-            eval_dataset=eval_dataset if eval_dataset is not None or evaluator is None else "evaluator-only",
-            processing_class=processing_class,
-            model_init=model_init,
-            compute_metrics=compute_metrics,
-            callbacks=callbacks,
-            optimizers=optimizers,
-            optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
-            preprocess_logits_for_metrics=preprocess_logits_for_metrics,
-        )
-        if isinstance(self.eval_dataset, str):
-            self.eval_dataset = None
+    def _set_up_training(self, default_collator: bool, loss: Any, evaluator: Any) -> None:
+        """After transformers' set-up: the collator, the loss and the evaluator, and the per-term loss logs."""
         self.model: SparseEncoder
         self.args: SparseEncoderTrainingArguments
         self.can_return_loss = True
         self.model_accepts_loss_kwargs = False
-        self.accum_loss_components: dict[str, dict[str, list[torch.Tensor]]] = {"train": defaultdict(list),
-                                                                          "eval": defaultdict(list)}
-        if data_collator is None:
+        self.accum_loss_components: TermStore = new_term_store()
+        if default_collator:
             self.data_collator = self.get_data_collator(self.model, self.args, self.processing_class)
         self.loss = self.build_loss(loss, self.model)
         if isinstance(evaluator, (list, tuple)):
             evaluator = SequentialEvaluator(evaluator)
         self.evaluator = evaluator
         self._evaluating_loss = False
+
+    def _check_and_prepare_datasets(self) -> None:
+        """Checks the settings and datasets against each other and the losses' columns, then prepares them."""
         validate_training_inputs(self)
         if self.train_dataset is not None:
             check_loss_columns(self.train_dataset, self.loss_for, "train_dataset")
@@ -223,6 +189,9 @@ class SparseEncoderTrainer(Trainer):
         if self.eval_dataset is not None:
             check_loss_columns(self.eval_dataset, self.loss_for, "eval_dataset")
             self.eval_dataset = self.preprocess_dataset(self.eval_dataset, dataset_name="eval")
+
+    def _add_trainer_callbacks(self, default_args_dict: dict[str, Any]) -> None:
+        """The model-card recorder and the divergence guard."""
         self.add_model_card_callback(default_args_dict)
         self.divergence_guard = DivergenceGuardCallback()
         self.add_callback(self.divergence_guard)
@@ -256,49 +225,18 @@ class SparseEncoderTrainer(Trainer):
                                         pad_to_multiple_of=getattr(args, "pad_to_multiple_of", None))
 
     def get_default_loss(self, model: SparseEncoder) -> nn.Module:
-        if any(isinstance(m, SparseAutoEncoder) for m in model.modules()):
-            logger.info("No loss given: using CSRLoss (reconstruction + SparseMultipleNegativesRankingLoss) for this "
-                        "CSR model.")
-            return CSRLoss(model)
-        logger.info("No loss given: using SpladeLoss(SparseMultipleNegativesRankingLoss, query_regularizer_weight=5e-5, "
-                    "document_regularizer_weight=3e-5). The regularizer weights set the sparsity: tune them.")
-        return SpladeLoss(model, loss=SparseMultipleNegativesRankingLoss(model), query_regularizer_weight=5e-5,
-                          document_regularizer_weight=3e-5)
+        """The loss used when none is given (see :func:`~spladekit.training.loss_setup.default_loss`)."""
+        return default_loss(model)
 
     def prepare_loss(self, loss: nn.Module | Callable[[SparseEncoder], nn.Module], model: SparseEncoder) -> nn.Module:
         """Instantiates a loss given as ``model -> loss``, moves it to the model's device and adds the SPLADE
         regularizer warm-up for a SpladeLoss that has none."""
-        if not isinstance(loss, nn.Module):
-            if not callable(loss):
-                raise ValueError(f"loss must be an nn.Module or a callable model -> loss, got {type(loss).__name__}.")
-            loss = loss(model)
-        if isinstance(loss, EmbeddingLoss) and not loss.standalone:
-            name = type(loss).__name__
-            raise ValueError(f"{name} does nothing to keep the embeddings sparse, so it is not trained on its own. "
-                             f"Wrap it: SpladeLoss(model, loss={name}(model), document_regularizer_weight=3e-5, "
-                             f"query_regularizer_weight=5e-5), or CSRLoss(model, loss={name}(model)) for a CSR model.")
-        loss = self.override_model_in_loss(loss, model)
+        loss = self.override_model_in_loss(instantiate_loss(loss, model), model)
         loss.to(model.device)
-        if isinstance(loss, SpladeLoss) and not any(
-                isinstance(cb, (SpladeRegularizerWeightSchedulerCallback, SpladeTargetSparsityCallback))
-                and cb.loss is loss for cb in self.callback_handler.callbacks):
-            warmup = SpladeRegularizerWeightSchedulerCallback(loss)
-            warmup.added_by_trainer = True
+        warmup = default_warmup(loss, self.callback_handler.callbacks)
+        if warmup is not None:
             self.add_callback(warmup)
         return loss
-
-    def _resolve_weight_controllers(self) -> None:
-        """A target-sparsity controller replaces the default warm-up of its loss; one set by hand is a conflict."""
-        controlled = [cb.loss for cb in self.callback_handler.callbacks if isinstance(cb, SpladeTargetSparsityCallback)]
-        for callback in list(self.callback_handler.callbacks):
-            if not isinstance(callback, SpladeRegularizerWeightSchedulerCallback) or not any(
-                    callback.loss is loss for loss in controlled):
-                continue
-            if getattr(callback, "added_by_trainer", False):
-                self.remove_callback(callback)
-            else:
-                raise ValueError("A SpladeRegularizerWeightSchedulerCallback and a SpladeTargetSparsityCallback both set "
-                                 "the weights of the same SpladeLoss; they would fight. Keep one of them.")
 
     def override_model_in_loss(self, loss: nn.Module, model: SparseEncoder) -> nn.Module:
         """Points ``loss`` (and every loss or regularizer it wraps) at ``model`` and returns it, e.g. after
@@ -314,16 +252,7 @@ class SparseEncoderTrainer(Trainer):
         if not isinstance(loss, dict):
             return self.prepare_loss(loss, model)
         losses = {name: self.prepare_loss(value, model) for name, value in loss.items()}
-        for name, dataset in (("train_dataset", self.train_dataset), ("eval_dataset", self.eval_dataset)):
-            if dataset is None:
-                continue
-            if not isinstance(dataset, (DatasetDict, IterableDatasetDict)):
-                raise ValueError(f"loss is a dict of losses per dataset {sorted(losses)}, so {name} must be a "
-                                 f"DatasetDict or dict of datasets with those names, got {type(dataset).__name__}.")
-            missing = sorted(set(dataset) - set(losses))
-            if missing:
-                raise ValueError(f"{name} has the datasets {missing} that have no entry in the loss dict "
-                                 f"{sorted(losses)}. Add a loss for each dataset.")
+        check_losses_per_dataset(losses, {"train_dataset": self.train_dataset, "eval_dataset": self.eval_dataset})
         return losses
 
     def call_model_init(self, trial: Any = None) -> SparseEncoder:
@@ -432,14 +361,7 @@ class SparseEncoderTrainer(Trainer):
     @staticmethod
     def collect_features(inputs: dict[str, Any]) -> tuple[list[dict[str, Any]], torch.Tensor | None]:
         """Splits a collated batch into one feature dict per text column (in column order) and the labels."""
-        columns = [key[: -len(_INPUT_SUFFIX)] for key in inputs if key.endswith(_INPUT_SUFFIX)]
-        features: dict[str, dict[str, Any]] = {column: {} for column in columns}
-        by_length = sorted(columns, key=len, reverse=True)
-        for key, value in inputs.items():
-            owner = next((c for c in by_length if key.startswith(c + "_")), None)
-            if owner is not None:
-                features[owner][key[len(owner) + 1:]] = value
-        return [features[column] for column in columns], inputs.get("label")
+        return split_columns(inputs)
 
     def compute_loss(self, model: SparseEncoder, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> torch.Tensor | tuple[torch.Tensor, dict[str, Any]]:
@@ -448,7 +370,7 @@ class SparseEncoderTrainer(Trainer):
         dataset_name = inputs.pop(DATASET_NAME_COLUMN, None)
         features, labels = self.collect_features(inputs)
         loss_fn = self.loss_for(dataset_name)
-        with self._forward_through(loss_fn, model):
+        with forward_through(loss_fn, self.model, model):
             output = loss_fn(features, labels)
         if isinstance(output, dict):
             self.track_loss_components(output)
@@ -461,19 +383,6 @@ class SparseEncoderTrainer(Trainer):
             self.divergence_guard.check_loss(loss, self.state)
         return (loss, {}) if return_outputs else loss
 
-    @contextlib.contextmanager
-    def _forward_through(self, loss: nn.Module, model: nn.Module) -> Iterator[None]:
-        """Lets the loss call ``model`` (e.g. the DDP-wrapped model, whose forward pass registers the gradient
-        synchronisation) instead of the bare SparseEncoder it holds, for the duration of one call."""
-        swapped = [m for m in loss.modules() if model is not self.model and getattr(m, "model", None) is self.model]
-        for module in swapped:
-            module.model = model
-        try:
-            yield
-        finally:
-            for module in swapped:
-                module.model = self.model
-
     def track_loss_components(self, terms: dict[str, torch.Tensor]) -> None:
         split = "train" if self.model.training else "eval"
         for name, value in terms.items():  # kept as tensors: read (one host sync) when logged, not every step
@@ -481,39 +390,14 @@ class SparseEncoderTrainer(Trainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Logs ``logs``, adding the mean of each loss term (base loss, regularizers) since the last log."""
-        split = "eval" if any(key.startswith("eval_") for key in logs) and "loss" not in logs else "train"
-        terms = self.accum_loss_components[split]
-        # Not the end-of-run summary (its "train_loss" is the run's mean): the terms belong to logged steps.
-        if terms and ("loss" in logs if split == "train" else any(key.endswith("_loss") for key in logs)):
-            prefix = "" if split == "train" else self._eval_prefix(logs)
-            names = [name for name, values in terms.items() if values]
-            means = [torch.stack([torch.as_tensor(v, dtype=torch.float32).reshape(()) for v in terms[name]]).mean()
-                     for name in names]
-            means = torch.stack([m.to(means[0].device) for m in means]).tolist() if means else []
-            for name, mean in zip(names, means):
-                logs[f"{prefix}{name}"] = round(mean, 6)
-            self.accum_loss_components[split] = defaultdict(list)
+        add_term_means(logs, self.accum_loss_components)
         if "loss" in logs:
             logs.update(self.regularizer_weights())
         super().log(logs, start_time)
 
     def regularizer_weights(self) -> dict[str, float]:
         """The FLOPS weights in force (they change during the warm-up), per dataset for a dict of losses."""
-        losses = self.loss.items() if isinstance(self.loss, dict) else [(None, self.loss)]
-        weights: dict[str, float] = {}
-        for name, loss in losses:
-            if not isinstance(loss, SpladeLoss):
-                continue
-            prefix = f"{name}_" if name is not None else ""
-            weights[f"{prefix}document_regularizer_weight"] = loss.document_regularizer_weight
-            if loss.query_regularizer_weight is not None:
-                weights[f"{prefix}query_regularizer_weight"] = loss.query_regularizer_weight
-        return weights
-
-    @staticmethod
-    def _eval_prefix(logs: dict[str, float]) -> str:
-        key = next((k for k in logs if k.endswith("_loss") and k.startswith("eval")), "eval_loss")
-        return key[: -len("loss")]
+        return regularizer_weights(self.loss)
 
     # ----- evaluation -------------------------------------------------------------------------------------
     def evaluate(self, eval_dataset: Dataset | dict[str, Dataset] | None = None, ignore_keys: list[str] | None = None,
@@ -586,59 +470,28 @@ class SparseEncoderTrainer(Trainer):
             self.processing_class.save_pretrained(output_dir)
         torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
 
+    # transformers has no public hooks for the three below; each hands over to training/checkpoints.py.
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
         """Writes the checkpoint, marks it complete, and only then deletes checkpoints beyond the limit."""
-        limit = self.args.save_total_limit
-        self.args.save_total_limit = None  # transformers would rotate before we can mark the new checkpoint
-        run_dir = self._get_output_dir(trial=trial)
-        try:
-            super()._save_checkpoint(model, trial)
-        except Exception as exc:
-            os_error = as_os_error(exc, os.path.join(run_dir, f"checkpoint-{self.state.global_step}"))
-            if os_error is not None:  # a full disk, reported by torch.save without saying so
-                raise os_error from exc
-            raise
-        finally:
-            self.args.save_total_limit = limit
-        newest = os.path.join(run_dir, f"checkpoint-{self.state.global_step}")
-        # Every process writes part of a checkpoint (its RNG state; its optimizer shard under ZeRO / FSDP):
-        # it is complete once all of them are done.
-        self.accelerator.wait_for_everyone()
-        if self.args.should_save and os.path.isdir(newest):
-            mark_complete(newest)
-            if limit is not None:
-                rotate_checkpoints(output_dir=run_dir, save_total_limit=limit,
-                                   best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+        save_checkpoint(self, lambda: super(SparseEncoderTrainer, self)._save_checkpoint(model, trial), trial)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        load_weights(self.model, resume_from_checkpoint)  # the checkpoint is in sentence-transformers' format
+
+    def _load_best_model(self) -> None:
+        logger.info(f"Loading the best model from {self.state.best_model_checkpoint} (score {self.state.best_metric}).")
+        load_weights(self.model, self.state.best_model_checkpoint)
 
     def train(self, resume_from_checkpoint: bool | str | None = None, trial: Any = None,
               ignore_keys_for_eval: list[str] | None = None, **kwargs: Any) -> Any:
         """Trains; ``resume_from_checkpoint=True`` continues from the newest *complete* checkpoint in
         ``output_dir`` (one a crash left half-written is set aside), a path from that checkpoint."""
-        if resume_from_checkpoint is True:
-            resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir,
-                                                              set_aside_incomplete=self.args.should_save)
-            if resume_from_checkpoint is None:
-                raise ValueError(f"resume_from_checkpoint=True, but {self.args.output_dir!r} holds no complete "
-                                 "checkpoint to resume from. Start without resume_from_checkpoint.")
-        elif isinstance(resume_from_checkpoint, str) and not os.path.isdir(resume_from_checkpoint):
-            raise ValueError(f"resume_from_checkpoint {resume_from_checkpoint!r} does not exist.")
-        self._resolve_weight_controllers()
+        resume_from_checkpoint = resume_checkpoint(resume_from_checkpoint, self.args.output_dir,
+                                                   self.args.should_save)
+        for callback in displaced_warmups(self.callback_handler.callbacks):  # a target-sparsity controller rules
+            self.remove_callback(callback)
         return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial,
                              ignore_keys_for_eval=ignore_keys_for_eval, **kwargs)
-
-    def _copy_weights_from(self, path: str) -> None:
-        loaded = SparseEncoder(path, device="cpu")
-        missing, unexpected = self.model.load_state_dict(loaded.state_dict(), strict=False)
-        if missing or unexpected:
-            raise ValueError(f"The model saved at {path!r} does not fit the model being trained: missing "
-                             f"{sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}.")
-
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
-        self._copy_weights_from(resume_from_checkpoint)
-
-    def _load_best_model(self) -> None:
-        logger.info(f"Loading the best model from {self.state.best_model_checkpoint} (score {self.state.best_metric}).")
-        self._copy_weights_from(self.state.best_model_checkpoint)
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         """Saves the model (main process only) so that ``SparseEncoder(output_dir)`` reloads it."""

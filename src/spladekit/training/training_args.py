@@ -206,3 +206,32 @@ def _training_device(use_cpu: bool) -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+class _DropWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.WARNING
+
+
+def default_args_dict(args_class: type[TrainingArguments] = SparseEncoderTrainingArguments) -> dict[str, Any]:
+    """``to_dict()`` of ``args_class`` with its defaults, without disturbing accelerate's process-wide state.
+
+    Building ``TrainingArguments`` normally resets accelerate's state to that object's device settings; with
+    defaults on CPU under ``torchrun`` that state would say "not distributed", and the trainer would then train
+    every process on its own. So the defaults are built with transformers' documented
+    ``accelerator_config={"use_configured_state": True}``, which keeps the state the user's arguments set up (the
+    option is popped during set-up, so ``to_dict()`` is that of the defaults). Before any state exists there is
+    nothing to keep, and the defaults are built plainly."""
+    args_logger = logging.getLogger("transformers.training_args")
+    # Its warnings are about this throw-away object. A filter, not a higher level: the default of disable_tqdm
+    # is read from the logger's level.
+    quiet = _DropWarnings()
+    args_logger.addFilter(quiet)
+    try:
+        try:
+            defaults = args_class(output_dir="unused", accelerator_config={"use_configured_state": True})
+        except ValueError:  # no accelerate state configured yet
+            defaults = args_class(output_dir="unused")
+        return defaults.to_dict()
+    finally:
+        args_logger.removeFilter(quiet)

@@ -3,9 +3,11 @@ error, before anything is written to the output folder."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -231,6 +233,19 @@ def check_output_dir(output_dir: str) -> None:
         parent = os.path.dirname(parent) if os.path.dirname(parent) != parent else ""
     if parent and not os.path.isdir(parent):
         raise ValueError(f"output_dir {output_dir!r} lies inside {parent!r}, which is a file, not a folder.")
+
+
+@contextlib.contextmanager
+def removed_on_failure(output_dir: str) -> Iterator[None]:
+    """Deletes ``output_dir`` if the block fails and the folder did not exist before it (transformers creates it
+    while setting up): a trainer whose settings or datasets fail their checks leaves nothing behind."""
+    existed = os.path.exists(output_dir)
+    try:
+        yield
+    except Exception:
+        if not existed and os.path.isdir(output_dir):
+            shutil.rmtree(output_dir, ignore_errors=True)
+        raise
 
 
 def check_vocabulary(model: Any) -> None:

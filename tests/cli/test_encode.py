@@ -5,7 +5,6 @@ one, and an injected ENOSPC everywhere)."""
 from __future__ import annotations
 
 import errno
-import json
 import os
 
 import numpy as np
@@ -15,21 +14,12 @@ from spladekit import SparseEncoder
 from spladekit.cli import main
 from spladekit.index.shards import iter_shards, read_manifest
 
-DOCS = {f"d{i}": f"document {i} about {'alpha beta gamma delta'.split()[i % 4]} and fact {i}" for i in range(13)}
+from .helpers import DOCS
 
 
 @pytest.fixture()
-def corpus(tmp_path):
-    path = tmp_path / "corpus.jsonl"
-    path.write_text("".join(json.dumps({"_id": k, "title": "T", "text": v}) + "\n" for k, v in DOCS.items()))
-    return path
-
-
-@pytest.fixture()
-def saved_tiny(tiny_splade, tmp_path) -> str:
-    tiny_splade.max_seq_length = 16
-    tiny_splade.save(str(tmp_path / "tiny"))
-    return str(tmp_path / "tiny")
+def corpus(beir_folder):
+    return beir_folder / "corpus.jsonl"  # DOCS, with empty titles
 
 
 def test_encode_into_a_shard_folder_and_resume(saved_tiny, corpus, tmp_path, capsys):
@@ -37,11 +27,13 @@ def test_encode_into_a_shard_folder_and_resume(saved_tiny, corpus, tmp_path, cap
     args = ["encode", saved_tiny, str(corpus), str(out), "--shard-size", "5", "--max-active-dims", "8"]
     assert main(args) == 0
     manifest = read_manifest(out)
-    assert f"Encoded 13 documents ({manifest['nnz']} weights) into 3 shards" in capsys.readouterr().out
+    assert f"Encoded 16 documents ({manifest['nnz']} weights) into 4 shards" in capsys.readouterr().out
     assert manifest["model"] == os.path.abspath(saved_tiny) and manifest["complete"]
     model = SparseEncoder(saved_tiny, device="cpu")
-    texts = [f"T {text}" for text in DOCS.values()]
-    for start, (ids, block) in zip(range(0, 13, 5), iter_shards(out)):
+    texts = list(DOCS.values())
+    shards = list(iter_shards(out))
+    assert len(shards) == 4
+    for start, (ids, block) in zip(range(0, 16, 5), shards):
         assert ids == list(DOCS)[start:start + 5]
         expected = model.encode_document(texts[start:start + 5], max_active_dims=8).to_dense().numpy()
         assert np.array_equal(block.toarray(), expected)
@@ -78,7 +70,7 @@ def test_an_injected_full_disk_leaves_the_old_output(saved_tiny, corpus, tmp_pat
     monkeypatch.undo()
     assert "no space left on the device" in capsys.readouterr().err
     assert target.read_bytes() == b"the previous output"
-    assert sorted(os.listdir(tmp_path)) == sorted(["corpus.jsonl", "tiny", target.name])  # no temporary file
+    assert sorted(os.listdir(tmp_path)) == sorted(["beir", "tiny", target.name])  # no temporary file
     assert main(["encode", saved_tiny, str(corpus), str(target)]) == 0  # with room, the new output replaces it
     assert target.read_bytes() != b"the previous output"
 
@@ -104,7 +96,7 @@ def test_a_full_disk_during_shard_encoding_keeps_the_complete_shards(saved_tiny,
     assert main(["encode", saved_tiny, str(corpus), str(out), "--shard-size", "2", "--max-active-dims", "4000"]) == 2
     assert "no space left on the device" in capsys.readouterr().err
     manifest = read_manifest(out)
-    assert not manifest["complete"] and 0 < len(manifest["shards"]) < 7
+    assert not manifest["complete"] and 0 < len(manifest["shards"]) < 8  # of the 8 shards of 16 documents
     assert sorted(os.listdir(out)) == sorted(["manifest.json", *(e["file"] for e in manifest["shards"])])
     listed = list(iter_shards(out, allow_incomplete=True))
     assert [ids for ids, _ in listed] == [list(DOCS)[i:i + 2] for i in range(0, 2 * len(listed), 2)]
