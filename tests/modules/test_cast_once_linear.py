@@ -44,13 +44,15 @@ def test_outputs_and_gradients_equal_plain_autocast_bit_for_bit(shared_input):
         torch.testing.assert_close(got, expected, rtol=0, atol=0)
 
 
-def test_fp32_and_inference_calls_are_plain_linear():
+def test_fp32_and_inference_mode_calls_are_plain_linear():
     plain, cast = _pair()
     x = torch.randn(4, 24)
     assert torch.equal(cast(x), plain(x))  # no autocast: nn.Linear itself
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         expected, got = plain(x), cast(x)
     assert got.dtype == torch.bfloat16 and torch.equal(got, expected)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(cast(x), expected)  # no grad, not inference mode: the cached copies
     assert not cast_once(cast.weight, torch.bfloat16).is_inference()  # a copy made there also serves training
 
 

@@ -20,7 +20,10 @@ devices, tracing) it is ``nn.Linear``. :func:`use_cast_once_linear` swaps a mode
 for it (no new parameters: saved models do not change).
 
 The copies stay in memory between steps (half the size of the fp32 weights they copy); autocast holds the same
-copies during every forward and backward pass, when the memory peaks.
+copies during every forward and backward pass, when the memory peaks, once per forward call (the queries' and the
+documents' graphs each keep their own). In inference mode (``encode``) the layers are plain autocast: a batch casts
+each weight once anyway, and keeping the copies between batches would add half the weights' size to the memory an
+encoding process needs, for no measurable speed (DistilBERT size, bf16, 128 documents: +265 MB, within noise).
 """
 
 from __future__ import annotations
@@ -137,7 +140,7 @@ class CastOnceLinear(nn.Linear):
 
     def forward(self, inputs: Tensor) -> Tensor:
         dtype = autocast_low_dtype(inputs, self.weight)
-        if dtype is None or inputs.dtype not in (torch.float32, dtype):
+        if dtype is None or inputs.dtype not in (torch.float32, dtype) or torch.is_inference_mode_enabled():
             return super().forward(inputs)
         weight_c = cast_once(self.weight, dtype)
         bias_c = cast_once(self.bias, dtype) if self.bias is not None else None

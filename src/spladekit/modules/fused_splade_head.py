@@ -257,7 +257,9 @@ def _max_logits(hidden: Tensor, weight: Tensor, bias: Tensor | None, attention_m
     low_precision = compute_dtype in (torch.bfloat16, torch.float16)
     with torch.autocast(hidden.device.type, enabled=False):
         tokens = hidden.detach().to(compute_dtype).reshape(batch * length, dim)  # (B*T, H)
-        weight_c = cast_once(weight, compute_dtype)  # (V, H), kept until the weight changes
+        # (V, H); in training kept until the weight changes (cast_once), in inference made for this call only
+        weight_c = weight.detach().to(compute_dtype) if torch.is_inference_mode_enabled() else cast_once(weight,
+                                                                                                          compute_dtype)
         padding = attention_mask.eq(0)  # (B, T)
         # Every product has the same (chunk_tokens, H) input: oneDNN then serves all of them from one cached
         # primitive (a new shape per chunk would grow the process's memory step after step).
