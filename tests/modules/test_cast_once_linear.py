@@ -56,6 +56,12 @@ def test_fp32_and_inference_mode_calls_are_plain_linear():
     assert not cast_once(cast.weight, torch.bfloat16).is_inference()  # a copy made there also serves training
 
 
+def _cache_size() -> int:
+    from spladekit.modules import cast_once_linear
+
+    return len(cast_once_linear._CACHE)
+
+
 def test_cast_copy_is_kept_until_the_weight_changes():
     _, layer = _pair()
     first = cast_once(layer.weight, torch.bfloat16)
@@ -63,7 +69,11 @@ def test_cast_copy_is_kept_until_the_weight_changes():
     assert torch.equal(first, layer.weight.detach().to(torch.bfloat16))
     # a fused AdamW step updates in place without bumping the version counter: the step hook renews the copy
     layer.weight.grad = torch.ones_like(layer.weight)
-    torch.optim.AdamW([layer.weight], lr=0.1, fused=True).step()
+    optimizer = torch.optim.AdamW([layer.weight], lr=0.1, fused=True)
+    seen_by_the_step = []
+    optimizer.register_step_pre_hook(lambda *_: seen_by_the_step.append(_cache_size()))
+    optimizer.step()
+    assert seen_by_the_step == [0]  # the copies are freed before the step: not part of its memory
     second = cast_once(layer.weight, torch.bfloat16)
     assert second is not first and torch.equal(second, layer.weight.detach().to(torch.bfloat16))
     with torch.no_grad():
