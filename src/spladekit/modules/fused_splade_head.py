@@ -56,7 +56,6 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from spladekit.modules.cast_once_linear import cast_once
 from spladekit.modules.mlm_head import head_builders, resolve_mlm_head
 from spladekit.modules.module import run_modules  # noqa: F401 - moved to module.py, importable from here
 from spladekit.modules.splade_pooling import PoolingStrategy, SpladeActivation, SpladePooling
@@ -257,9 +256,7 @@ def _max_logits(hidden: Tensor, weight: Tensor, bias: Tensor | None, attention_m
     low_precision = compute_dtype in (torch.bfloat16, torch.float16)
     with torch.autocast(hidden.device.type, enabled=False):
         tokens = hidden.detach().to(compute_dtype).reshape(batch * length, dim)  # (B*T, H)
-        # (V, H); in training kept until the weight changes (cast_once), in inference made for this call only
-        weight_c = weight.detach().to(compute_dtype) if torch.is_inference_mode_enabled() else cast_once(weight,
-                                                                                                          compute_dtype)
+        weight_c = weight.detach().to(compute_dtype)  # (V, H)
         padding = attention_mask.eq(0)  # (B, T)
         # Every product has the same (chunk_tokens, H) input: oneDNN then serves all of them from one cached
         # primitive (a new shape per chunk would grow the process's memory step after step).
