@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from spladekit.checks import ArgumentError, parse_enum
+from spladekit.checks import ArgumentError, is_integer, is_number, parse_enum
 
 
 class _Loader(yaml.SafeLoader):
@@ -269,10 +269,9 @@ def check_training_arguments(training: dict[str, Any]) -> None:
         elif isinstance(default, enum.Enum) or isinstance(default, str):
             ok = isinstance(value, str)
         elif isinstance(default, int):
-            ok = isinstance(value, int) and not isinstance(value, bool) or (
-                isinstance(value, float) and "steps" in key)  # warmup_steps may be a ratio
+            ok = is_integer(value) or (is_number(value) and "steps" in key)  # warmup_steps may be a ratio
         elif isinstance(default, float):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = is_number(value)
         else:
             continue
         if not ok:

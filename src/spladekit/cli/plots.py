@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from spladekit.checks import require
+
 logger = logging.getLogger(__name__)
 
 PLOTS_HINT = "Install matplotlib (pip install 'spladekit[plots]') to get training plots."
@@ -78,13 +80,12 @@ def figure_curves(log_history: list[dict[str, Any]]) -> dict[str, list[Curve]]:
 def save_training_plots(log_history: list[dict[str, Any]], output_dir: str) -> list[str]:
     """Writes one PNG per group of logged quantities into ``output_dir``; returns the files written."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+        matplotlib = require("matplotlib", "plots", feature="Training plots")
+    except ImportError:  # plots are a by-product of training: say how to get them and go on
         logger.warning(PLOTS_HINT)
         return []
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     written = []
     os.makedirs(output_dir, exist_ok=True)
     for name, curves in figure_curves(log_history).items():

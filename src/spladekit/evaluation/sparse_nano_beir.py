@@ -214,11 +214,7 @@ class SparseNanoBEIREvaluator(SparseEvaluator):
         return corpus, queries, relevant_docs, os.path.basename(os.path.normpath(path))
 
     def _load_hub(self, short_name: str) -> tuple[dict, dict, dict, str]:
-        try:
-            from datasets import load_dataset
-        except ImportError:
-            raise ImportError("Loading NanoBEIR from the Hub needs the `datasets` package: pip install "
-                              "datasets. Or pass paths of local BEIR folders in dataset_names.") from None
+        from datasets import load_dataset  # a dependency of spladekit
         name = f"Nano{DATASET_NAME_TO_HUMAN_READABLE[short_name]}"
 
         def subset(subset_name: str, columns: list[str]):
