@@ -46,6 +46,8 @@ def _worker(rank: int, init_file: str, out_dir: str, gather: bool) -> None:
             grads = torch.autograd.grad(loss, [q, d], allow_unused=True, materialize_grads=True)
             results[name] = (loss.detach(), [g.detach() for g in grads])
         torch.save(results, f"{out_dir}/rank{rank}.pt")
+        # no rank tears gloo down while the other is still in a collective (that aborted a process once in CI)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
