@@ -58,30 +58,26 @@ def main() -> None:
     encoder = _Encoder(model, 64, False, None, options.cache, SimilarityFunction.DOT)
     model_docs = encoder.encode("corpus", documents, None, None)
     encode_seconds = time.perf_counter() - start
-    bm25_docs = bm25.encode_document(documents)
+    # HybridScorer's vectors (index/hybrid.py) built once, not per weight: documents [model | bm25], queries
+    # [w_m model | w_b bm25]; a zero weight drops its part, so the same index also scores each scorer alone
+    fused_index = SparseIndex.from_embeddings(sp.hstack([model_docs, bm25.encode_document(documents)],
+                                                        format="csr"), ids=doc_ids)
     with tempfile.TemporaryDirectory() as tmp:
         folder = split_train_queries(Path(tmp) / "scifact")
         qrels = {split: load_beir_qrels(str(folder), split) for split in ("dev", "test")}
+    split_queries = {}
+    for split, split_qrels in qrels.items():
+        texts = [queries[q] for q in sorted(split_qrels)]
+        split_queries[split] = (encoder.encode("query", texts, None, None), bm25.encode_query(texts))
     rows = []
     for w_bm25 in BM25_WEIGHTS:
-        weights = {"model": 0.0, "bm25": 1.0} if w_bm25 is None else {"model": 0.5, "bm25": w_bm25}
-        row = {"model_weight": weights["model"], "bm25_weight": weights["bm25"]}
+        w_model, w_bm25 = (0.0, 1.0) if w_bm25 is None else (0.5, w_bm25)
+        row = {"model_weight": w_model, "bm25_weight": w_bm25}
         for split, split_qrels in qrels.items():
-            qids = sorted(split_qrels)
-            texts = [queries[q] for q in qids]
-            if w_bm25 is None:
-                index, encoded = SparseIndex.from_embeddings(bm25_docs, ids=doc_ids), bm25.encode_query(texts)
-            elif not w_bm25:
-                index = SparseIndex.from_embeddings(model_docs, ids=doc_ids)
-                encoded = encoder.encode("query", texts, None, None)
-            else:
-                # HybridScorer's vectors (index/hybrid.py) without re-encoding the corpus for each weight:
-                # [model | bm25] for documents, [w_m model | w_b bm25] for queries
-                fused_docs = sp.hstack([model_docs, bm25_docs], format="csr")
-                model_queries = encoder.encode("query", texts, None, None)
-                encoded = sp.hstack([0.5 * model_queries, w_bm25 * bm25.encode_query(texts)], format="csr")
-                index = SparseIndex.from_embeddings(fused_docs, ids=doc_ids)
-            run = index.search_run(encoded, qids, top_k=100)
+            model_queries, bm25_queries = split_queries[split]
+            encoded = sp.hstack([w_model * model_queries, w_bm25 * bm25_queries], format="csr")
+            encoded.eliminate_zeros()
+            run = fused_index.search_run(encoded, sorted(split_qrels), top_k=100)
             metrics = compute_ir_metrics(run, split_qrels, ndcg_at_k=(10,), mrr_at_k=(), map_at_k=(),
                                          precision_recall_at_k=(100,), accuracy_at_k=())
             row[split] = {"ndcg@10": round(metrics["ndcg@10"], 4), "recall@100": round(metrics["recall@100"], 4)}
