@@ -39,7 +39,8 @@ import scipy.sparse as sp
 
 from spladekit.index import reorder
 
-__all__ = ["BLOCK_SIZE", "Backoff", "BlockMax", "Forward", "block_order", "search_block_max", "sort_into_blocks"]
+__all__ = ["BLOCK_SIZE", "Backoff", "BlockMax", "Forward", "block_order", "scan_top_k", "search_block_max",
+           "sort_into_blocks"]
 
 BLOCK_SIZE = 16  # documents per block (8, 16 and 32 measured in benchmarks/index_benchmark.py)
 _CODES = 255
@@ -343,3 +344,18 @@ def search_block_max(blocks: BlockMax, term_ptr: np.ndarray, term_docs: np.ndarr
         blocks.order, blocks.block_size, term_ptr, term_docs, term_values, forward.ptr, forward.terms,
         forward.values, table, forward.fp16, int(k), first_blocks,
         int(MAX_CANDIDATE_SHARE * num_blocks), sums, dense)
+
+
+def scan_top_k(term_ptr: np.ndarray, term_docs: np.ndarray, term_values: np.ndarray, fp16: bool, num_docs: int,
+               terms: np.ndarray, weights: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The top ``k`` of one query by the compiled scan (:func:`block_max_kernels.scan_top_k`): the exhaustive
+    scan's positions and float64 scores bit for bit, without a dense score vector per query. None when numba is
+    missing or a score is NaN (the caller then runs the reference scan, which reports it)."""
+    kernels = _kernels()
+    if kernels is None:
+        return None
+    sums, _, table = _scratch.get(num_docs, 0)
+    positions, scores, nan = kernels.scan_top_k(np.asarray(terms, dtype=np.int64),
+                                                 np.asarray(weights, dtype=np.float64), term_ptr, term_docs,
+                                                 term_values, table, fp16, int(k), int(num_docs), sums)
+    return None if nan else (positions, scores)

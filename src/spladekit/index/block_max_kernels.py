@@ -1,4 +1,5 @@
-"""Compiled inner loops of block-max pruning (numba, one thread, compiled once and cached on disk).
+"""Compiled inner loops of exact search (numba, one thread, compiled once and cached on disk): block-max pruning
+and the scan that exact mode falls back to when pruning cannot pay.
 
 See :mod:`spladekit.index.block_max` for the algorithm. Stored values reach these loops as they are stored
 (float32/float64 weights, int8 codes, or the uint16 bit patterns of float16 weights, decoded through a
@@ -10,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["block_top_k", "fp16_table"]
+__all__ = ["block_top_k", "fp16_table", "scan_top_k"]
 
 
 def fp16_table() -> np.ndarray:
@@ -174,3 +175,39 @@ def block_top_k(terms, weights, bm_ptr, bm_blocks, bm_codes, bm_counts, bm_start
     positions, scores = positions[by_position], scores[by_position]
     ranked = np.argsort(-scores, kind="mergesort")  # stable: equal scores stay in position order
     return positions[ranked], scores[ranked], False, scored
+
+
+@njit(cache=True, nogil=True)
+def scan_top_k(terms, weights, term_ptr, term_docs, term_values, table, use_table, k, num_docs, sums):
+    """The top ``k`` of one query by the exhaustive scan, compiled: every posting of every query term added
+    into float64 ``sums`` in query-term order (the order, and so the floats, of
+    :func:`spladekit.index.exhaustive.scan_scores`), then the k best of all documents (ties: lower position
+    first, as :func:`~spladekit.index.exhaustive.top_k`).
+
+    ``sums`` is a zero work array of at least ``num_docs`` (N) entries, returned to zeros. Returns (positions,
+    scores, nan): best first; ``nan`` when a score was NaN (nothing returned: the caller rescans to report it).
+    """
+    for i in range(len(terms)):
+        w = weights[i]
+        t = terms[i]
+        for j in range(term_ptr[t], term_ptr[t + 1]):
+            sums[term_docs[j]] += w * _value(term_values, table, use_table, j)
+    heap_s = np.empty(k, dtype=np.float64)
+    heap_p = np.empty(k, dtype=np.int64)
+    size = 0
+    nan = False
+    for p in range(num_docs):
+        s = sums[p]
+        sums[p] = 0.0
+        if s != s:
+            nan = True
+        elif size < k or s > heap_s[0]:  # ascending positions: an equal score never displaces a kept one
+            size = _push(heap_s, heap_p, size, k, s, np.int64(p))
+    if nan:
+        return heap_p[:0], heap_s[:0], True
+    positions = heap_p[:size]
+    scores = heap_s[:size]
+    by_position = np.argsort(positions)
+    positions, scores = positions[by_position], scores[by_position]
+    ranked = np.argsort(-scores, kind="mergesort")  # stable: equal scores stay in position order
+    return positions[ranked], scores[ranked], False
