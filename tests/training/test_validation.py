@@ -124,3 +124,16 @@ def test_texts_longer_than_the_model_limit_train_without_the_tokenizer_length_wa
     assert trainer.state.global_step == 1
     assert "document" in (tmp_path / "saved" / "README.md").read_text()
     assert not [r for r in caplog.records if "sequence length is longer" in r.getMessage()]
+
+
+def test_a_wrapper_names_the_loss_it_wraps_not_the_part_whose_columns_rule(tiny_splade, caplog):
+    from spladekit.losses import SparseContrastiveDistillLoss
+    from spladekit.training.validation import log_column_usage
+
+    loss = SpladeLoss(tiny_splade, SparseContrastiveDistillLoss(tiny_splade), query_regularizer_weight=5e-5,
+                      document_regularizer_weight=3e-5)
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        log_column_usage(loss, ["query", "document", "negative_1", "scores"], "scores", "train_dataset")
+    assert _messages(caplog, logging.INFO) == [
+        "train_dataset: SpladeLoss(SparseContrastiveDistillLoss) uses 'query' as the query, 'document' as the "
+        "positive, 'negative_1' as a negative, 'scores' as the label."]

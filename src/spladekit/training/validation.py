@@ -68,7 +68,9 @@ def log_column_usage(loss: SparseLoss, columns: list[str], label: str | None, wh
     usage = loss.column_usage(columns, label)
     line = ", ".join(f"{column!r} as {role}" for column, role in usage)
     name = type(loss).__name__
-    inner = type(loss.column_contract()).__name__
+    # a wrapper names the loss it wraps (SpladeLoss(SparseContrastiveDistillLoss)), not the part whose columns
+    # rule (column_contract(): there the distillation part)
+    inner = type(getattr(loss, "loss", loss)).__name__
     who = name if inner == name else f"{name}({inner})"
     text_count = len([c for c in columns if c != label])
     surprising = text_count > loss.column_contract().min_text_columns or (label is not None and not loss.takes_labels)
