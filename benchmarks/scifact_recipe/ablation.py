@@ -41,6 +41,7 @@ HYBRID_1 = "data.hard_negatives={num_negatives: 1, relative_margin: 0.05, range_
 HYBRID_4 = "data.hard_negatives={num_negatives: 4, relative_margin: 0.05, range_max: 50, batch_size: 64, " \
            "output_format: n-tuple, " + TEACHER + "}"
 HYBRID_4_SCORED = HYBRID_4.replace("n-tuple,", "n-tuple, output_scores: true,")
+MNRL = "loss.base_loss=SparseMultipleNegativesRankingLoss"  # the recipe's loss until 2026-12-03
 KL = "loss.base_loss=SparseDistillKLDivLoss"
 MARGIN_MSE = "loss.base_loss=SparseMarginMSELoss"
 CONTRASTIVE_DISTILL = "loss.base_loss=SparseContrastiveDistillLoss"  # MNRL + KL (T = 2) on the teacher's scores, 1:1
@@ -54,6 +55,7 @@ VARIANTS: dict[str, list[str]] = {
     "+ bf16": [NEGATIVES_10, "training.num_train_epochs=4", "training.bf16=true"],
     "+ negatives from the top 50": [NEGATIVES_50, "training.num_train_epochs=4",
                                                        "training.bf16=true"],
+    # the recipe from 2026-11 to 2026-12-03 (its name kept so that its recorded runs stay tied to it)
     "+ lr 1e-4 (= the recipe)": [NEGATIVES_50, "training.num_train_epochs=4", "training.bf16=true",
                                  "training.learning_rate=1e-4"],
     # screening for the raised recipe (issue 23), each one change to the 2026-11 recipe above
@@ -76,15 +78,31 @@ VARIANTS: dict[str, list[str]] = {
                                                    "training.bf16=true", "training.learning_rate=1e-4"],
     "hybrid 4 negatives: contrastive": [HYBRID_4, "training.num_train_epochs=4", "training.bf16=true",
                                         "training.learning_rate=1e-4"],
+    # the recipe since 2026-12-03
     "hybrid 4 negatives: contrastive + KL distillation": [HYBRID_4_SCORED, CONTRASTIVE_DISTILL,
                                                           "training.num_train_epochs=4", "training.bf16=true",
                                                           "training.learning_rate=1e-4"],
+    # screening (issue 23, third part): one change each to "hybrid 4 negatives: contrastive + KL distillation"
+    "hybrid 4: distillation weight 2": [HYBRID_4_SCORED, CONTRASTIVE_DISTILL, "loss.base_loss_args={distill_weight: 2.0}",
+                                        "training.num_train_epochs=4", "training.bf16=true",
+                                        "training.learning_rate=1e-4"],
+    "hybrid 4: temperature 1": [HYBRID_4_SCORED, CONTRASTIVE_DISTILL, "loss.base_loss_args={temperature: 1.0}",
+                                "training.num_train_epochs=4", "training.bf16=true", "training.learning_rate=1e-4"],
+    "hybrid 8 negatives: contrastive + KL distillation": [HYBRID_4_SCORED.replace("num_negatives: 4", "num_negatives: 8"),
+                                                          CONTRASTIVE_DISTILL, "training.num_train_epochs=4",
+                                                          "training.bf16=true", "training.learning_rate=1e-4"],
+    "hybrid 4: 6 epochs": [HYBRID_4_SCORED, CONTRASTIVE_DISTILL, "training.num_train_epochs=6", "training.bf16=true",
+                           "training.learning_rate=1e-4"],
     # not a step: the recipe asked for sparser vectors through SpladeTargetSparsityCallback
     "recipe + target sparsity q40/d200": [NEGATIVES_50, "training.num_train_epochs=4", "training.bf16=true",
                                          "training.learning_rate=1e-4",
                                          "loss.target_sparsity={query_target_active_dims: 40, "
                                          "document_target_active_dims: 200}"],
 }
+# The variants defined before the recipe moved to distillation (2026-12-03) trained with MNRL, the recipe's loss then.
+for _overrides in VARIANTS.values():
+    if not any(override.startswith("loss.base_loss=") for override in _overrides):
+        _overrides.insert(0, MNRL)
 
 
 def split_train_queries(folder: Path) -> Path:
