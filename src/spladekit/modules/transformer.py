@@ -15,7 +15,6 @@ from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokeni
 
 from spladekit.checks import check_positive_int
 from spladekit.modules.adapters import adapter_base_model, has_adapters, load_adapter, save_adapter
-from spladekit.modules.cast_once_linear import use_cast_once_linear
 from spladekit.modules.lean_attention import use_lean_attention
 from spladekit.modules.lean_dropout import use_lean_dropout
 from spladekit.modules.mlm_head import resolve_mlm_head
@@ -80,9 +79,7 @@ class Transformer(InputModule):
             A model that loads with transformers' default ``"sdpa"`` attention is switched to
             :mod:`~spladekit.modules.lean_attention` and its ``nn.Dropout`` modules to
             :mod:`~spladekit.modules.lean_dropout` (the same outputs in inference; in training on the CPU,
-            attention and dropout masks that keep nothing of size T x T or tokens x hidden for the backward pass)
-            and its ``nn.Linear`` modules to :mod:`~spladekit.modules.cast_once_linear` (under CPU autocast, the
-            same results with weights cast to bf16 / fp16 once per optimizer step, not once per forward call);
+            attention and dropout masks that keep nothing of size T x T or tokens x hidden for the backward pass);
             ``model_kwargs={"attn_implementation": ...}`` keeps the model as transformers builds it.
         cache_folder, revision, token, local_files_only, trust_remote_code: Hub loading options.
         tokenizer_name_or_path: load the tokenizer from here instead.
@@ -175,7 +172,6 @@ class Transformer(InputModule):
         self.auto_model: PreTrainedModel = self._load_model(source, config, hub, model_kwargs)
         if "attn_implementation" not in model_kwargs and use_lean_attention(self.auto_model):
             use_lean_dropout(self.auto_model)
-            use_cast_once_linear(self.auto_model)
         if base is not None:
             load_adapter(self.auto_model, model_name_or_path, is_trainable=True)
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_name_or_path or model_name_or_path, **hub,
