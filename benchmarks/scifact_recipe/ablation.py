@@ -91,6 +91,9 @@ VARIANTS: dict[str, list[str]] = {
     "hybrid 8 negatives: contrastive + KL distillation": [HYBRID_4_SCORED.replace("num_negatives: 4", "num_negatives: 8"),
                                                           CONTRASTIVE_DISTILL, "training.num_train_epochs=4",
                                                           "training.bf16=true", "training.learning_rate=1e-4"],
+    "hybrid 8 negatives: 6 epochs": [HYBRID_4_SCORED.replace("num_negatives: 4", "num_negatives: 8"),
+                                     CONTRASTIVE_DISTILL, "training.num_train_epochs=6", "training.bf16=true",
+                                     "training.learning_rate=1e-4"],
     "hybrid 4: 6 epochs": [HYBRID_4_SCORED, CONTRASTIVE_DISTILL, "training.num_train_epochs=6", "training.bf16=true",
                            "training.learning_rate=1e-4"],
     # not a step: the recipe asked for sparser vectors through SpladeTargetSparsityCallback
