@@ -70,6 +70,17 @@ def _push(heap_s, heap_p, size, k, s, p):
 
 
 @njit(cache=True, nogil=True)
+def _ranked(heap_p, heap_s, size):
+    """The ``size`` hits of the heap, best first; equal scores by position (lower first)."""
+    positions = heap_p[:size]
+    scores = heap_s[:size]
+    by_position = np.argsort(positions)
+    positions, scores = positions[by_position], scores[by_position]
+    ranked = np.argsort(-scores, kind="mergesort")  # stable: equal scores stay in position order
+    return positions[ranked], scores[ranked]
+
+
+@njit(cache=True, nogil=True)
 def _visit(b, block_size, order, doc_ptr, doc_terms, doc_values, table, use_table, dense, heap_s, heap_p,
            size, k):
     """Scores the documents of block ``b`` exactly and offers them to the heap; returns (size, NaN seen)."""
@@ -169,12 +180,8 @@ def block_top_k(terms, weights, bm_ptr, bm_blocks, bm_codes, bm_counts, bm_start
             size = _push(heap_s, heap_p, size, k, s, np.int64(p))
     if nan:
         return heap_p[:0], heap_s[:0], True, scored
-    positions = heap_p[:size]
-    scores = heap_s[:size]
-    by_position = np.argsort(positions)
-    positions, scores = positions[by_position], scores[by_position]
-    ranked = np.argsort(-scores, kind="mergesort")  # stable: equal scores stay in position order
-    return positions[ranked], scores[ranked], False, scored
+    positions, scores = _ranked(heap_p, heap_s, size)
+    return positions, scores, False, scored
 
 
 @njit(cache=True, nogil=True)
@@ -205,9 +212,5 @@ def scan_top_k(terms, weights, term_ptr, term_docs, term_values, table, use_tabl
             size = _push(heap_s, heap_p, size, k, s, np.int64(p))
     if nan:
         return heap_p[:0], heap_s[:0], True
-    positions = heap_p[:size]
-    scores = heap_s[:size]
-    by_position = np.argsort(positions)
-    positions, scores = positions[by_position], scores[by_position]
-    ranked = np.argsort(-scores, kind="mergesort")  # stable: equal scores stay in position order
-    return positions[ranked], scores[ranked], False
+    positions, scores = _ranked(heap_p, heap_s, size)
+    return positions, scores, False

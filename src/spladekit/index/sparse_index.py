@@ -470,8 +470,9 @@ class SparseIndex(IndexBuilders, SparseSearchIndex):
         return positions, values
 
     def _scan_top_k(self, terms: np.ndarray, weights: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The exhaustive scan's top k: compiled when numba is installed (the same floats, about 2x faster),
-        else (and to report a NaN score) the reference scan."""
+        """The exhaustive scan's top k: compiled when numba is installed (the same floats; 2x faster at 100,000
+        documents, no faster at 300,000, where the float64 sums outgrow the cache), else (and to report a NaN
+        score) the reference scan."""
         store = self._store
         found = block_max.scan_top_k(store.indptr, store.indices, store.data,
                                      self._quantization is Quantization.FLOAT16, store.shape[1], terms, weights, k)
